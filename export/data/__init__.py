@@ -1,0 +1,1 @@
+"""Synthetic tabletop data: scene rendering, COCO writing/reading, training batches."""
