@@ -1,0 +1,157 @@
+"""3D helpers for grasps: robust depth, back-projection, poses, hand-eye.
+
+Frames: the camera frame is OpenCV's (x right, y down, z forward, metres);
+the robot base frame is whatever the hand-eye matrix maps into (its +z is
+taken as the table normal for yaw). Image points are continuous pixel
+coordinates (pixel ``i`` covers ``[i, i+1)``); OpenCV's intrinsics put pixel
+centres at integers, so ``0.5`` is subtracted before undistorting.
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+from edgeseg.grasp.types import CameraIntrinsics, Pose3D, TablePlane, wrap_half_turn
+from edgeseg.result import CroppedMask
+
+DEPTH_ERODE_PX = 3  # erosion radius before taking the median depth, pixels
+
+
+def check_depth(depth: np.ndarray, image_size: tuple[int, int]) -> None:
+    """Raises TypeError/ValueError unless ``depth`` is an aligned depth image.
+
+    Args:
+        depth: ``(H, W)`` uint16 millimetres or float32/float64 metres; 0 or
+            non-finite = no reading.
+        image_size: ``(H, W)`` of the colour image the masks belong to.
+    """
+    if not isinstance(depth, np.ndarray):
+        raise TypeError(f"depth must be a numpy array, got {type(depth).__name__}")
+    if depth.dtype not in (np.uint16, np.float32, np.float64):
+        raise TypeError(f"depth must be uint16 (mm) or float32/float64 (m), got {depth.dtype}")
+    if depth.shape != tuple(image_size):
+        raise ValueError(f"depth must be aligned to the image: expected shape {tuple(image_size)}, got {depth.shape}")
+
+
+def robust_depth(depth: np.ndarray, mask: CroppedMask) -> float | None:
+    """Median depth in metres over the eroded mask, ignoring missing readings.
+
+    Erosion by :data:`DEPTH_ERODE_PX` drops the mask border where depth
+    bleeds into the background; a mask too thin to survive it is used as is.
+
+    Args:
+        depth: ``(H, W)`` uint16 millimetres or float metres (see check_depth).
+        mask: The instance's cropped mask.
+
+    Returns:
+        The median depth in metres, or None when no valid reading lies inside.
+    """
+    bm = mask.bitmap.astype(np.uint8)
+    k = 2 * DEPTH_ERODE_PX + 1
+    eroded = cv2.erode(bm, np.ones((k, k), np.uint8), borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    sel = eroded.astype(bool) if eroded.any() else mask.bitmap
+    h, w = mask.bitmap.shape
+    vals = depth[mask.y0 : mask.y0 + h, mask.x0 : mask.x0 + w][sel]
+    vals = vals[(vals > 0) & np.isfinite(vals)] if vals.dtype.kind == "f" else vals[vals > 0]
+    if vals.size == 0:
+        return None
+    z = float(np.median(vals))
+    return z * 0.001 if depth.dtype == np.uint16 else z
+
+
+def pixel_rays(camera: CameraIntrinsics, points_xy: np.ndarray) -> np.ndarray:
+    """Undistorted viewing rays ``(N, 3)`` with z = 1 for image points ``(N, 2)``."""
+    pts = np.asarray(points_xy, np.float64).reshape(-1, 1, 2) - 0.5
+    if camera.dist:
+        norm = cv2.undistortPoints(pts, camera.matrix, np.asarray(camera.dist, np.float64)).reshape(-1, 2)
+    else:
+        norm = (pts.reshape(-1, 2) - (camera.cx, camera.cy)) / (camera.fx, camera.fy)
+    return np.hstack([norm, np.ones((len(norm), 1))])
+
+
+def points_at_depth(camera: CameraIntrinsics, points_xy: np.ndarray, z: float) -> np.ndarray:
+    """Back-projects image points to ``(N, 3)`` camera-frame points at depth ``z`` (metres)."""
+    return pixel_rays(camera, points_xy) * z
+
+
+def points_on_plane(camera: CameraIntrinsics, points_xy: np.ndarray, plane: TablePlane) -> np.ndarray | None:
+    """Intersects the image points' rays with ``plane``; None if any ray misses it."""
+    rays = pixel_rays(camera, points_xy)
+    n = np.asarray(plane.normal, np.float64)
+    denom = rays @ n
+    if np.any(np.abs(denom) < 1e-9):
+        return None
+    t = -plane.offset / denom
+    if np.any(t <= 0):
+        return None
+    return rays * t[:, None]
+
+
+def check_hand_eye(hand_eye: np.ndarray) -> np.ndarray:
+    """Validates a ``(4, 4)`` rigid transform (camera -> robot base); returns it as float64."""
+    m = np.asarray(hand_eye, np.float64)
+    if m.shape != (4, 4):
+        raise ValueError(f"hand_eye must be a 4x4 matrix, got shape {m.shape}")
+    r = m[:3, :3]
+    if not np.allclose(r @ r.T, np.eye(3), atol=1e-4) or abs(np.linalg.det(r) - 1) > 1e-4:
+        raise ValueError("hand_eye rotation part must be orthonormal with determinant +1")
+    if not np.allclose(m[3], (0, 0, 0, 1)):
+        raise ValueError(f"hand_eye last row must be (0, 0, 0, 1), got {tuple(m[3])}")
+    return m
+
+
+def quaternion_from_matrix(r: np.ndarray) -> tuple[float, float, float, float]:
+    """``(qx, qy, qz, qw)`` of a rotation matrix, with qw >= 0."""
+    tr = r[0, 0] + r[1, 1] + r[2, 2]
+    if tr > 0:
+        s = math.sqrt(tr + 1.0) * 2
+        q = ((r[2, 1] - r[1, 2]) / s, (r[0, 2] - r[2, 0]) / s, (r[1, 0] - r[0, 1]) / s, 0.25 * s)
+    else:
+        i = int(np.argmax(np.diag(r)))
+        j, k = (i + 1) % 3, (i + 2) % 3
+        s = math.sqrt(1.0 + r[i, i] - r[j, j] - r[k, k]) * 2
+        q = [0.0, 0.0, 0.0, (r[k, j] - r[j, k]) / s]
+        q[i] = 0.25 * s
+        q[j] = (r[j, i] + r[i, j]) / s
+        q[k] = (r[k, i] + r[i, k]) / s
+    q = np.asarray(q)
+    q = q / np.linalg.norm(q)
+    if q[3] < 0:
+        q = -q
+    return tuple(float(v) for v in q)
+
+
+def make_pose(position: np.ndarray, closing: np.ndarray, approach: np.ndarray, up: np.ndarray) -> Pose3D:
+    """Builds a gripper pose: z = approach, x = closing (orthogonalised), y = z x x.
+
+    Args:
+        position: ``(3,)`` metres.
+        closing: ``(3,)`` closing direction (any length, not parallel to approach).
+        approach: ``(3,)`` direction the gripper moves in along (into the scene).
+        up: ``(3,)`` axis the yaw is measured about (its sign does not matter).
+    """
+    z = approach / np.linalg.norm(approach)
+    x = closing - (closing @ z) * z
+    x = x / np.linalg.norm(x)
+    y = np.cross(z, x)
+    rot = np.column_stack([x, y, z])
+    # Yaw of the closing direction about `up`, measured from the frame's x axis
+    # projected onto the plane normal to `up`.
+    u = up / np.linalg.norm(up)
+    ref = np.array([1.0, 0, 0]) if abs(u[0]) < 0.9 else np.array([0, 1.0, 0])
+    e1 = ref - (ref @ u) * u
+    e1 /= np.linalg.norm(e1)
+    e2 = np.cross(u, e1)
+    yaw = wrap_half_turn(math.atan2(x @ e2, x @ e1))
+    return Pose3D(tuple(float(v) for v in position), quaternion_from_matrix(rot), yaw, rot)
+
+
+def transform_pose(pose: Pose3D, hand_eye: np.ndarray) -> Pose3D:
+    """Maps a camera-frame pose into the robot base frame (yaw about base +z)."""
+    r, t = hand_eye[:3, :3], hand_eye[:3, 3]
+    rot = r @ pose.rotation
+    pos = r @ np.asarray(pose.position) + t
+    return make_pose(pos, rot[:, 0], rot[:, 2], np.array([0.0, 0.0, 1.0]))
