@@ -1,0 +1,63 @@
+"""Robot output hooks: every frame's Result and grasps go to one or more sinks.
+
+A hook is opened from a URL whose scheme picks the module (imported late, as
+pyserial does for its URL handlers)::
+
+    serial:///dev/ttyUSB0?baud=115200   binary protocol over a serial port
+    loop:// spy://... socket://...     any other pyserial URL, same hook
+    udp://127.0.0.1:9870               one datagram per frame (binary; ?format=json)
+    jsonl:-  jsonl:/path/file.jsonl    JSON lines to stdout or a file
+    mem://                             in memory (tests, demos)
+    callback                           a Python function (pass fn=...)
+
+Options come from the query string (``?queue_size=2&drop=newest``) or as
+keyword arguments (which win). Common to all: ``queue_size``, ``drop``,
+``max_grasps``; see each hook class for its own.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from edgeseg.hooks.base import Hook, HookItem, HookStats
+
+# scheme -> "module:Class"; extend by adding an entry.
+SCHEMES: dict[str, str] = {
+    "serial": "edgeseg.hooks.serial:SerialHook",
+    "udp": "edgeseg.hooks.udp:UdpHook",
+    "jsonl": "edgeseg.hooks.jsonl:JsonlHook",
+    "mem": "edgeseg.hooks.mem:MemoryHook",
+    "callback": "edgeseg.hooks.callback:CallbackHook",
+}
+PYSERIAL_SCHEMES = ("loop", "spy", "socket", "rfc2217", "alt", "hwgrid", "cp2110")
+for _s in PYSERIAL_SCHEMES:
+    SCHEMES[_s] = SCHEMES["serial"]
+
+
+def hook_class(url: str) -> type[Hook]:
+    """The Hook class that handles ``url`` (by scheme; a bare device path means serial)."""
+    if not isinstance(url, str) or not url:
+        raise TypeError(f"hook URL must be a non-empty str, got {url!r}")
+    scheme = url.split(":", 1)[0].lower() if ":" in url else ("callback" if url == "callback" else "")
+    if not scheme and url.startswith("/"):
+        scheme = "serial"
+    if scheme not in SCHEMES:
+        raise ValueError(f"unknown hook URL {url!r}: expected one of the schemes {sorted(SCHEMES)} "
+                         "or a device path like /dev/ttyUSB0")
+    module, cls = SCHEMES[scheme].split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def open_hook(url: str, **opts) -> Hook:
+    """Opens the hook for ``url``; keyword options override query-string ones.
+
+    Example::
+
+        hook = open_hook("serial:///dev/ttyACM0?baud=115200&ack=1")
+        hook(result, grasps)   # per frame, never blocks
+        hook.close()
+    """
+    return hook_class(url).from_url(url, **opts)
+
+
+__all__ = ["Hook", "HookItem", "HookStats", "SCHEMES", "hook_class", "open_hook"]
