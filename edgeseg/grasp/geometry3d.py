@@ -121,7 +121,7 @@ def quaternion_from_matrix(r: np.ndarray) -> tuple[float, float, float, float]:
     q = q / np.linalg.norm(q)
     if q[3] < 0:
         q = -q
-    return tuple(float(v) for v in q)
+    return tuple(float(v) + 0.0 for v in q)  # + 0.0 turns -0.0 into 0.0
 
 
 def make_pose(position: np.ndarray, closing: np.ndarray, approach: np.ndarray, up: np.ndarray) -> Pose3D:
