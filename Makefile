@@ -1,0 +1,42 @@
+# Two commands set everything up on a fresh machine:
+#   make demo   installs the lean runtime into .venv and segments the sample images
+#   make test   installs everything (export extra included) and runs the whole suite
+# Both are idempotent: stamps skip installs that are already done.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip --disable-pip-version-check
+SRC    := pyproject.toml $(wildcard setup.py) $(wildcard edgeseg/_c/*.c edgeseg/_c/*.h)
+
+.PHONY: demo test install install-dev lint clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip setuptools wheel
+
+$(VENV)/.runtime: $(PY) $(SRC)
+	$(PIP) install -q -e .
+	touch $@
+
+# torch first, pinned: the CPU build lies on local disk; letting an extra
+# resolve "torch" alone could pull a multi-GB CUDA build.
+$(VENV)/.dev: $(PY) $(SRC)
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e '.[export,tflite,dev]'
+	touch $@ $(VENV)/.runtime
+
+install: $(VENV)/.runtime
+install-dev: $(VENV)/.dev
+
+demo: $(VENV)/.runtime
+	$(VENV)/bin/edgeseg run edgeseg/assets/samples --out out/demo
+
+test: $(VENV)/.dev
+	$(PY) -m pytest -q
+
+lint: $(VENV)/.dev
+	$(VENV)/bin/ruff check edgeseg export tests
+
+clean:
+	rm -rf out build *.egg-info

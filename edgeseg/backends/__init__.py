@@ -1,0 +1,71 @@
+"""Inference backends, one module per runtime library, chosen by bundle format.
+
+Every backend meets :class:`Backend`: built by its module's ``load()`` from a
+verified bundle and the board's :class:`~edgeseg.device_config.BackendOptions`,
+it runs one input tensor and returns the outputs by manifest name. The
+registry maps the manifest's ``format`` to a module path, imported late, so a
+board without TFLite never imports it (and vice versa).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Protocol
+
+import numpy as np
+
+from edgeseg.bundle import Bundle
+from edgeseg.device_config import BackendOptions
+
+#: Manifest ``format`` -> module implementing ``load(bundle, options) -> Backend``.
+REGISTRY: dict[str, str] = {
+    "onnx": "edgeseg.backends.onnxruntime",
+    "tflite": "edgeseg.backends.tflite",
+}
+
+
+class BackendUnavailable(ImportError):
+    """The library a backend needs is not installed (the message names the pip extra)."""
+
+
+class Backend(Protocol):
+    """What the runtime needs from an inference backend."""
+
+    #: Human-readable description of what actually runs (e.g. the ORT provider).
+    device: str
+
+    def run(self, tensor: np.ndarray) -> dict[str, np.ndarray]:
+        """Runs one preprocessed input tensor; returns outputs keyed by manifest name."""
+        ...
+
+    def close(self) -> None:
+        """Releases the session / interpreter."""
+        ...
+
+
+def load_backend(bundle: Bundle, options: BackendOptions) -> Backend:
+    """Opens the backend for ``bundle.manifest.format``."""
+    fmt = bundle.manifest.format
+    if fmt not in REGISTRY:
+        raise ValueError(f"no backend for bundle format {fmt!r}; known: {sorted(REGISTRY)}")
+    module = importlib.import_module(REGISTRY[fmt])
+    return module.load(bundle, options)
+
+
+def available_backends() -> dict[str, str]:
+    """Format -> library version, or why it is unavailable (for ``edgeseg info``)."""
+    status = {}
+    for fmt, path in REGISTRY.items():
+        try:
+            status[fmt] = importlib.import_module(path).library_version()
+        except BackendUnavailable as exc:
+            status[fmt] = f"unavailable ({exc})"
+    return status
+
+
+def check_input(tensor: np.ndarray, shape: tuple[int, ...], dtype: str) -> None:
+    """Raises ValueError unless ``tensor`` has the model's input shape and dtype."""
+    if tuple(tensor.shape) != tuple(shape) or tensor.dtype != np.dtype(dtype):
+        raise ValueError(
+            f"model input must be {dtype} {tuple(shape)}, got {tensor.dtype} {tuple(tensor.shape)}"
+        )

@@ -1,0 +1,109 @@
+"""ONNX Runtime backend: session options and execution providers from the device config."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from edgeseg.backends import BackendUnavailable, check_input
+from edgeseg.bundle import Bundle
+from edgeseg.device_config import BackendOptions, ProviderSpec
+
+log = logging.getLogger(__name__)
+
+
+def _ort():
+    try:
+        import onnxruntime
+    except ImportError as exc:  # pragma: no cover - onnxruntime is a core dependency
+        raise BackendUnavailable("onnxruntime is not installed: pip install edgeseg") from exc
+    return onnxruntime
+
+
+def library_version() -> str:
+    ort = _ort()
+    return f"onnxruntime {ort.__version__} ({', '.join(ort.get_available_providers())})"
+
+
+def resolve_providers(requested: tuple[ProviderSpec, ...], available: list[str]) -> list[tuple[str, dict]]:
+    """Keeps the requested providers this build has, in order; CPU always last.
+
+    Logs one line per requested provider that is missing, naming the one used
+    instead, so a board silently running on CPU is visible in its log.
+    """
+    chosen: list[tuple[str, dict]] = []
+    missing: list[str] = []
+    for spec in requested:
+        if spec.name in available:
+            if spec.name not in (name for name, _ in chosen):
+                chosen.append((spec.name, dict(spec.options)))
+        else:
+            missing.append(spec.name)
+    if "CPUExecutionProvider" not in (name for name, _ in chosen):
+        chosen.append(("CPUExecutionProvider", {}))
+    for name in missing:
+        log.warning(
+            "onnxruntime execution provider %s is not available in this build (available: %s); "
+            "falling back to %s",
+            name,
+            ", ".join(available),
+            chosen[0][0],
+        )
+    return chosen
+
+
+class OnnxRuntimeBackend:
+    """One ONNX Runtime inference session for a bundle.
+
+    Args:
+        bundle: Verified bundle whose model is an ``.onnx`` file.
+        options: Threads, graph optimization and providers of the board.
+    """
+
+    def __init__(self, bundle: Bundle, options: BackendOptions) -> None:
+        ort = _ort()
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = options.threads
+        so.inter_op_num_threads = 1
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        so.graph_optimization_level = {
+            "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+            "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+            "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+            "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+        }[options.graph_optimization]
+        providers = resolve_providers(options.providers, ort.get_available_providers())
+        try:
+            self.session = ort.InferenceSession(
+                str(bundle.model_path),
+                sess_options=so,
+                providers=[name for name, _ in providers],
+                provider_options=[opts for _, opts in providers],
+            )
+        except Exception as exc:  # ORT raises its own exception types
+            raise ValueError(f"onnxruntime could not load {bundle.model_path}: {exc}") from exc
+        self.device = self.session.get_providers()[0]
+        log.info("onnxruntime %s running %s on %s", ort.__version__, bundle.manifest.name, self.device)
+        manifest = bundle.manifest
+        self._input = manifest.input
+        self._output_names = [o.name for o in manifest.outputs]
+        inputs = {i.name for i in self.session.get_inputs()}
+        outputs = {o.name for o in self.session.get_outputs()}
+        if manifest.input.name not in inputs:
+            raise ValueError(f"model has inputs {sorted(inputs)}, manifest names input {manifest.input.name!r}")
+        missing = [n for n in self._output_names if n not in outputs]
+        if missing:
+            raise ValueError(f"model has outputs {sorted(outputs)}, manifest names {missing} that it lacks")
+
+    def run(self, tensor: np.ndarray) -> dict[str, np.ndarray]:
+        check_input(tensor, self._input.shape, self._input.dtype)
+        values = self.session.run(self._output_names, {self._input.name: tensor})
+        return dict(zip(self._output_names, values))
+
+    def close(self) -> None:
+        self.session = None
+
+
+def load(bundle: Bundle, options: BackendOptions) -> OnnxRuntimeBackend:
+    return OnnxRuntimeBackend(bundle, options)

@@ -1,0 +1,187 @@
+"""Bundles: a manifest plus model file(s), verified before anything runs.
+
+A bundle is a directory holding ``manifest.json`` and the files it lists, or
+the same packed into one uncompressed tar (``.edgeseg`` / ``.tar``). Loading
+checks the schema and the sha256 and size of every listed file, and refuses
+anything unlisted in a packed bundle, so a half-copied or tampered bundle
+fails with a message naming the file instead of running a wrong model.
+Nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tarfile
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edgeseg.manifest import FileEntry, Manifest, ManifestError, parse_manifest
+
+MANIFEST_NAME = "manifest.json"
+PACKED_SUFFIXES = (".edgeseg", ".tar")
+
+
+class BundleError(ValueError):
+    """A bundle that cannot be used: missing files, bad hashes, bad manifest."""
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A verified bundle on disk.
+
+    Attributes:
+        root: Directory holding ``manifest.json`` and the model files (for a
+            packed bundle, a private extraction directory).
+        manifest: The parsed manifest.
+        source: What the user passed (directory or packed file).
+    """
+
+    root: Path
+    manifest: Manifest
+    source: Path
+    # Keeps a packed bundle's extraction directory alive; removed with the Bundle.
+    workdir: tempfile.TemporaryDirectory | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def model_path(self) -> Path:
+        return self.root / self.manifest.model
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _read_manifest(path: Path) -> Manifest:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise BundleError(f"bundle {path.parent} has no {MANIFEST_NAME}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BundleError(f"{path} is not valid JSON (truncated or corrupt?): {exc}") from None
+    try:
+        return parse_manifest(data)
+    except ManifestError as exc:
+        raise BundleError(f"{path}: {exc}") from None
+
+
+def _verify_files(root: Path, manifest: Manifest) -> None:
+    if manifest.model not in manifest.files:
+        raise BundleError(f"manifest lists model {manifest.model!r} but has no hash for it in 'files'")
+    for name, entry in manifest.files.items():
+        rel = Path(name)
+        if rel.is_absolute() or ".." in rel.parts:
+            raise BundleError(f"manifest file name {name!r} escapes the bundle directory")
+        path = root / rel
+        if not path.is_file():
+            raise BundleError(f"bundle {root} is missing file {name!r} listed in the manifest")
+        size = path.stat().st_size
+        if size != entry.size:
+            raise BundleError(
+                f"bundle file {name!r} has {size} bytes, manifest says {entry.size} (truncated or replaced?)"
+            )
+        digest = sha256_file(path)
+        if digest != entry.sha256:
+            raise BundleError(
+                f"bundle file {name!r} sha256 mismatch: manifest {entry.sha256[:16]}..., file {digest[:16]}..."
+            )
+
+
+def _extract_packed(path: Path) -> tempfile.TemporaryDirectory:
+    """Extracts a packed bundle into a fresh private directory, safely."""
+    try:
+        tar = tarfile.open(path, "r:")
+    except (tarfile.TarError, OSError) as exc:
+        raise BundleError(f"{path} is not a readable bundle archive: {exc}") from None
+    workdir = tempfile.TemporaryDirectory(prefix="edgeseg-bundle-")
+    dest = Path(workdir.name)
+    try:
+        with tar:
+            members = tar.getmembers()
+            for m in members:
+                rel = Path(m.name)
+                if not m.isfile() or rel.is_absolute() or ".." in rel.parts or len(rel.parts) != 1:
+                    raise BundleError(
+                        f"{path}: member {m.name!r} is not a plain top-level file; refusing the archive"
+                    )
+            tar.extractall(dest, filter="data")
+    except BaseException:
+        workdir.cleanup()
+        raise
+    return workdir
+
+
+def load_bundle(path: str | Path) -> Bundle:
+    """Loads and verifies a bundle directory or packed ``.edgeseg`` / ``.tar`` file.
+
+    Raises:
+        BundleError: with the problem named (missing file, hash mismatch,
+            truncated manifest, unknown schema version, wrong output roles,
+            unlisted file in a packed bundle).
+    """
+    source = Path(path)
+    if not source.exists():
+        raise BundleError(f"bundle {source} does not exist")
+    workdir = None
+    if source.is_dir():
+        root = source
+    elif source.suffix in PACKED_SUFFIXES:
+        workdir = _extract_packed(source)
+        root = Path(workdir.name)
+    else:
+        raise BundleError(f"{source} is neither a bundle directory nor a {'/'.join(PACKED_SUFFIXES)} file")
+    manifest = _read_manifest(root / MANIFEST_NAME)
+    _verify_files(root, manifest)
+    if root != source:
+        extra = {p.name for p in root.iterdir()} - set(manifest.files) - {MANIFEST_NAME}
+        if extra:
+            raise BundleError(f"{source} holds files not listed in its manifest: {sorted(extra)}")
+    return Bundle(root=root, manifest=manifest, source=source, workdir=workdir)
+
+
+def write_bundle(out_dir: str | Path, manifest: Manifest, files: dict[str, Path], *, force: bool = False) -> Bundle:
+    """Writes a bundle directory: copies ``files`` and a manifest with their hashes.
+
+    Args:
+        out_dir: Directory to create.
+        manifest: Manifest to write; its ``files`` are recomputed here.
+        files: Bundle-relative name -> source path; must include ``manifest.model``.
+        force: Replace an existing bundle at ``out_dir``.
+    """
+    out = Path(out_dir)
+    if (out / MANIFEST_NAME).exists() and not force:
+        raise BundleError(f"{out} already holds a bundle; pass force=True (--force) to overwrite it")
+    if manifest.model not in files:
+        raise BundleError(f"files must include the model {manifest.model!r}")
+    out.mkdir(parents=True, exist_ok=True)
+    entries: dict[str, FileEntry] = {}
+    for name, src in files.items():
+        dst = out / name
+        if Path(src).resolve() != dst.resolve():
+            shutil.copyfile(src, dst)
+        entries[name] = FileEntry(sha256=sha256_file(dst), size=dst.stat().st_size)
+    final = manifest.replace(files=entries)
+    # Validate what we are about to write with the same parser the device uses.
+    parse_manifest(json.loads(final.to_json()))
+    tmp = out / (MANIFEST_NAME + ".tmp")
+    tmp.write_text(final.to_json(), encoding="utf-8")
+    tmp.replace(out / MANIFEST_NAME)
+    return Bundle(root=out, manifest=final, source=out)
+
+
+def pack_bundle(bundle_dir: str | Path, out_file: str | Path) -> Path:
+    """Packs a verified bundle directory into one uncompressed tar file."""
+    bundle = load_bundle(bundle_dir)
+    out = Path(out_file)
+    with tarfile.open(out, "w:", format=tarfile.PAX_FORMAT) as tar:
+        for name in [MANIFEST_NAME, *bundle.manifest.files]:
+            tar.add(bundle.root / name, arcname=name, recursive=False)
+    return out

@@ -1,0 +1,72 @@
+"""Decoding: raw model outputs -> instances in original-image pixels.
+
+:class:`Decoder` is built once per bundle from its manifest (anchor grid,
+default thresholds) and then called per frame. It picks the compiled C path
+when the extension is importable and the numpy reference otherwise; both take
+the same canonical tensors (:mod:`edgeseg.decode.tensors`), so no backend or
+format has decoder code of its own.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+import numpy as np
+
+from edgeseg.decode import reference
+from edgeseg.decode.options import DecodeOptions, Detections
+from edgeseg.decode.tensors import ProtoTensors, QTensor, proto_tensors
+from edgeseg.manifest import Manifest
+from edgeseg.preprocess import LetterboxInfo
+
+__all__ = ["Decoder", "DecodeOptions", "Detections", "ProtoTensors", "QTensor", "active_path"]
+
+log = logging.getLogger(__name__)
+
+
+def active_path() -> str:
+    """Which mask decoding path is in use: ``"c"`` or ``"numpy"``."""
+    return "numpy"
+
+
+class Decoder:
+    """Per-bundle decoder for the ``proto`` family.
+
+    Args:
+        manifest: Bundle manifest (family, output roles, anchors, thresholds).
+    """
+
+    def __init__(self, manifest: Manifest) -> None:
+        if manifest.family != "proto":
+            raise ValueError(f"no decoder for model family {manifest.family!r} in this edgeseg version")
+        self.manifest = manifest
+        self.options = DecodeOptions.from_manifest(manifest)
+        inp = manifest.input
+        self._grid = None
+        if self.options.box_encoding == "ltrb":
+            anchors = manifest.anchors
+            self._grid = reference.anchor_grid((inp.height, inp.width), anchors.strides, anchors.offset)
+
+    @property
+    def anchor_count(self) -> int | None:
+        return None if self._grid is None else int(self._grid[0].shape[0])
+
+    def __call__(
+        self, raw: dict[str, np.ndarray], letterbox: LetterboxInfo, options: DecodeOptions | None = None
+    ) -> Detections:
+        """Decodes one frame.
+
+        Args:
+            raw: Backend outputs, name -> array.
+            letterbox: Geometry of the frame's letterbox.
+            options: Overrides of the manifest's defaults.
+        """
+        opts = options or self.options
+        opts.validate()
+        tensors = proto_tensors(raw, self.manifest, self.anchor_count)
+        return reference.decode_proto(tensors, letterbox, opts, self._grid)
+
+    def with_options(self, **changes) -> DecodeOptions:
+        """The manifest's default options with ``changes`` applied."""
+        return dataclasses.replace(self.options, **changes)

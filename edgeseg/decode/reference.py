@@ -1,0 +1,230 @@
+"""Numpy reference decoder for the ``proto`` family: the semantics the C path matches.
+
+Every step is written so that another implementation can reproduce it bit for
+bit: the order of floating-point operations is spelled out, float32 where the
+data is float32, float64 for coordinate maps and IoU. A C port must compile
+without floating-point contraction (``-ffp-contract=off``).
+
+Steps, per frame:
+
+1. **Candidates.** Per anchor, the best class is the first maximum of the raw
+   score tensor; an anchor is kept when that raw value is >= the score
+   threshold mapped into raw space (``logit(t)`` for sigmoid outputs). The
+   kept anchors are ordered by raw value, descending, ties by anchor index,
+   and cut to ``pre_nms_topk``. Reported scores are ``1 / (1 + exp(-x))``
+   in float32 (sigmoid outputs) or the raw value.
+2. **Boxes** (input pixels, float32): ``ltrb``: ``(cx - l*s, cy - t*s,
+   cx + r*s, cy + b*s)`` with anchor centre ``((j + offset) * s, ...)``;
+   ``xyxy`` as is; ``cxcywh``: ``(cx - w/2, cy - h/2, cx + w/2, cy + h/2)``.
+3. **NMS**, greedy in candidate order: a box is dropped when its IoU (float64)
+   with an already kept box of the same class (any class if class-agnostic)
+   is > the IoU threshold; at most ``max_detections`` are kept.
+4. **Letterbox undo** (float32): ``(u - pad) / scale``, clipped to the image.
+5. **Masks**, only for kept instances, at the original resolution and only
+   inside the box: the pixels whose centres lie in the box
+   (``ceil(x1 - 0.5) .. floor(x2 - 0.5)``, clipped). Pixel centre ``x + 0.5``
+   maps to input ``u = (x + 0.5) * scale_x + pad_left`` and to prototype
+   coordinate ``p = u * (Wp / W_in) - 0.5``, clamped to ``[0, Wp - 1]``
+   (float64). The mask logit at prototype pixels is ``sum_k c[k] * P[k]``
+   accumulated in float32 in order ``k = 0..K-1``; it is interpolated
+   bilinearly (``top = L00 * (1 - fx) + L01 * fx``, the same for the bottom
+   row, ``v = top * (1 - fy) + bottom * fy``, float32) and the mask is
+   ``v > 0`` (sigmoid > 0.5 without the sigmoid; NaN is background).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from edgeseg.decode.options import DecodeOptions, Detections
+from edgeseg.decode.tensors import ProtoTensors
+from edgeseg.preprocess import LetterboxInfo
+from edgeseg.result import CroppedMask
+
+
+def anchor_grid(input_size: tuple[int, int], strides: tuple[int, ...], offset: float) -> tuple[np.ndarray, np.ndarray]:
+    """Anchor centres ``(A, 2)`` float32 (x, y input pixels) and strides ``(A,)`` float32.
+
+    Anchors run stride by stride, rows then columns within each stride.
+    """
+    h, w = input_size
+    centres, stride_col = [], []
+    for s in strides:
+        gy, gx = np.meshgrid(np.arange(h // s, dtype=np.float32), np.arange(w // s, dtype=np.float32), indexing="ij")
+        c = np.stack([(gx.ravel() + np.float32(offset)) * np.float32(s), (gy.ravel() + np.float32(offset)) * np.float32(s)], 1)
+        centres.append(c)
+        stride_col.append(np.full(c.shape[0], s, np.float32))
+    return np.concatenate(centres).astype(np.float32), np.concatenate(stride_col)
+
+
+def raw_score_threshold(threshold: float, activation: str | None) -> float:
+    """The score threshold mapped into the raw output's space."""
+    if activation == "sigmoid":
+        if threshold <= 0.0:
+            return -math.inf
+        if threshold >= 1.0:
+            return math.inf
+        return math.log(threshold / (1.0 - threshold))
+    return threshold
+
+
+def select_candidates(scores: np.ndarray, raw_threshold: float, topk: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Returns ``(anchor_idx, class_id, raw_value)`` of candidates, best first.
+
+    Args:
+        scores: ``(A, C)`` float32 raw scores.
+        raw_threshold: Keep anchors whose best raw value is >= this.
+        topk: Keep at most this many.
+    """
+    cls = np.argmax(scores, axis=1) if scores.shape[0] else np.zeros(0, np.int64)
+    best = scores[np.arange(scores.shape[0]), cls]
+    keep = np.flatnonzero(best >= np.float32(raw_threshold) if math.isfinite(raw_threshold) else (best >= raw_threshold))
+    order = np.argsort(-best[keep], kind="stable")[:topk]
+    idx = keep[order]
+    return idx, cls[idx].astype(np.int32), best[idx]
+
+
+def decode_boxes(raw: np.ndarray, encoding: str, centres: np.ndarray | None, strides: np.ndarray | None) -> np.ndarray:
+    """Decodes ``(N, 4)`` raw box values to XYXY input pixels (float32)."""
+    raw = raw.astype(np.float32, copy=False)
+    out = np.empty((raw.shape[0], 4), np.float32)
+    if encoding == "ltrb":
+        if centres is None or strides is None:
+            raise ValueError("ltrb boxes need the anchor grid (manifest 'anchors')")
+        out[:, 0] = centres[:, 0] - raw[:, 0] * strides
+        out[:, 1] = centres[:, 1] - raw[:, 1] * strides
+        out[:, 2] = centres[:, 0] + raw[:, 2] * strides
+        out[:, 3] = centres[:, 1] + raw[:, 3] * strides
+    elif encoding == "xyxy":
+        out[...] = raw
+    elif encoding == "cxcywh":
+        half_w = raw[:, 2] * np.float32(0.5)
+        half_h = raw[:, 3] * np.float32(0.5)
+        out[:, 0] = raw[:, 0] - half_w
+        out[:, 1] = raw[:, 1] - half_h
+        out[:, 2] = raw[:, 0] + half_w
+        out[:, 3] = raw[:, 1] + half_h
+    else:
+        raise ValueError(f"unknown box encoding {encoding!r}")
+    return out
+
+
+def nms(boxes: np.ndarray, classes: np.ndarray, iou_threshold: float, max_keep: int, *, class_agnostic: bool = False) -> np.ndarray:
+    """Greedy NMS over boxes already in priority order; returns kept indices.
+
+    Args:
+        boxes: ``(N, 4)`` float32 XYXY, best first.
+        classes: ``(N,)`` class ids.
+        iou_threshold: Drop a box whose IoU with a kept one is > this.
+        max_keep: Stop after this many.
+        class_agnostic: Compare boxes of all classes, not only the same class.
+    """
+    b = boxes.astype(np.float64)
+    area = np.maximum(b[:, 2] - b[:, 0], 0.0) * np.maximum(b[:, 3] - b[:, 1], 0.0)
+    suppressed = np.zeros(len(b), bool)
+    kept: list[int] = []
+    for i in range(len(b)):
+        if suppressed[i]:
+            continue
+        kept.append(i)
+        if len(kept) >= max_keep:
+            break
+        rest = np.arange(i + 1, len(b))
+        if not class_agnostic:
+            rest = rest[classes[rest] == classes[i]]
+        rest = rest[~suppressed[rest]]
+        if rest.size == 0:
+            continue
+        iw = np.maximum(np.minimum(b[i, 2], b[rest, 2]) - np.maximum(b[i, 0], b[rest, 0]), 0.0)
+        ih = np.maximum(np.minimum(b[i, 3], b[rest, 3]) - np.maximum(b[i, 1], b[rest, 1]), 0.0)
+        inter = iw * ih
+        union = area[i] + area[rest] - inter
+        with np.errstate(divide="ignore", invalid="ignore"):
+            iou = np.where(union > 0.0, inter / union, 0.0)
+        suppressed[rest[iou > iou_threshold]] = True
+    return np.asarray(kept, np.int64)
+
+
+def pixel_span(lo: float, hi: float, size: int) -> tuple[int, int]:
+    """Pixels ``[start, stop)`` whose centres lie in ``[lo, hi]``, clipped to ``[0, size)``."""
+    start = max(0, math.ceil(float(lo) - 0.5))
+    stop = min(size, math.floor(float(hi) - 0.5) + 1)
+    return start, max(start, stop)
+
+
+def _sample_axis(start: int, stop: int, scale: float, pad: int, ratio: float, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Prototype sample positions for original pixels ``start..stop-1`` along one axis."""
+    x = np.arange(start, stop, dtype=np.float64)
+    p = ((x + 0.5) * scale + pad) * ratio - 0.5
+    p = np.clip(p, 0.0, size - 1)
+    i0 = np.floor(p).astype(np.int64)
+    i1 = np.minimum(i0 + 1, size - 1)
+    f = (p - i0).astype(np.float32)
+    return i0, i1, f
+
+
+def mask_in_box(coeffs: np.ndarray, protos: np.ndarray, box: np.ndarray, lb: LetterboxInfo) -> CroppedMask:
+    """The cropped mask of one instance (step 5 of the module docstring).
+
+    Args:
+        coeffs: ``(K,)`` float32 coefficients.
+        protos: ``(K, Hp, Wp)`` float32 prototypes.
+        box: ``(4,)`` float32 XYXY in original pixels.
+        lb: Letterbox geometry of the frame.
+    """
+    k, hp, wp = protos.shape
+    ih, iw = lb.input_size
+    oh, ow = lb.orig_size
+    x_start, x_stop = pixel_span(box[0], box[2], ow)
+    y_start, y_stop = pixel_span(box[1], box[3], oh)
+    if x_stop <= x_start or y_stop <= y_start:
+        return CroppedMask(x_start, y_start, np.zeros((y_stop - y_start, x_stop - x_start), bool), lb.orig_size)
+    xi0, xi1, fx = _sample_axis(x_start, x_stop, lb.scale_x, lb.pad_left, wp / iw, wp)
+    yi0, yi1, fy = _sample_axis(y_start, y_stop, lb.scale_y, lb.pad_top, hp / ih, hp)
+    # Logits only over the prototype window the samples touch.
+    px0, px1 = int(xi0[0]), int(xi1[-1]) + 1
+    py0, py1 = int(yi0[0]), int(yi1[-1]) + 1
+    window = protos[:, py0:py1, px0:px1]
+    logits = np.zeros(window.shape[1:], np.float32)
+    for j in range(k):
+        logits += coeffs[j] * window[j]
+    top = logits[(yi0 - py0)[:, None], (xi0 - px0)[None, :]] * (np.float32(1) - fx)[None, :] + logits[
+        (yi0 - py0)[:, None], (xi1 - px0)[None, :]
+    ] * fx[None, :]
+    bottom = logits[(yi1 - py0)[:, None], (xi0 - px0)[None, :]] * (np.float32(1) - fx)[None, :] + logits[
+        (yi1 - py0)[:, None], (xi1 - px0)[None, :]
+    ] * fx[None, :]
+    value = top * (np.float32(1) - fy)[:, None] + bottom * fy[:, None]
+    return CroppedMask(x_start, y_start, value > 0, lb.orig_size)
+
+
+def decode_proto(t: ProtoTensors, lb: LetterboxInfo, opts: DecodeOptions, grid: tuple[np.ndarray, np.ndarray] | None) -> Detections:
+    """Decodes one frame of ``proto`` family outputs (numpy reference).
+
+    Args:
+        t: Canonical tensors (see :mod:`edgeseg.decode.tensors`).
+        lb: Letterbox geometry of the frame.
+        opts: Thresholds and box/score conventions.
+        grid: ``(centres, strides)`` from :func:`anchor_grid` for ``ltrb`` boxes.
+    """
+    scores = t.scores.dequantize()
+    idx, cls, raw = select_candidates(scores, raw_score_threshold(opts.score_threshold, opts.score_activation), opts.pre_nms_topk)
+    centres = grid[0][idx] if grid is not None else None
+    strides = grid[1][idx] if grid is not None else None
+    boxes_in = decode_boxes(t.boxes.rows(idx), opts.box_encoding, centres, strides)
+    keep = nms(boxes_in, cls, opts.iou_threshold, opts.max_detections, class_agnostic=opts.class_agnostic)
+    idx, cls, raw, boxes_in = idx[keep], cls[keep], raw[keep], boxes_in[keep]
+    if opts.score_activation == "sigmoid":
+        score = (np.float32(1) / (np.float32(1) + np.exp(-raw.astype(np.float32)))).astype(np.float32)
+    else:
+        score = raw.astype(np.float32)
+    boxes = lb.boxes_to_original(boxes_in)
+    masks: tuple[CroppedMask, ...] = ()
+    if opts.with_masks:
+        coeffs = t.coeffs.rows(idx)
+        protos = t.protos.dequantize()
+        masks = tuple(mask_in_box(coeffs[i], protos, boxes[i], lb) for i in range(len(idx)))
+    return Detections(boxes=boxes, scores=score, class_ids=cls.astype(np.int32), masks=masks)
+

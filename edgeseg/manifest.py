@@ -1,0 +1,321 @@
+"""The bundle manifest: everything the runtime needs to interpret a model.
+
+One schema-versioned JSON document per bundle, parsed with :mod:`json` into
+frozen dataclasses and validated here, once. Nothing about a model is guessed
+from file names: input geometry, normalization, each output's role and layout,
+anchor strides, class names, thresholds and quantization all live here.
+
+Schema version 1 (see README "Bundle format"):
+
+.. code-block:: json
+
+    {"schema_version": 1, "name": "edgeseg-nano", "family": "proto",
+     "format": "onnx", "precision": "fp32", "model": "model.onnx",
+     "input": {"name": "images", "shape": [1, 3, 320, 320], "layout": "NCHW",
+               "dtype": "float32", "color": "RGB", "scale": 0.00392156862745098,
+               "mean": [0, 0, 0], "std": [1, 1, 1],
+               "letterbox": {"pad_value": 114, "center": true}, "quant": null},
+     "outputs": [{"name": "boxes", "role": "boxes", "layout": "BAC",
+                  "encoding": "ltrb", "quant": null}, ...],
+     "anchors": {"strides": [8, 16, 32], "offset": 0.5},
+     "classes": ["box", "can"],
+     "thresholds": {"score": 0.25, "iou": 0.5, "max_detections": 100,
+                    "pre_nms_topk": 1000, "class_agnostic": false},
+     "files": {"model.onnx": {"sha256": "...", "size": 1234}},
+     "provenance": {"source": "...", "created": "...", "exporter": {}}}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+#: Output roles each model family must provide, exactly.
+FAMILY_ROLES: dict[str, frozenset[str]] = {
+    "proto": frozenset({"boxes", "scores", "coeffs", "protos"}),
+    "roi": frozenset({"boxes", "scores", "labels", "masks"}),
+}
+FORMATS = ("onnx", "tflite")
+PRECISIONS = ("fp32", "fp16", "int8", "mixed")
+INPUT_LAYOUTS = ("NCHW", "NHWC")
+INPUT_DTYPES = ("float32", "float16", "uint8", "int8")
+#: Layouts of per-anchor outputs: batch, anchors, channels (or channels first).
+ANCHOR_LAYOUTS = ("BAC", "BCA")
+PROTO_LAYOUTS = ("NCHW", "NHWC")
+BOX_ENCODINGS = ("ltrb", "xyxy", "cxcywh")
+SCORE_ACTIVATIONS = ("sigmoid", "none")
+
+
+class ManifestError(ValueError):
+    """A manifest that is malformed or does not fit its model family."""
+
+
+@dataclass(frozen=True)
+class Quant:
+    """Affine quantization of a tensor: ``real = scale * (q - zero_point)``."""
+
+    scale: float
+    zero_point: int
+
+
+@dataclass(frozen=True)
+class Letterbox:
+    """How the input is letterboxed: aspect kept, padded with ``pad_value``."""
+
+    pad_value: int = 114
+    center: bool = True
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """The model input tensor and how to fill it from a BGR uint8 image."""
+
+    name: str
+    shape: tuple[int, ...]
+    layout: str = "NCHW"
+    dtype: str = "float32"
+    color: str = "RGB"
+    scale: float = 1.0 / 255.0
+    mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    std: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    letterbox: Letterbox = field(default_factory=Letterbox)
+    quant: Quant | None = None
+
+    @property
+    def height(self) -> int:
+        return self.shape[2] if self.layout == "NCHW" else self.shape[1]
+
+    @property
+    def width(self) -> int:
+        return self.shape[3] if self.layout == "NCHW" else self.shape[2]
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """One model output: its tensor name, its role for the decoder, its layout."""
+
+    name: str
+    role: str
+    layout: str
+    encoding: str | None = None  # boxes only
+    activation: str | None = None  # scores only
+    quant: Quant | None = None
+
+
+@dataclass(frozen=True)
+class Anchors:
+    """Anchor-point grid for ``ltrb`` boxes: one point per cell per stride, row-major."""
+
+    strides: tuple[int, ...] = (8, 16, 32)
+    offset: float = 0.5
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Default decode settings; a caller may override each per call."""
+
+    score: float = 0.25
+    iou: float = 0.5
+    max_detections: int = 100
+    pre_nms_topk: int = 1000
+    class_agnostic: bool = False
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    sha256: str
+    size: int
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A parsed, validated bundle manifest (schema version 1)."""
+
+    name: str
+    family: str
+    format: str
+    precision: str
+    model: str
+    input: InputSpec
+    outputs: tuple[OutputSpec, ...]
+    classes: tuple[str, ...]
+    anchors: Anchors | None = None
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    files: dict[str, FileEntry] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
+    schema_version: int = SCHEMA_VERSION
+
+    def output(self, role: str) -> OutputSpec:
+        """Returns the output with ``role`` (validated to exist for the family)."""
+        for out in self.outputs:
+            if out.role == role:
+                return out
+        raise KeyError(f"manifest has no output with role {role!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["files"] = {k: dataclasses.asdict(v) for k, v in self.files.items()}
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n"
+
+    def replace(self, **changes: Any) -> "Manifest":
+        return dataclasses.replace(self, **changes)
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def _require(d: dict, key: str, where: str) -> Any:
+    if key not in d:
+        raise ManifestError(f"manifest {where} is missing required key {key!r}")
+    return d[key]
+
+
+def _choice(value: Any, allowed: tuple[str, ...], what: str) -> str:
+    if value not in allowed:
+        raise ManifestError(f"manifest {what} must be one of {list(allowed)}, got {value!r}")
+    return value
+
+
+def _build(cls: type, d: Any, where: str, **nested: Any) -> Any:
+    """Builds dataclass ``cls`` from dict ``d``, rejecting unknown keys."""
+    if not isinstance(d, dict):
+        raise ManifestError(f"manifest {where} must be an object, got {type(d).__name__}")
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(d) - names
+    if unknown:
+        raise ManifestError(f"manifest {where} has unknown keys {sorted(unknown)}")
+    kwargs = dict(d)
+    kwargs.update(nested)
+    for key, value in kwargs.items():
+        if isinstance(value, list):
+            kwargs[key] = tuple(value)
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:
+        raise ManifestError(f"manifest {where}: {exc}") from None
+
+
+def _quant(d: Any, where: str) -> Quant | None:
+    return None if d is None else _build(Quant, d, f"{where}.quant")
+
+
+def parse_manifest(data: dict[str, Any]) -> Manifest:
+    """Validates a decoded manifest JSON object and returns a :class:`Manifest`.
+
+    Raises:
+        ManifestError: naming the first problem found (missing key, unknown
+            schema version, bad value, output roles that don't fit the family).
+    """
+    if not isinstance(data, dict):
+        raise ManifestError(f"manifest must be a JSON object, got {type(data).__name__}")
+    version = _require(data, "schema_version", "root")
+    if version != SCHEMA_VERSION:
+        raise ManifestError(
+            f"unsupported manifest schema_version {version!r}; this edgeseg reads version "
+            f"{SCHEMA_VERSION} (re-export the bundle, or upgrade edgeseg)"
+        )
+    family = _choice(_require(data, "family", "root"), tuple(FAMILY_ROLES), "family")
+    _choice(_require(data, "format", "root"), FORMATS, "format")
+    _choice(_require(data, "precision", "root"), PRECISIONS, "precision")
+
+    raw_in = dict(_require(data, "input", "root"))
+    inp = _build(
+        InputSpec,
+        raw_in,
+        "input",
+        letterbox=_build(Letterbox, raw_in.get("letterbox", {}), "input.letterbox"),
+        quant=_quant(raw_in.get("quant"), "input"),
+    )
+    _choice(inp.layout, INPUT_LAYOUTS, "input.layout")
+    _choice(inp.dtype, INPUT_DTYPES, "input.dtype")
+    _choice(inp.color, ("RGB", "BGR"), "input.color")
+    if len(inp.shape) != 4 or any(not isinstance(s, int) or s <= 0 for s in inp.shape):
+        raise ManifestError(f"manifest input.shape must be 4 positive ints, got {list(inp.shape)}")
+    channels = inp.shape[1] if inp.layout == "NCHW" else inp.shape[3]
+    if channels != 3:
+        raise ManifestError(f"manifest input.shape has {channels} channels for layout {inp.layout}, expected 3")
+    if inp.dtype in ("uint8", "int8") and inp.quant is None:
+        raise ManifestError(f"manifest input.dtype {inp.dtype} needs input.quant (scale, zero_point)")
+
+    raw_outs = _require(data, "outputs", "root")
+    if not isinstance(raw_outs, list) or not raw_outs:
+        raise ManifestError("manifest outputs must be a non-empty list")
+    outputs = tuple(
+        _build(OutputSpec, o, f"outputs[{i}]", quant=_quant(o.get("quant"), f"outputs[{i}]"))
+        for i, o in enumerate(raw_outs)
+    )
+    _check_roles(family, outputs)
+
+    anchors = None
+    if data.get("anchors") is not None:
+        anchors = _build(Anchors, data["anchors"], "anchors")
+        if not anchors.strides or any(not isinstance(s, int) or s <= 0 for s in anchors.strides):
+            raise ManifestError(f"manifest anchors.strides must be positive ints, got {list(anchors.strides)}")
+    if family == "proto" and outputs_by_role(outputs)["boxes"].encoding == "ltrb" and anchors is None:
+        raise ManifestError("manifest: boxes with encoding 'ltrb' need 'anchors' (strides)")
+
+    classes = tuple(_require(data, "classes", "root"))
+    if not classes or not all(isinstance(c, str) and c for c in classes):
+        raise ManifestError("manifest classes must be a non-empty list of names")
+    thresholds = _build(Thresholds, data.get("thresholds", {}), "thresholds")
+    if not (0.0 <= thresholds.score <= 1.0 and 0.0 < thresholds.iou <= 1.0 and thresholds.max_detections > 0):
+        raise ManifestError(f"manifest thresholds out of range: {thresholds}")
+
+    files_raw = data.get("files", {})
+    if not isinstance(files_raw, dict):
+        raise ManifestError("manifest files must be an object {name: {sha256, size}}")
+    files = {name: _build(FileEntry, e, f"files[{name!r}]") for name, e in files_raw.items()}
+
+    known = {f.name for f in dataclasses.fields(Manifest)}
+    unknown = set(data) - known
+    if unknown:
+        raise ManifestError(f"manifest has unknown keys {sorted(unknown)}")
+    return Manifest(
+        name=str(_require(data, "name", "root")),
+        family=family,
+        format=data["format"],
+        precision=data["precision"],
+        model=str(_require(data, "model", "root")),
+        input=inp,
+        outputs=outputs,
+        classes=classes,
+        anchors=anchors,
+        thresholds=thresholds,
+        files=files,
+        provenance=dict(data.get("provenance", {})),
+        schema_version=version,
+    )
+
+
+def outputs_by_role(outputs: tuple[OutputSpec, ...]) -> dict[str, OutputSpec]:
+    return {o.role: o for o in outputs}
+
+
+def _check_roles(family: str, outputs: tuple[OutputSpec, ...]) -> None:
+    roles = [o.role for o in outputs]
+    expected = FAMILY_ROLES[family]
+    if len(set(roles)) != len(roles) or set(roles) != expected:
+        raise ManifestError(
+            f"manifest outputs have roles {sorted(roles)}, but family {family!r} needs exactly "
+            f"{sorted(expected)}"
+        )
+    names = [o.name for o in outputs]
+    if len(set(names)) != len(names):
+        raise ManifestError(f"manifest output names must be unique, got {names}")
+    for o in outputs:
+        where = f"output {o.name!r} (role {o.role})"
+        if o.role in ("protos", "masks"):
+            _choice(o.layout, PROTO_LAYOUTS, f"{where} layout")
+        else:
+            _choice(o.layout, ANCHOR_LAYOUTS, f"{where} layout")
+        if o.role == "boxes" and family == "proto":
+            _choice(o.encoding, BOX_ENCODINGS, f"{where} encoding")
+        if o.role == "scores":
+            _choice(o.activation or "none", SCORE_ACTIVATIONS, f"{where} activation")

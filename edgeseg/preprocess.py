@@ -1,0 +1,134 @@
+"""Image -> model input tensor: letterbox, colour order, normalization, layout, dtype.
+
+The letterbox keeps the aspect ratio, resizes with bilinear interpolation and
+pads to the model's input size. :class:`LetterboxInfo` records the exact
+per-axis scale and padding so the decoder maps boxes and masks back to the
+original pixels (continuous coordinates, pixel ``i`` covering ``[i, i+1)``):
+``u = x * scale_x + pad_left`` and ``x = (u - pad_left) / scale_x``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from edgeseg.manifest import InputSpec
+
+
+@dataclass(frozen=True)
+class LetterboxInfo:
+    """Geometry of one letterbox: original image <-> model input pixels.
+
+    Attributes:
+        orig_size: ``(height, width)`` of the original image.
+        input_size: ``(height, width)`` of the model input.
+        scale_x: Resized width / original width.
+        scale_y: Resized height / original height.
+        pad_left: Columns of padding left of the resized image.
+        pad_top: Rows of padding above the resized image.
+    """
+
+    orig_size: tuple[int, int]
+    input_size: tuple[int, int]
+    scale_x: float
+    scale_y: float
+    pad_left: int
+    pad_top: int
+
+    @classmethod
+    def fit(cls, orig_size: tuple[int, int], input_size: tuple[int, int], *, center: bool = True) -> "LetterboxInfo":
+        """Computes the letterbox of an ``orig_size`` image into ``input_size``."""
+        h, w = orig_size
+        ih, iw = input_size
+        if h <= 0 or w <= 0:
+            raise ValueError(f"image size must be positive, got {w}x{h}")
+        gain = min(iw / w, ih / h)
+        new_w = min(iw, max(1, int(round(w * gain))))
+        new_h = min(ih, max(1, int(round(h * gain))))
+        pad_left = (iw - new_w) // 2 if center else 0
+        pad_top = (ih - new_h) // 2 if center else 0
+        return cls(orig_size, input_size, new_w / w, new_h / h, pad_left, pad_top)
+
+    @property
+    def resized_size(self) -> tuple[int, int]:
+        h, w = self.orig_size
+        return int(round(h * self.scale_y)), int(round(w * self.scale_x))
+
+    def boxes_to_original(self, boxes: np.ndarray) -> np.ndarray:
+        """Maps ``(N, 4)`` XYXY boxes from input pixels to original pixels, clipped."""
+        out = np.empty_like(boxes, dtype=np.float32)
+        out[:, 0::2] = (boxes[:, 0::2] - self.pad_left) / self.scale_x
+        out[:, 1::2] = (boxes[:, 1::2] - self.pad_top) / self.scale_y
+        h, w = self.orig_size
+        np.clip(out[:, 0::2], 0.0, w, out=out[:, 0::2])
+        np.clip(out[:, 1::2], 0.0, h, out=out[:, 1::2])
+        return out
+
+    def boxes_to_input(self, boxes: np.ndarray) -> np.ndarray:
+        """Maps ``(N, 4)`` XYXY boxes from original pixels to input pixels."""
+        out = np.empty_like(boxes, dtype=np.float32)
+        out[:, 0::2] = boxes[:, 0::2] * self.scale_x + self.pad_left
+        out[:, 1::2] = boxes[:, 1::2] * self.scale_y + self.pad_top
+        return out
+
+
+class Preprocessor:
+    """Turns BGR uint8 images into input tensors for one model input spec.
+
+    Holds one reusable letterbox canvas, so steady-state frames of a fixed
+    size allocate only the output tensor.
+    """
+
+    def __init__(self, spec: InputSpec) -> None:
+        self.spec = spec
+        self._canvas = np.empty((spec.height, spec.width, 3), dtype=np.uint8)
+        mean = np.asarray(spec.mean, np.float32)
+        std = np.asarray(spec.std, np.float32)
+        # normalized = pixel * mul + add, per channel in the model's colour order
+        self._mul = (spec.scale / std).astype(np.float32)
+        self._add = (-mean / std).astype(np.float32)
+
+    def letterbox(self, image_bgr: np.ndarray) -> tuple[np.ndarray, LetterboxInfo]:
+        """Letterboxes ``image_bgr`` into the reused canvas (BGR, uint8, HWC)."""
+        check_image(image_bgr)
+        info = LetterboxInfo.fit(
+            image_bgr.shape[:2], (self.spec.height, self.spec.width), center=self.spec.letterbox.center
+        )
+        rh, rw = info.resized_size
+        canvas = self._canvas
+        canvas[...] = self.spec.letterbox.pad_value
+        region = canvas[info.pad_top : info.pad_top + rh, info.pad_left : info.pad_left + rw]
+        if (rh, rw) == image_bgr.shape[:2]:
+            region[...] = image_bgr
+        else:
+            cv2.resize(image_bgr, (rw, rh), dst=region, interpolation=cv2.INTER_LINEAR)
+        return canvas, info
+
+    def __call__(self, image_bgr: np.ndarray) -> tuple[np.ndarray, LetterboxInfo]:
+        """Returns ``(tensor, letterbox)``; tensor shape/dtype/layout as the manifest says."""
+        canvas, info = self.letterbox(image_bgr)
+        spec = self.spec
+        img = cv2.cvtColor(canvas, cv2.COLOR_BGR2RGB) if spec.color == "RGB" else canvas
+        x = img.astype(np.float32)
+        x *= self._mul
+        x += self._add
+        if spec.quant is not None:
+            x = x / np.float32(spec.quant.scale) + np.float32(spec.quant.zero_point)
+            info_dtype = np.iinfo(np.dtype(spec.dtype))
+            x = np.clip(np.rint(x), info_dtype.min, info_dtype.max)
+        x = x.astype(spec.dtype, copy=False)
+        if spec.layout == "NCHW":
+            x = x.transpose(2, 0, 1)
+        return np.ascontiguousarray(x[None]), info
+
+
+def check_image(image: object) -> None:
+    """Raises a clear error unless ``image`` is an ``(H, W, 3)`` uint8 BGR array."""
+    if not isinstance(image, np.ndarray):
+        raise TypeError(f"expected a numpy BGR image (H, W, 3) uint8, got {type(image).__name__}")
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"expected a BGR image of shape (H, W, 3) and dtype uint8, got {image.shape} {image.dtype}")
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        raise ValueError(f"expected a non-empty image, got shape {image.shape}")

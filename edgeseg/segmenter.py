@@ -1,0 +1,125 @@
+"""The user-facing predictor: image in, :class:`~edgeseg.result.Result` out."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import numpy as np
+
+from edgeseg.backends import Backend, load_backend
+from edgeseg.bundle import Bundle, load_bundle
+from edgeseg.decode import Decoder
+from edgeseg.device_config import DeviceConfig, load_device_config
+from edgeseg.preprocess import Preprocessor
+from edgeseg.result import Result, StageTimings
+
+DEFAULT_BUNDLE = Path(__file__).parent / "assets" / "edgeseg-nano"
+
+
+class Segmenter:
+    """Runs one bundle on one board: preprocess -> backend -> decode.
+
+    State is the loaded session and reusable buffers only; each call is
+    independent. Use :func:`edgeseg.load` to build one.
+
+    Args:
+        bundle: A verified bundle.
+        device_config: The board's settings.
+    """
+
+    def __init__(self, bundle: Bundle, device_config: DeviceConfig) -> None:
+        self.bundle = bundle
+        self.device_config = device_config
+        self.manifest = bundle.manifest
+        self.preprocessor = Preprocessor(self.manifest.input)
+        self.decoder = Decoder(self.manifest)
+        self.backend: Backend = load_backend(bundle, device_config.backend)
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return self.manifest.classes
+
+    def __call__(
+        self,
+        image_bgr: np.ndarray,
+        *,
+        score_threshold: float | None = None,
+        iou_threshold: float | None = None,
+        max_detections: int | None = None,
+        with_masks: bool = True,
+        frame_id: int = 0,
+    ) -> Result:
+        """Segments one image.
+
+        Args:
+            image_bgr: ``(H, W, 3)`` uint8 BGR image (as ``cv2.imread`` gives).
+            score_threshold: Override of the manifest's score threshold.
+            iou_threshold: Override of the manifest's NMS IoU threshold.
+            max_detections: Override of the manifest's detection cap.
+            with_masks: Decode masks (``False``: boxes only, faster).
+            frame_id: Caller's frame counter, carried into the result.
+
+        Returns:
+            Instances with boxes in ``image_bgr`` pixels and box-cropped masks.
+        """
+        changes = {
+            k: v
+            for k, v in (
+                ("score_threshold", score_threshold),
+                ("iou_threshold", iou_threshold),
+                ("max_detections", max_detections),
+            )
+            if v is not None
+        }
+        options = self.decoder.options
+        if changes or not with_masks:
+            options = dataclasses.replace(options, with_masks=with_masks, **changes)
+        t0 = time.perf_counter()
+        tensor, letterbox = self.preprocessor(image_bgr)
+        t1 = time.perf_counter()
+        raw = self.backend.run(tensor)
+        t2 = time.perf_counter()
+        det = self.decoder(raw, letterbox, options)
+        t3 = time.perf_counter()
+        return Result(
+            boxes=det.boxes,
+            scores=det.scores,
+            class_ids=det.class_ids,
+            masks=det.masks,
+            class_names=self.manifest.classes,
+            image_size=letterbox.orig_size,
+            timings=StageTimings((t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3),
+            frame_id=frame_id,
+        )
+
+    def close(self) -> None:
+        self.backend.close()
+
+    def __enter__(self) -> "Segmenter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def load(bundle: str | Path | Bundle | None = None, device_config: str | Path | DeviceConfig | None = None) -> Segmenter:
+    """Loads a bundle for inference.
+
+    Args:
+        bundle: Bundle directory, packed ``.edgeseg`` file, or loaded Bundle;
+            ``None`` for the default model shipped in the package.
+        device_config: Path to a board's YAML config, a DeviceConfig, or
+            ``None`` for defaults (CPU, backend-chosen thread count).
+
+    Returns:
+        A :class:`Segmenter`; call it with BGR images.
+    """
+    if not isinstance(bundle, Bundle):
+        bundle = load_bundle(DEFAULT_BUNDLE if bundle is None else bundle)
+    if device_config is None:
+        device_config = DeviceConfig()
+    elif not isinstance(device_config, DeviceConfig):
+        device_config = load_device_config(device_config)
+    return Segmenter(bundle, device_config)
