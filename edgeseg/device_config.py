@@ -1,9 +1,14 @@
-"""Per-board runtime settings: backend, providers, threads, thresholds.
+"""Per-board runtime settings: bundle choice, backend, CPU pinning, camera, gripper, robot link.
 
 A device config is a YAML (or JSON) file, one per board under
 ``device_configs/``. It is parsed into frozen dataclasses here with clear
 errors for unknown keys, wrong types and impossible values, each naming the
 key and the file. Defaults are declared once, on the dataclasses.
+
+A config may start from another with ``extends: other.yaml`` (a path relative
+to the file that says it). The parent is loaded first (recursively) and the
+child's keys are merged over it: mappings merge key by key, everything else
+(numbers, strings, lists such as ``backend.providers``) is replaced whole.
 """
 
 from __future__ import annotations
@@ -16,7 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgeseg.grasp.types import GripperSpec
+from edgeseg.manifest import FORMATS, PRECISIONS
+
 GRAPH_OPTIMIZATION_LEVELS = ("disable", "basic", "extended", "all")
+BAUD_RANGE = (50, 12_000_000)
 
 
 class ConfigError(ValueError):
@@ -25,10 +34,39 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class ProviderSpec:
-    """One ONNX Runtime execution provider and its provider options."""
+    """One ONNX Runtime execution provider and its provider options.
+
+    Attributes:
+        name: Provider name as ONNX Runtime spells it (``TensorrtExecutionProvider``).
+        options: Provider options passed through to ONNX Runtime unchanged
+            (e.g. ``trt_fp16_enable``, ``trt_engine_cache_path``).
+    """
 
     name: str
     options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.name.endswith("ExecutionProvider"):
+            raise ConfigError(f"provider name must end in 'ExecutionProvider', got {self.name!r}")
+
+
+@dataclass(frozen=True)
+class BundlePreference:
+    """Which bundle this board should run when several are available.
+
+    Attributes:
+        format: Manifest format (``onnx`` / ``tflite``).
+        precision: Manifest precision (``fp32`` / ``fp16`` / ``int8`` / ``mixed``).
+    """
+
+    format: str = "onnx"
+    precision: str = "fp32"
+
+    def __post_init__(self) -> None:
+        if self.format not in FORMATS:
+            raise ConfigError(f"bundle.format must be one of {list(FORMATS)}, got {self.format!r}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"bundle.precision must be one of {list(PRECISIONS)}, got {self.precision!r}")
 
 
 @dataclass(frozen=True)
@@ -37,6 +75,8 @@ class BackendOptions:
 
     Attributes:
         threads: Intra-op threads (0 lets the backend choose).
+        cpu_affinity: CPU cores the process is pinned to (e.g. the big cores
+            of a big.LITTLE SoC) by :func:`apply_cpu_affinity`; empty = no pinning.
         graph_optimization: ONNX Runtime graph optimization level.
         providers: ONNX Runtime execution providers in priority order; CPU is
             always appended as the last resort.
@@ -44,6 +84,7 @@ class BackendOptions:
     """
 
     threads: int = 0
+    cpu_affinity: tuple[int, ...] = ()
     graph_optimization: str = "all"
     providers: tuple[ProviderSpec, ...] = (ProviderSpec("CPUExecutionProvider"),)
     xnnpack: bool = True
@@ -51,6 +92,8 @@ class BackendOptions:
     def __post_init__(self) -> None:
         if self.threads < 0:
             raise ConfigError(f"backend.threads must be >= 0, got {self.threads}")
+        if any(c < 0 for c in self.cpu_affinity) or len(set(self.cpu_affinity)) != len(self.cpu_affinity):
+            raise ConfigError(f"backend.cpu_affinity must list distinct core ids >= 0, got {list(self.cpu_affinity)}")
         if self.graph_optimization not in GRAPH_OPTIMIZATION_LEVELS:
             raise ConfigError(
                 f"backend.graph_optimization must be one of {list(GRAPH_OPTIMIZATION_LEVELS)}, "
@@ -61,16 +104,107 @@ class BackendOptions:
 
 
 @dataclass(frozen=True)
+class CameraOptions:
+    """The board's camera, in the source syntax of ``edgeseg run``.
+
+    Attributes:
+        source: ``camera:N`` (V4L2 / USB index N) or a GStreamer pipeline
+            ending in ``appsink`` (e.g. ``nvarguscamerasrc ! ... ! appsink``
+            for a Jetson CSI camera).
+        width: Requested frame width, pixels.
+        height: Requested frame height, pixels.
+        fps: Requested frame rate, frames per second.
+    """
+
+    source: str = "camera:0"
+    width: int = 640
+    height: int = 480
+    fps: float = 30.0
+
+    def __post_init__(self) -> None:
+        if "!" in self.source:
+            if "appsink" not in self.source.rsplit("!", 1)[-1]:
+                raise ConfigError(f"camera.source GStreamer pipeline must end in appsink, got {self.source!r}")
+        elif not (self.source.startswith("camera:") and self.source[7:].isdigit()):
+            raise ConfigError(
+                f"camera.source must be 'camera:N' (V4L2 index) or a GStreamer pipeline with '!', got {self.source!r}"
+            )
+        if self.width <= 0 or self.height <= 0:
+            raise ConfigError(f"camera width and height must be > 0, got {self.width}x{self.height}")
+        if not 0 < self.fps <= 1000:
+            raise ConfigError(f"camera.fps must be in (0, 1000], got {self.fps}")
+
+
+@dataclass(frozen=True)
+class RobotLink:
+    """Where grasps go: a hook URL (see :mod:`edgeseg.hooks`) and the serial baud rate.
+
+    Attributes:
+        url: Hook URL, e.g. ``serial:///dev/ttyTHS1`` or ``udp://10.0.0.2:9870``;
+            empty = no robot attached.
+        baud: Baud rate for serial links (ignored by other schemes).
+    """
+
+    url: str = ""
+    baud: int = 115200
+
+    def __post_init__(self) -> None:
+        if not BAUD_RANGE[0] <= self.baud <= BAUD_RANGE[1]:
+            raise ConfigError(f"robot.baud must be in [{BAUD_RANGE[0]}, {BAUD_RANGE[1]}], got {self.baud}")
+        if self.url:
+            if "baud=" in self.url:
+                raise ConfigError(f"robot.url must not carry baud= (set robot.baud), got {self.url!r}")
+            from edgeseg.hooks import hook_class
+
+            hook_class(self.url)  # raises ValueError naming the known schemes
+
+    @property
+    def hook_url(self) -> str:
+        """``url`` with the baud rate added for serial links (what :func:`edgeseg.hooks.open_hook` takes)."""
+        from edgeseg.hooks import hook_class
+
+        if not self.url or hook_class(self.url).name != "serial":
+            return self.url
+        return f"{self.url}{'&' if '?' in self.url else '?'}baud={self.baud}"
+
+
+@dataclass(frozen=True)
 class DeviceConfig:
     """Settings of one board.
 
     Attributes:
-        name: Board name (e.g. ``jetson-orin-nano``).
+        name: Board name (e.g. ``jetson-orin-nano``); results are filed under it.
+        description: One line for people (the hardware, what the config assumes).
+        bundle: Preferred bundle format and precision.
         backend: Backend options.
+        camera: Camera source.
+        gripper: Gripper geometry (metres for a physical gripper).
+        robot: Robot link.
     """
 
     name: str = "default"
+    description: str = ""
+    bundle: BundlePreference = field(default_factory=BundlePreference)
     backend: BackendOptions = field(default_factory=BackendOptions)
+    camera: CameraOptions = field(default_factory=CameraOptions)
+    gripper: GripperSpec = field(default_factory=GripperSpec)
+    robot: RobotLink = field(default_factory=RobotLink)
+
+
+def apply_cpu_affinity(options: BackendOptions) -> tuple[int, ...]:
+    """Pins this process to ``options.cpu_affinity`` (Linux); returns the cores it now runs on.
+
+    Raises:
+        ValueError: A listed core does not exist on this machine.
+    """
+    if not options.cpu_affinity or not hasattr(os, "sched_setaffinity"):
+        return tuple(sorted(os.sched_getaffinity(0))) if hasattr(os, "sched_getaffinity") else ()
+    n = os.cpu_count() or 1
+    bad = [c for c in options.cpu_affinity if c >= n]
+    if bad:
+        raise ValueError(f"backend.cpu_affinity lists cores {bad}, but this machine has cores 0..{n - 1}")
+    os.sched_setaffinity(0, options.cpu_affinity)
+    return tuple(sorted(os.sched_getaffinity(0)))
 
 
 def _type_name(tp: Any) -> str:
@@ -93,6 +227,10 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
             except ConfigError as exc:
                 errors.append(str(exc))
         raise ConfigError(errors[0] if errors else f"{where}: bad value {value!r}")
+    if origin is typing.Literal:
+        if value not in args:
+            raise ConfigError(f"{where} must be one of {list(args)}, got {value!r}")
+        return value
     if dataclasses.is_dataclass(tp):
         return from_dict(tp, value, where)
     if origin is tuple:
@@ -131,26 +269,59 @@ def from_dict(cls: type, data: Any, where: str = "config") -> Any:
     kwargs = {k: _convert(v, hints[k], f"{where}.{k}") for k, v in data.items()}
     try:
         return cls(**kwargs)
-    except ConfigError as exc:
+    except ValueError as exc:  # ConfigError, or a ValueError from a shared type such as GripperSpec
         raise ConfigError(f"{where}: {exc}") from None
 
 
+def _merge(base: dict, over: dict) -> dict:
+    """``over`` merged onto ``base``: nested mappings key by key, anything else replaced."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _read_raw(path: Path, chain: tuple[Path, ...] = ()) -> dict:
+    """Reads ``path`` and, recursively, the files it ``extends``; returns the merged mapping."""
+    import yaml  # runtime dependency; imported here to keep `import edgeseg` light
+
+    path = path.resolve()
+    if path in chain:
+        cycle = " -> ".join(str(p) for p in (*chain, path))
+        raise ConfigError(f"device config extends itself in a cycle: {cycle}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        where = f" (extended by {chain[-1]})" if chain else ""
+        raise ConfigError(f"device config {path} does not exist{where}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"device config {path} is not valid YAML: {exc}") from None
+    data = {} if data is None else data
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: config must be a mapping, got {type(data).__name__}")
+    parent = data.pop("extends", None)
+    if parent is None:
+        return data
+    if not isinstance(parent, str) or not parent:
+        raise ConfigError(f"{path}: config.extends must be a file path (str), got {parent!r}")
+    return _merge(_read_raw(path.parent / parent, (*chain, path)), data)
+
+
 def load_device_config(path: str | os.PathLike) -> DeviceConfig:
-    """Reads and validates a device config file (YAML or JSON).
+    """Reads and validates a device config file (YAML or JSON), resolving ``extends``.
+
+    Args:
+        path: The board's config file.
+
+    Returns:
+        The validated, fully merged config.
 
     Raises:
         ConfigError: naming the file and the key that is wrong.
     """
-    import yaml  # runtime dependency; imported here to keep `import edgeseg` light
-
     p = Path(path)
+    data = _read_raw(p)
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"device config {p} does not exist") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"device config {p} is not valid YAML: {exc}") from None
-    try:
-        return from_dict(DeviceConfig, data or {}, "config")
+        return from_dict(DeviceConfig, data, "config")
     except ConfigError as exc:
         raise ConfigError(f"{p}: {exc}") from None
