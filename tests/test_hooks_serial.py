@@ -166,7 +166,7 @@ def test_missing_port_raises_unless_told_to_wait(tmp_path):
 def test_stalled_reader_does_not_slow_inference(port):
     """Frame rate of a loop with a hook whose reader never reads vs. no hook, within one run."""
     r = scene(0, n=10)
-    frames = 120
+    frames = 60
 
     def loop(hook) -> float:
         t0 = time.perf_counter()
@@ -180,11 +180,12 @@ def test_stalled_reader_does_not_slow_inference(port):
     # Fill the pty until writes time out: the reader is stalled from here on.
     assert wait_for(lambda: hook(r, plan_grasps(r, GRIPPER)) or hook.stats.failed > 0, 20.0, step=0.0)
     rates = {"none": [], "stalled": []}
-    for _ in range(3):
+    for _ in range(6):  # interleaved, so load changes on the shared box hit both alike
         rates["none"].append(loop(None))
         rates["stalled"].append(loop(hook))
     st = hook.stats
     hook.close(timeout=1.0)
     ratio = statistics.median(rates["stalled"]) / statistics.median(rates["none"])
+    print(f"stalled/none frame-rate ratio {ratio:.2f} ({rates})")
     assert "timeout" in st.last_error and st.dropped > 0
     assert ratio > 0.6, f"frame rate with a stalled hook is {ratio:.2f} x the rate without: {rates}"

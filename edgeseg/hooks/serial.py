@@ -14,6 +14,7 @@ extra 0x00 so the receiver resyncs at once.
 
 from __future__ import annotations
 
+import os
 import time
 from collections import OrderedDict
 
@@ -131,7 +132,7 @@ class SerialHook(Hook):
         if self._dirty:
             data = b"\x00" + data
         try:
-            self._port.write(data)
+            self._write(data)
         except self._serial_mod.SerialTimeoutException:
             self._dirty = True
             self._count(error="write timeout (reader stalled?)")
@@ -148,6 +149,33 @@ class SerialHook(Hook):
             while len(self._sent_at) > 256:
                 self._sent_at.popitem(last=False)
         return True
+
+    def _write(self, data: bytes) -> None:
+        """Writes all of ``data`` within ``write_timeout_s`` or raises SerialTimeoutException.
+
+        pyserial's POSIX ``write`` busy-loops on EAGAIN (a pty or USB CDC port
+        whose reader stalled reports writable but refuses bytes), burning a
+        core the inference loop needs; for plain POSIX ports this writes the
+        fd directly and sleeps between attempts. Other ports (loop://,
+        socket://, spy://) use pyserial's write with its write_timeout.
+        """
+        port = self._port
+        if type(port).__module__ != "serial.serialposix":
+            port.write(data)
+            return
+        view, deadline = memoryview(data), time.monotonic() + self.write_timeout_s
+        while view:
+            try:
+                view = view[os.write(port.fd, view):]
+                continue
+            except (BlockingIOError, InterruptedError):
+                pass
+            except OSError as e:
+                raise self._serial_mod.SerialException(f"write failed: {e}") from e
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise self._serial_mod.SerialTimeoutException("Write timeout")
+            time.sleep(min(left, 0.005))
 
     def _poll_link(self) -> None:
         """Reopens a lost port when its backoff expired; reads ACKs."""
