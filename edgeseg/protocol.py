@@ -20,9 +20,9 @@ import binascii
 import json
 import math
 import struct
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Iterable, Sequence
 
 MAGIC = b"ES"
 VERSION = 1
@@ -145,7 +145,7 @@ class GraspRecord:
     robot: tuple[float, ...] | None = None
 
     @classmethod
-    def from_grasp(cls, g) -> "GraspRecord":
+    def from_grasp(cls, g) -> GraspRecord:
         """Builds a record from an :class:`edgeseg.grasp.Grasp`."""
         flags = (RecordFlags.CLEAR if g.clear else 0) | (RecordFlags.FITS if g.fits else 0)
         camera = robot = None
@@ -184,9 +184,9 @@ class GraspRecord:
             "width_px": self.width_px,
         }
         if self.camera is not None:
-            d["camera"] = dict(zip(("x", "y", "z", "width_m"), self.camera))
+            d["camera"] = dict(zip(("x", "y", "z", "width_m"), self.camera, strict=True))
         if self.robot is not None:
-            d["robot"] = dict(zip(("x", "y", "z", "yaw", "qx", "qy", "qz", "qw"), self.robot))
+            d["robot"] = dict(zip(("x", "y", "z", "yaw", "qx", "qy", "qz", "qw"), self.robot, strict=True))
         return d
 
 

@@ -55,7 +55,7 @@ def test_pty_round_trip_same_grasps(port):
         assert hook.flush(5.0)
     msgs = port.read_messages(8, timeout=5.0)
     assert [m.seq for m in msgs] == list(range(8)) and [m.frame_id for m in msgs] == list(range(8))
-    assert all(m.grasps == records_of(g) for m, g in zip(msgs, sent))
+    assert all(m.grasps == records_of(g) for m, g in zip(msgs, sent, strict=True))
     assert port.decoder.errors == 0
 
 

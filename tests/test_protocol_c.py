@@ -63,10 +63,10 @@ def python_text(data: bytes) -> str:
                 s = f"grasp class={g.class_id} inst={g.instance} flags={g.flags}"
                 s += "".join(_f(k, getattr(g, k)) for k in ("score", "quality", "u", "v", "angle", "width_px"))
                 if g.camera is not None:
-                    s += "".join(_f(k, v) for k, v in zip(("cx", "cy", "cz", "width_m"), g.camera))
+                    s += "".join(_f(k, v) for k, v in zip(("cx", "cy", "cz", "width_m"), g.camera, strict=True))
                 if g.robot is not None:
                     s += "".join(_f(k, v) for k, v in zip(("rx", "ry", "rz", "yaw", "qx", "qy", "qz", "qw"),
-                                                          g.robot))
+                                                          g.robot, strict=True))
                 lines.append(s)
         if dec.errors > before:
             lines.append("dropped")
@@ -122,9 +122,9 @@ def test_frames_from_the_hook_over_a_pty(decoder, tmp_path):
         msgs = port.read_messages(5, timeout=5.0)
         hook.close()
     assert [m.frame_id for m in msgs] == [0, 1, 2, 3, 4]
-    for msg, grasps in zip(msgs, sent):
+    for msg, grasps in zip(msgs, sent, strict=True):
         assert [(g.instance, g.class_id) for g in msg.grasps] == [(g.instance, g.class_id) for g in grasps]
-        for rec, g in zip(msg.grasps, grasps):
+        for rec, g in zip(msg.grasps, grasps, strict=True):
             assert (rec.u, rec.v) == pytest.approx(g.center, abs=1e-4)
             assert rec.angle == pytest.approx(g.angle, abs=1e-6)
     assert any(m.grasps[0].robot is not None for m in msgs)

@@ -14,8 +14,9 @@ import dataclasses
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Sequence
+from typing import Any, Literal
 
 from edgeseg import protocol
 from edgeseg.result import Result
@@ -151,7 +152,7 @@ class Hook:
                 return
         self._close_sink()
 
-    def __enter__(self) -> "Hook":
+    def __enter__(self) -> Hook:
         return self
 
     def __exit__(self, *exc: Any) -> None:

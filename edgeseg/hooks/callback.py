@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from edgeseg.hooks.base import Hook, HookItem
 from edgeseg.result import Result
@@ -26,7 +26,7 @@ class CallbackHook(Hook):
         self._start()
 
     @classmethod
-    def from_url(cls, url: str, *, fn: Callable | None = None, **opts) -> "CallbackHook":
+    def from_url(cls, url: str, *, fn: Callable | None = None, **opts) -> CallbackHook:
         if fn is None:
             raise ValueError("the callback hook needs fn=<callable> (open_hook('callback', fn=...))")
         return cls(fn, **opts)

@@ -27,7 +27,7 @@ class JsonlHook(Hook):
         self._start()
 
     @classmethod
-    def from_url(cls, url: str, **opts) -> "JsonlHook":
+    def from_url(cls, url: str, **opts) -> JsonlHook:
         bare, q = split_options(url, {})
         path = bare.split(":", 1)[1]
         if path.startswith("//"):

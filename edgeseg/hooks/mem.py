@@ -25,7 +25,7 @@ class MemoryHook(Hook):
         self._start()
 
     @classmethod
-    def from_url(cls, url: str, **opts) -> "MemoryHook":
+    def from_url(cls, url: str, **opts) -> MemoryHook:
         _, q = split_options(url, {})
         return cls(**{**q, **opts})
 

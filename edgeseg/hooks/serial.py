@@ -85,7 +85,7 @@ class SerialHook(Hook):
         self._start()
 
     @classmethod
-    def from_url(cls, url: str, **opts) -> "SerialHook":
+    def from_url(cls, url: str, **opts) -> SerialHook:
         bare, q = split_options(url, OPTIONS, strict=False)
         if bare.startswith("serial://"):
             bare = bare[len("serial://"):]

@@ -37,7 +37,7 @@ class UdpHook(Hook):
         self._start()
 
     @classmethod
-    def from_url(cls, url: str, **opts) -> "UdpHook":
+    def from_url(cls, url: str, **opts) -> UdpHook:
         bare, q = split_options(url, {"format": str})
         parts = urlsplit(bare)
         if not parts.hostname or parts.port is None:

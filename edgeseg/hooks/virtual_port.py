@@ -115,7 +115,7 @@ class VirtualSerialPort:
                                                     acked_seq=acked_seq, ack_status=status)))
         self._ack_seq = (self._ack_seq + 1) & 0xFFFF
 
-    def __enter__(self) -> "VirtualSerialPort":
+    def __enter__(self) -> VirtualSerialPort:
         return self
 
     def __exit__(self, *exc) -> None:
