@@ -50,7 +50,8 @@ def test_neighbour_in_sweep_lowers_clearance_and_rank():
     by_inst = {g.instance: g for g in grasps}
     assert by_inst[0].clear is False and by_inst[0].clearance < 1.0
     assert by_inst[2].clear is True
-    assert grasps[0].instance == 2  # ranked by quality before score
+    assert grasps[0].instance == 2  # feasible first, before the higher detection score
+    assert [g.clear for g in grasps] == sorted((g.clear for g in grasps), reverse=True)
     # A neighbour off the ends of the major axis is outside the sweep.
     end_neighbour = rectangle_mask(SIZE, (150.0, 60.0), 20, 20, 0.0)
     (g,) = [g for g in plan_grasps(result_from_masks([crowded, end_neighbour]), PX_GRIPPER) if g.instance == 0]

@@ -11,7 +11,9 @@ plus a margin on each side. Quality is ``solidity * fit * clearance``:
   out to the open jaw plus the finger thickness, pad width wide) that no
   other instance's mask covers.
 
-Grasps of a frame are ranked by quality, then detection score.
+Grasps of a frame are ranked: feasible ones first (no collision in the sweep
+and the opening fits; unknown counts as feasible), then by quality, then by
+detection score.
 """
 
 from __future__ import annotations
@@ -113,7 +115,8 @@ class GraspPlanner:
                 uint16 millimetres or float metres, 0 = missing.
 
         Returns:
-            Grasps sorted by quality, then detection score (descending).
+            Grasps best first: feasible ones (clear and fitting) before the
+            rest, then by quality, then by detection score.
         """
         if not isinstance(result, Result):
             raise TypeError(f"result must be an edgeseg Result, got {type(result).__name__}")
@@ -128,7 +131,7 @@ class GraspPlanner:
             g = self._plan_one(result, i, mask, depth)
             if g is not None:
                 grasps.append(g)
-        grasps.sort(key=lambda g: (-g.quality, -g.score, g.instance))
+        grasps.sort(key=lambda g: (g.clear is False or g.fits is False, -g.quality, -g.score, g.instance))
         return grasps
 
     def _plan_one(self, result: Result, i: int, mask: CroppedMask, depth) -> Grasp | None:

@@ -139,7 +139,7 @@ class Grasp:
         class_id: Class index of the instance.
         score: Detection confidence in [0, 1].
         quality: Grasp quality in [0, 1] (product of solidity, fit and
-            clearance terms); grasps of a frame are ranked by it.
+            clearance terms); ranks grasps after feasibility (see planner).
         center: ``(x, y)`` grasp centre in image pixels (continuous coords).
         angle: Closing direction in the image, radians (see module doc).
         width_px: Jaw opening in pixels: extent across the object + 2 margins.
