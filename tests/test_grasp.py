@@ -170,3 +170,14 @@ def test_draw_grasps_marks_the_closing_line():
     assert not out[5, 5].any()
     with pytest.raises(ValueError, match="uint8"):
         draw_grasps(np.zeros(SIZE, np.float32), grasps)
+
+
+def test_grasp_point_sinks_by_half_the_finger_depth_above_a_table():
+    r = result_from_masks([rectangle_mask(SIZE, (160.0, 120.0), 60, 20, 0.0)])
+    depth = np.full(SIZE, 800, np.uint16)
+    depth[r.masks[0].full()] = 700  # a 10 cm tall object on a table 0.8 m away
+    table = TablePlane(normal=(0.0, 0.0, -1.0), offset=0.8)
+    (g,) = plan_grasps(r, GripperSpec(finger_depth=0.04), depth=depth, camera=CAM, table=table)
+    assert g.camera_pose.position == pytest.approx((0.0, 0.0, 0.72), abs=1e-6)
+    (g,) = plan_grasps(r, GripperSpec(finger_depth=0.5), depth=depth, camera=CAM, table=table)
+    assert g.camera_pose.position[2] == pytest.approx(0.75)  # at most half the object's height
