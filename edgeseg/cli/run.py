@@ -19,6 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--score", type=float, help="score threshold (default: the manifest's)")
     p.add_argument("--iou", type=float, help="NMS IoU threshold (default: the manifest's)")
     p.add_argument("--max-det", type=int, help="max detections per frame")
+    p.add_argument("--health-file", type=Path, help="keep a JSON heartbeat here (frames, failures, last latency)")
     p.set_defaults(func=main)
 
 
@@ -26,6 +27,7 @@ def main(args: argparse.Namespace) -> int:
     import cv2
 
     import edgeseg
+    from edgeseg.health import Heartbeat
     from edgeseg.overlay import MaskAnnotator
     from edgeseg.sources import iter_frames
 
@@ -34,9 +36,11 @@ def main(args: argparse.Namespace) -> int:
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
     failures = 0
+    health = Heartbeat(args.health_file)
     for frame in iter_frames(args.sources):
         if frame.image is None:
             log.error("skipping frame %s: %s", frame.name, frame.error)
+            health.frame_failed(frame.name, str(frame.error))
             failures += 1
             continue
         try:
@@ -46,6 +50,7 @@ def main(args: argparse.Namespace) -> int:
             )
         except ValueError as exc:
             log.error("skipping frame %s: %s", frame.name, exc)
+            health.frame_failed(frame.name, str(exc))
             failures += 1
             continue
         counts: dict[str, int] = {}
@@ -63,4 +68,6 @@ def main(args: argparse.Namespace) -> int:
             cv2.imwrite(str(overlay_path), annotator.annotate(frame.image, result))
             line += f" -> {overlay_path}"
         print(line, flush=True)
+        health.frame_ok(frame.name, len(result), t.total_ms)
+    health.close()
     return 1 if failures else 0

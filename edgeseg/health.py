@@ -1,0 +1,94 @@
+"""A heartbeat file the operator (or a watchdog) can read while ``edgeseg run`` streams.
+
+The file is small JSON, replaced atomically (write to a temporary name, then
+``os.replace``), so a reader never sees half of it. It is rewritten at most
+every ``interval_s`` seconds, on the first frame and on exit, which keeps the
+cost off the frame loop. A stale ``updated_unix`` means the loop is stuck;
+``failures`` growing means frames are being skipped (the log says why)::
+
+    {"status": "running", "pid": 812, "frames": 5210, "failures": 0,
+     "last_frame": "camera0_005209", "last_instances": 3, "last_total_ms": 41.7,
+     "last_error": null, "started_unix": 1764057600.1, "updated_unix": 1764057781.4}
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class HealthStatus:
+    """What the heartbeat file holds.
+
+    Attributes:
+        status: ``running`` while streaming, ``stopped`` after the loop ended.
+        pid: Process id of the runner.
+        frames: Frames segmented successfully so far.
+        failures: Frames skipped (unreadable, or rejected by the model).
+        last_frame: Name of the last frame seen.
+        last_instances: Instances found in the last good frame.
+        last_total_ms: Preprocess + inference + decode time of the last good frame, ms.
+        last_error: Why the last skipped frame was skipped.
+        started_unix: When the runner started, seconds since the epoch.
+        updated_unix: When this status was written, seconds since the epoch.
+    """
+
+    status: str = "running"
+    pid: int = field(default_factory=os.getpid)
+    frames: int = 0
+    failures: int = 0
+    last_frame: str | None = None
+    last_instances: int | None = None
+    last_total_ms: float | None = None
+    last_error: str | None = None
+    started_unix: float = field(default_factory=time.time)
+    updated_unix: float = 0.0
+
+
+class Heartbeat:
+    """Keeps a :class:`HealthStatus` up to date in a JSON file.
+
+    Args:
+        path: File to write (its directory is created if missing); ``None``
+            keeps the counts without writing anything.
+        interval_s: Minimum seconds between two writes while running.
+    """
+
+    def __init__(self, path: str | os.PathLike | None, *, interval_s: float = 1.0) -> None:
+        if interval_s < 0:
+            raise ValueError(f"interval_s must be >= 0 seconds, got {interval_s}")
+        self.path = Path(path) if path is not None else None
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.interval_s = interval_s
+        self.status = HealthStatus()
+        self._written = float("-inf")
+
+    def frame_ok(self, name: str, instances: int, total_ms: float) -> None:
+        """Records a segmented frame."""
+        s = self.status
+        self._update(replace(s, frames=s.frames + 1, last_frame=name, last_instances=instances, last_total_ms=total_ms))
+
+    def frame_failed(self, name: str, error: str) -> None:
+        """Records a skipped frame and why."""
+        self._update(replace(self.status, failures=self.status.failures + 1, last_frame=name, last_error=error))
+
+    def close(self) -> None:
+        """Writes the final status (``stopped``)."""
+        self._update(replace(self.status, status="stopped"), force=True)
+
+    def _update(self, status: HealthStatus, *, force: bool = False) -> None:
+        self.status = status
+        now = time.monotonic()
+        if self.path is not None and (force or now - self._written >= self.interval_s):
+            self._written = now
+            self._write(replace(status, updated_unix=time.time()))
+
+    def _write(self, status: HealthStatus) -> None:
+        tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
+        tmp.write_text(json.dumps(asdict(status)) + "\n", encoding="utf-8")
+        os.replace(tmp, self.path)
