@@ -236,11 +236,16 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{where} must be a list, got {type(value).__name__}")
-        item = args[0]
-        return tuple(_convert(v, item, f"{where}[{i}]") for i, v in enumerate(value))
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_convert(v, args[0], f"{where}[{i}]") for i, v in enumerate(value))
+        if len(value) != len(args):
+            raise ConfigError(f"{where} must have {len(args)} items, got {len(value)}")
+        return tuple(_convert(v, t, f"{where}[{i}]") for i, (v, t) in enumerate(zip(value, args)))
     if origin is dict or tp is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{where} must be a mapping, got {type(value).__name__}")
+        if len(args) == 2:
+            return {_convert(k, args[0], where): _convert(v, args[1], f"{where}.{k}") for k, v in value.items()}
         return dict(value)
     if tp is Any:
         return value

@@ -14,7 +14,7 @@ import logging
 import sys
 
 #: Subcommand modules, in the order ``edgeseg --help`` lists them.
-COMMANDS = ("run", "info", "verify", "export")
+COMMANDS = ("run", "info", "verify", "export", "bench")
 
 
 def build_parser() -> argparse.ArgumentParser:

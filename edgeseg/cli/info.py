@@ -20,6 +20,7 @@ def main(args: argparse.Namespace) -> int:
     import edgeseg
     from edgeseg.backends import available_backends
     from edgeseg.bundle import load_bundle
+    from edgeseg.board import config_for_board, detect_board
     from edgeseg.decode import active_path
 
     print(f"edgeseg      {edgeseg.__version__}")
@@ -27,6 +28,12 @@ def main(args: argparse.Namespace) -> int:
     print(f"numpy        {np.__version__}")
     print(f"opencv       {cv2.__version__}")
     print(f"decoder      {active_path()}")
+    board = detect_board()
+    print(f"board        {board}")
+    try:
+        print(f"board config {config_for_board(board)}")
+    except FileNotFoundError as exc:
+        print(f"board config none ({exc})")
     for fmt, status in available_backends().items():
         print(f"backend      {fmt}: {status}")
     bundle = load_bundle(args.bundle or edgeseg.DEFAULT_BUNDLE)

@@ -1,0 +1,172 @@
+"""Reports across runs: a Markdown table (boards x formats x stages) and PNG plots.
+
+matplotlib is imported only when plotting (``pip install 'edgeseg[bench]'``),
+with the non-interactive Agg backend so a headless board can draw.
+
+Plots:
+    * ``stages.png``: per-stage latency bars (height p50) with whiskers up to
+      p99, one bar per board and bundle, log-scaled milliseconds.
+    * ``distribution.png``: each run's end-to-end latency distribution
+      (violin + median/p99 marks) and its per-frame trace, which shows warm-up
+      drift or thermal throttling as a slope.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from edgeseg.bench.results import END_TO_END, STAGES, BenchRun
+
+COLUMNS = (*STAGES, END_TO_END)
+
+
+def run_label(run: BenchRun) -> str:
+    """``x86-cpu · onnx-fp32``: board and bundle, how tables and legends name a run."""
+    return f"{run.board.id} · {run.bundle.label}"
+
+
+def _ms(v: float) -> str:
+    return f"{v:.3f}" if v < 0.1 else f"{v:.2f}" if v < 10 else f"{v:.1f}"
+
+
+def markdown_table(runs: list[BenchRun]) -> str:
+    """One row per run: each stage as ``p50 / p99`` ms, then throughput and resources.
+
+    The machine each row was measured on is in its board and CPU columns; a
+    footnote lists the software of every run.
+    """
+    if not runs:
+        raise ValueError("no benchmark runs to report")
+    head = ["board", "bundle", "ran on", *[c.replace("_", "-") for c in COLUMNS],
+            "FPS", "load ms", "1st frame ms", "peak RSS MiB", "CPU %", "unacc. %", "mask mAP"]
+    lines = [
+        "Stage cells: p50 / p99 latency per frame in ms over the timed frames; "
+        "CPU % is of one core; unacc. % is end-to-end time no stage owns.",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "|".join(["---"] * 3 + ["---:"] * (len(head) - 3)) + "|",
+    ]
+    for r in runs:
+        mAP = f"{r.accuracy['mask_map']:.3f}" if r.accuracy and "mask_map" in r.accuracy else "–"
+        cells = [
+            f"{r.board.id} ({r.board.model})",
+            f"{r.bundle.name} {r.bundle.label}",
+            r.backend_device,
+            *[f"{_ms(r.stages[c].p50_ms)} / {_ms(r.stages[c].p99_ms)}" for c in COLUMNS],
+            f"{r.fps:.1f}",
+            f"{r.model_load_ms:.0f}",
+            f"{r.first_frame_ms:.1f}",
+            f"{r.resources.peak_rss_mb:.0f}",
+            f"{r.resources.cpu_percent:.0f}",
+            f"{r.unaccounted_pct:.1f}",
+            mAP,
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    for r in runs:
+        temps = ", ".join(f"{k} {lo:.0f}-{hi:.0f} °C" for k, (lo, hi) in r.resources.temperatures_c.items())
+        throttle = "; ".join(r.resources.throttling) or "none seen"
+        lines.append(
+            f"* {run_label(r)}: {r.frames} frames after {r.warmup} warm-up over {r.image_count} images, "
+            f"{r.timestamp}, config `{r.config_name}`, {r.board.cpu_model or r.board.model} "
+            f"({r.board.cores} cores); {', '.join(f'{k} {v}' for k, v in r.software.items())}; "
+            f"temperatures: {temps or 'not exposed'}; throttling: {throttle}."
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _pyplot():
+    try:
+        import matplotlib
+    except ImportError:
+        raise ImportError("plots need matplotlib: pip install 'edgeseg[bench]'") from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_stages(runs: list[BenchRun], path: str | os.PathLike) -> Path:
+    """Grouped bars: x = stage, one bar per run at its p50, whisker to its p99 (ms, log scale)."""
+    import numpy as np
+
+    plt = _pyplot()
+    n = len(runs)
+    x = np.arange(len(COLUMNS))
+    width = 0.8 / n
+    fig, ax = plt.subplots(figsize=(max(8.0, 1.3 * len(COLUMNS) * max(1, n / 2)), 4.8), dpi=120)
+    for k, r in enumerate(runs):
+        p50 = np.array([r.stages[c].p50_ms for c in COLUMNS])
+        p99 = np.array([r.stages[c].p99_ms for c in COLUMNS])
+        xs = x - 0.4 + width * (k + 0.5)
+        bars = ax.bar(xs, p50, width, label=run_label(r), yerr=[np.zeros_like(p50), p99 - p50],
+                      capsize=3, error_kw={"elinewidth": 1, "ecolor": "0.25"})
+        for b, v in zip(bars, p50):
+            ax.annotate(_ms(v), (b.get_x() + b.get_width() / 2, v), xytext=(0, 2), textcoords="offset points",
+                        ha="center", va="bottom", fontsize=7, rotation=90 if n > 2 else 0)
+    ax.set_yscale("log")
+    ax.set_xticks(x, [c.replace("_", "-") for c in COLUMNS])
+    ax.set_xlabel("pipeline stage")
+    ax.set_ylabel("latency per frame (ms, log scale)")
+    ax.set_title("Per-stage latency: bar = p50, whisker = p99")
+    ax.grid(axis="y", which="both", alpha=0.3)
+    ax.set_ylim(bottom=min(r.stages[c].p50_ms for r in runs for c in COLUMNS) / 3)
+    ax.legend(fontsize=8, title="board · bundle", title_fontsize=8)
+    fig.tight_layout()
+    out = Path(path)
+    fig.savefig(out)
+    plt.close(fig)
+    return out
+
+
+def plot_distribution(runs: list[BenchRun], path: str | os.PathLike) -> Path:
+    """Left: end-to-end latency violins per run (p50 and p99 marked). Right: latency per frame."""
+    import numpy as np
+
+    plt = _pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8), dpi=120, gridspec_kw={"width_ratios": [1, 1.6]})
+    data = [np.asarray(r.samples_ms[END_TO_END]) for r in runs]
+    labels = [run_label(r) for r in runs]
+    pos = np.arange(1, len(runs) + 1)
+    left.violinplot(data, positions=pos, showextrema=False)
+    for p, d in zip(pos, data):
+        p50, p99 = np.percentile(d, [50, 99])
+        left.hlines(p50, p - 0.25, p + 0.25, color="k", lw=2, label="p50" if p == 1 else None)
+        left.hlines(p99, p - 0.25, p + 0.25, color="tab:red", lw=1.5, ls="--", label="p99" if p == 1 else None)
+    left.set_xticks(pos, labels, rotation=15, ha="right", fontsize=8)
+    left.set_ylabel("end-to-end latency per frame (ms)")
+    left.set_title("Latency distribution per run")
+    left.grid(axis="y", alpha=0.3)
+    left.legend(fontsize=8)
+    for d, label in zip(data, labels):
+        right.plot(np.arange(len(d)), d, lw=0.8, label=label)
+    right.set_xlabel("timed frame (after warm-up)")
+    right.set_ylabel("end-to-end latency (ms)")
+    right.set_title("Latency per frame (drift = warm-up or throttling)")
+    right.grid(alpha=0.3)
+    right.legend(fontsize=8)
+    fig.tight_layout()
+    out = Path(path)
+    fig.savefig(out)
+    plt.close(fig)
+    return out
+
+
+def write_report(runs: list[BenchRun], out_dir: str | os.PathLike, *, plots: bool = True) -> dict[str, Path]:
+    """Writes ``report.md`` (table + plot links) and, with ``plots``, ``stages.png`` and ``distribution.png``.
+
+    Returns:
+        Name -> written path.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written: dict[str, Path] = {}
+    text = "# Benchmark report\n\n" + markdown_table(runs)
+    if plots:
+        written["stages"] = plot_stages(runs, out / "stages.png")
+        written["distribution"] = plot_distribution(runs, out / "distribution.png")
+        text += "\n![per-stage latency](stages.png)\n\n![latency distribution](distribution.png)\n"
+    written["report"] = out / "report.md"
+    written["report"].write_text(text)
+    return written

@@ -1,0 +1,192 @@
+"""Benchmark results: the typed record of one run, its JSON file, and a loader for many.
+
+One run = one bundle on one board with one device config. It is written as
+``benchmarks/results/<board>/<timestamp>_<bundle>-<format>-<precision>.json``
+(schema :data:`SCHEMA_VERSION`) and read back into the same dataclasses by
+:func:`load_results`, which takes files and folders.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeseg.bench.monitor import ResourceUsage
+from edgeseg.board import BoardInfo
+from edgeseg.device_config import ConfigError, from_dict
+
+SCHEMA_VERSION = 1
+#: Pipeline stages in frame order; they add up to ``end_to_end``.
+STAGES = ("read", "preprocess", "infer", "decode", "grasp", "hooks")
+END_TO_END = "end_to_end"
+
+
+@dataclass(frozen=True)
+class LatencyStats:
+    """Distribution of one stage's per-frame wall time, milliseconds.
+
+    Percentiles use numpy's default (linear interpolation); ``std`` is the
+    population standard deviation.
+    """
+
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    mean_ms: float
+    std_ms: float
+    min_ms: float
+    max_ms: float
+    n: int
+
+    @classmethod
+    def of(cls, samples_ms: np.ndarray) -> "LatencyStats":
+        """Summarises ``(N,)`` per-frame times in milliseconds (N >= 1)."""
+        x = np.asarray(samples_ms, np.float64)
+        if x.ndim != 1 or x.size == 0:
+            raise ValueError(f"expected a non-empty 1-D array of latencies, got shape {x.shape}")
+        p50, p90, p99 = np.percentile(x, [50, 90, 99])
+        return cls(float(p50), float(p90), float(p99), float(x.mean()), float(x.std()),
+                   float(x.min()), float(x.max()), int(x.size))
+
+
+@dataclass(frozen=True)
+class BundleInfo:
+    """Which model ran.
+
+    Attributes:
+        name: Manifest name (``edgeseg-nano``).
+        format: ``onnx`` / ``tflite``.
+        precision: ``fp32`` / ``fp16`` / ``int8`` / ``mixed``.
+        path: Bundle path as given.
+        model_sha256: sha256 of the model file (verified on load).
+        manifest_sha256: sha256 of ``manifest.json``.
+        input_shape: Model input shape, manifest layout.
+        size_mb: Model file size, MB (10^6 bytes).
+    """
+
+    name: str
+    format: str
+    precision: str
+    path: str
+    model_sha256: str
+    manifest_sha256: str
+    input_shape: tuple[int, ...]
+    size_mb: float
+
+    @property
+    def label(self) -> str:
+        """``onnx-fp32``: how plots and tables name the bundle."""
+        return f"{self.format}-{self.precision}"
+
+
+@dataclass(frozen=True)
+class BenchRun:
+    """One benchmark run.
+
+    Attributes:
+        timestamp: Start time, ISO 8601 UTC.
+        board: The detected (or named) board.
+        config_name: ``DeviceConfig.name``.
+        config_path: The config file ("" for defaults).
+        config: The full device config as a mapping.
+        bundle: The bundle.
+        software: Package -> version (edgeseg, python, numpy, opencv, backend library, decoder path).
+        backend_device: What actually ran the model (e.g. the ORT provider).
+        images: Image folder or file list the frames came from.
+        image_count: Distinct images cycled through.
+        frames: Timed frames.
+        warmup: Untimed warm-up frames before them.
+        model_load_ms: Bundle verification + session creation, ms.
+        first_frame_ms: End-to-end time of the very first frame (cold), ms.
+        stages: Stage name (:data:`STAGES` and ``end_to_end``) -> stats.
+        unaccounted_pct: ``100 * (sum end_to_end - sum of all stages) / sum end_to_end``.
+        fps: ``1000 / mean end_to_end``: frames per second of this sequential loop.
+        resources: Peak RSS, CPU utilisation, temperatures, throttling.
+        accuracy: Mask/box mAP on a validation set, when asked for.
+        samples_ms: Stage -> per-frame times in frame order, ms (for plots).
+        schema_version: Results file schema.
+    """
+
+    timestamp: str
+    board: BoardInfo
+    config_name: str
+    config_path: str
+    config: dict[str, Any]
+    bundle: BundleInfo
+    software: dict[str, str]
+    backend_device: str
+    images: str
+    image_count: int
+    frames: int
+    warmup: int
+    model_load_ms: float
+    first_frame_ms: float
+    stages: dict[str, LatencyStats]
+    unaccounted_pct: float
+    fps: float
+    resources: ResourceUsage
+    accuracy: dict[str, float] | None = None
+    samples_ms: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    schema_version: int = SCHEMA_VERSION
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict, where: str = "results") -> "BenchRun":
+        version = data.get("schema_version") if isinstance(data, dict) else None
+        if version != SCHEMA_VERSION:
+            raise ValueError(f"{where}: expected results schema_version {SCHEMA_VERSION}, got {version!r}")
+        try:
+            return from_dict(cls, data, where)
+        except ConfigError as exc:
+            raise ValueError(f"malformed benchmark results: {exc}") from None
+
+    def file_name(self) -> str:
+        stamp = self.timestamp.replace(":", "").replace("-", "")
+        return f"{stamp}_{self.bundle.name}-{self.bundle.label}.json"
+
+
+def save_run(run: BenchRun, results_dir: str | os.PathLike) -> Path:
+    """Writes ``run`` to ``results_dir/<board>/<file_name>``; returns the path."""
+    path = Path(results_dir) / run.board.id / run.file_name()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(run.to_dict(), indent=1) + "\n")
+    return path
+
+
+def load_results(paths: list[str | os.PathLike]) -> list[BenchRun]:
+    """Reads results files; folders are searched recursively for ``*.json``.
+
+    Returns:
+        Runs sorted by board, bundle label and timestamp.
+
+    Raises:
+        FileNotFoundError: A path does not exist or a folder holds no results.
+        ValueError: A file is not a results file of this schema (names the file).
+    """
+    files: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = sorted(p.rglob("*.json"))
+            if not found:
+                raise FileNotFoundError(f"no benchmark results (*.json) under {p}")
+            files += found
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise FileNotFoundError(f"benchmark results {p} do not exist")
+    runs = []
+    for f in files:
+        try:
+            data = json.loads(f.read_text())
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{f} is not JSON: {exc}") from None
+        runs.append(BenchRun.from_dict(data, str(f)))
+    return sorted(runs, key=lambda r: (r.board.id, r.bundle.label, r.timestamp))
