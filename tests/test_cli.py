@@ -72,3 +72,27 @@ def test_export_cli_writes_a_loadable_bundle(tmp_path):
     assert again.returncode == 2 and "--force" in again.stderr
     unknown = edgeseg("export", str(weights), "--formats", "onnx,coreml", "--out", str(tmp_path / "x"))
     assert unknown.returncode == 2 and "coreml" in unknown.stderr
+
+
+def test_run_sends_grasps_to_hooks(tiny_bundle, tmp_path):
+    """`--hook` from the CLI: JSON lines to a file and binary frames over a real pty."""
+    from edgeseg import protocol
+    from edgeseg.hooks.virtual_port import VirtualSerialPort
+
+    img = np.full((240, 320, 3), 100, np.uint8)
+    cv2.rectangle(img, (60, 60), (200, 120), (20, 200, 220), -1)
+    src = tmp_path / "scene.png"
+    cv2.imwrite(str(src), img)
+    with VirtualSerialPort(str(tmp_path / "tty")) as port:
+        jsonl = tmp_path / "grasps.jsonl"
+        proc = edgeseg(
+            "run", str(src), str(src), "--bundle", str(tiny_bundle), "--score", "0.01", "--max-det", "5",
+            "--hook", f"jsonl:{jsonl}", "--hook", f"serial://{port.path}?baud=115200",
+        )
+        assert proc.returncode == 0, proc.stderr
+        lines = [json.loads(x) for x in jsonl.read_text().splitlines()]
+        assert [x["frame_id"] for x in lines] == [0, 1]
+        messages = port.read_messages(2, timeout=5.0)
+        assert [m.frame_id for m in messages] == [0, 1]
+        assert all(m.type == protocol.MsgType.GRASPS for m in messages)
+        assert [len(m.grasps) for m in messages] == [len(x["grasps"]) for x in lines]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 from pathlib import Path
 
 log = logging.getLogger("edgeseg.run")
@@ -19,6 +20,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--score", type=float, help="score threshold (default: the manifest's)")
     p.add_argument("--iou", type=float, help="NMS IoU threshold (default: the manifest's)")
     p.add_argument("--max-det", type=int, help="max detections per frame")
+    p.add_argument(
+        "--hook", action="append", default=[], metavar="URL",
+        help="send each frame's grasps to URL (repeatable): serial:///dev/ttyUSB0?baud=115200, udp://HOST:PORT, jsonl:-, jsonl:FILE",
+    )
+    p.add_argument("--grasps", action="store_true", help="plan grasps and draw them on overlays (implied by --hook)")
     p.add_argument("--health-file", type=Path, help="keep a JSON heartbeat here (frames, failures, last latency)")
     p.set_defaults(func=main)
 
@@ -27,12 +33,18 @@ def main(args: argparse.Namespace) -> int:
     import cv2
 
     import edgeseg
+    from edgeseg.grasp import GraspPlanner, draw_grasps
     from edgeseg.health import Heartbeat
+    from edgeseg.hooks import open_hook
     from edgeseg.overlay import MaskAnnotator
     from edgeseg.sources import iter_frames
 
     seg = edgeseg.load(args.bundle, args.device_config)
     annotator = MaskAnnotator()
+    hooks = [open_hook(url) for url in args.hook]
+    planner = GraspPlanner(getattr(seg.device_config, "gripper", None)) if (hooks or args.grasps) else None
+    # A JSON-lines hook on stdout owns stdout; the human summary moves to stderr.
+    summary_stream = sys.stderr if any(url.startswith("jsonl:-") for url in args.hook) else sys.stdout
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
     failures = 0
@@ -53,6 +65,9 @@ def main(args: argparse.Namespace) -> int:
             health.frame_failed(frame.name, str(exc))
             failures += 1
             continue
+        grasps = planner.plan(result) if planner is not None else []
+        for hook in hooks:
+            hook(result, grasps)
         counts: dict[str, int] = {}
         for inst in result:
             counts[inst.class_name] = counts.get(inst.class_name, 0) + 1
@@ -65,9 +80,16 @@ def main(args: argparse.Namespace) -> int:
         if args.out:
             (args.out / f"{frame.name}.json").write_text(json.dumps(result.to_dict()) + "\n")
             overlay_path = args.out / f"{frame.name}.png"
-            cv2.imwrite(str(overlay_path), annotator.annotate(frame.image, result))
+            overlay = annotator.annotate(frame.image, result)
+            cv2.imwrite(str(overlay_path), draw_grasps(overlay, grasps) if planner is not None else overlay)
             line += f" -> {overlay_path}"
-        print(line, flush=True)
+        if planner is not None:
+            line += f" | {len(grasps)} grasps"
+        print(line, file=summary_stream, flush=True)
         health.frame_ok(frame.name, len(result), t.total_ms)
     health.close()
+    for hook in hooks:
+        hook.close()
+        if hook.stats.dropped:
+            log.info("hook %s dropped %d of %d frames (latest wins)", hook, hook.stats.dropped, hook.stats.submitted)
     return 1 if failures else 0
