@@ -29,7 +29,12 @@ Steps, per frame:
    accumulated in float32 in order ``k = 0..K-1``; it is interpolated
    bilinearly (``top = L00 * (1 - fx) + L01 * fx``, the same for the bottom
    row, ``v = top * (1 - fy) + bottom * fy``, float32) and the mask is
-   ``v > 0`` (sigmoid > 0.5 without the sigmoid; NaN is background).
+   ``v > 0`` (sigmoid > 0.5 without the sigmoid; NaN is background). A box
+   with a NaN coordinate (possible only from NaN raw boxes) gets an empty
+   mask at ``(0, 0)``.
+
+The ``roi`` family shares step 5's resampling with its own coordinate map:
+see :mod:`edgeseg.decode.reference_roi`.
 """
 
 from __future__ import annotations
@@ -148,21 +153,62 @@ def nms(boxes: np.ndarray, classes: np.ndarray, iou_threshold: float, max_keep: 
 
 
 def pixel_span(lo: float, hi: float, size: int) -> tuple[int, int]:
-    """Pixels ``[start, stop)`` whose centres lie in ``[lo, hi]``, clipped to ``[0, size)``."""
-    start = max(0, math.ceil(float(lo) - 0.5))
-    stop = min(size, math.floor(float(hi) - 0.5) + 1)
+    """Pixels ``[start, stop)`` whose centres lie in ``[lo, hi]``, clipped to ``[0, size)``.
+
+    The bounds are clamped to ``[0, size]`` first (same result for any finite
+    box, and defined for infinite ones); a NaN bound gives the empty span
+    ``(0, 0)`` (a NaN raw box must not crash the decoder).
+    """
+    lo, hi = float(lo), float(hi)
+    if math.isnan(lo) or math.isnan(hi):
+        return 0, 0
+    lo, hi = min(max(lo, 0.0), float(size)), min(max(hi, 0.0), float(size))
+    start = math.ceil(lo - 0.5)
+    stop = math.floor(hi - 0.5) + 1
     return start, max(start, stop)
 
 
-def _sample_axis(start: int, stop: int, scale: float, pad: int, ratio: float, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Prototype sample positions for original pixels ``start..stop-1`` along one axis."""
-    x = np.arange(start, stop, dtype=np.float64)
-    p = ((x + 0.5) * scale + pad) * ratio - 0.5
+def sample_positions(p: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bilinear neighbours of float64 sample positions ``p`` on an axis of ``size`` cells.
+
+    Returns:
+        ``(i0, i1, f)``: int64 lower/upper cell indices and the float32 weight of
+        ``i1``, with ``p`` clamped to ``[0, size - 1]`` first.
+    """
     p = np.clip(p, 0.0, size - 1)
     i0 = np.floor(p).astype(np.int64)
     i1 = np.minimum(i0 + 1, size - 1)
     f = (p - i0).astype(np.float32)
     return i0, i1, f
+
+
+def _sample_axis(start: int, stop: int, scale: float, pad: int, ratio: float, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Prototype sample positions for original pixels ``start..stop-1`` along one axis."""
+    x = np.arange(start, stop, dtype=np.float64)
+    return sample_positions(((x + 0.5) * scale + pad) * ratio - 0.5, size)
+
+
+def resample_positive(
+    logits: np.ndarray, rows: tuple[np.ndarray, np.ndarray, np.ndarray], cols: tuple[np.ndarray, np.ndarray, np.ndarray]
+) -> np.ndarray:
+    """Bilinear interpolation of ``logits`` at the sample grid, thresholded at 0.
+
+    Args:
+        logits: ``(h, w)`` float32 window of the logit map.
+        rows: ``(i0, i1, f)`` per output row, indices into ``logits``' rows.
+        cols: ``(i0, i1, f)`` per output column, indices into ``logits``' columns.
+
+    Returns:
+        ``(len(rows[0]), len(cols[0]))`` bool, ``v > 0`` with ``v`` evaluated in
+        float32 as ``top * (1 - fy) + bottom * fy`` (module docstring, step 5).
+    """
+    yi0, yi1, fy = rows
+    xi0, xi1, fx = cols
+    one = np.float32(1)
+    top = logits[yi0[:, None], xi0[None, :]] * (one - fx)[None, :] + logits[yi0[:, None], xi1[None, :]] * fx[None, :]
+    bottom = logits[yi1[:, None], xi0[None, :]] * (one - fx)[None, :] + logits[yi1[:, None], xi1[None, :]] * fx[None, :]
+    value = top * (one - fy)[:, None] + bottom * fy[:, None]
+    return value > 0
 
 
 def mask_in_box(coeffs: np.ndarray, protos: np.ndarray, box: np.ndarray, lb: LetterboxInfo) -> CroppedMask:
@@ -190,14 +236,8 @@ def mask_in_box(coeffs: np.ndarray, protos: np.ndarray, box: np.ndarray, lb: Let
     logits = np.zeros(window.shape[1:], np.float32)
     for j in range(k):
         logits += coeffs[j] * window[j]
-    top = logits[(yi0 - py0)[:, None], (xi0 - px0)[None, :]] * (np.float32(1) - fx)[None, :] + logits[
-        (yi0 - py0)[:, None], (xi1 - px0)[None, :]
-    ] * fx[None, :]
-    bottom = logits[(yi1 - py0)[:, None], (xi0 - px0)[None, :]] * (np.float32(1) - fx)[None, :] + logits[
-        (yi1 - py0)[:, None], (xi1 - px0)[None, :]
-    ] * fx[None, :]
-    value = top * (np.float32(1) - fy)[:, None] + bottom * fy[:, None]
-    return CroppedMask(x_start, y_start, value > 0, lb.orig_size)
+    bitmap = resample_positive(logits, (yi0 - py0, yi1 - py0, fy), (xi0 - px0, xi1 - px0, fx))
+    return CroppedMask(x_start, y_start, bitmap, lb.orig_size)
 
 
 def decode_proto(t: ProtoTensors, lb: LetterboxInfo, opts: DecodeOptions, grid: tuple[np.ndarray, np.ndarray] | None) -> Detections:

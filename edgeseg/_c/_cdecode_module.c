@@ -1,0 +1,261 @@
+/* _cdecode_module.c - thin CPython binding of the es_ decoding core.
+ *
+ * Checks arrays, lets numpy allocate every output, releases the GIL around
+ * the C work and turns ES_ERR_* into Python exceptions. The Python-facing
+ * API is edgeseg/decode/cpath.py; nothing else should call this module.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#define NPY_NO_DEPRECATED_API NPY_1_7_API_VERSION
+#include <numpy/arrayobject.h>
+
+#include "es_decode.h"
+
+static int raise_status(int st, const char *what) {
+    if (st == ES_OK) return 0;
+    if (st == ES_ERR_NOMEM) PyErr_NoMemory();
+    else PyErr_Format(st == ES_ERR_CAPACITY ? PyExc_RuntimeError : PyExc_ValueError, "%s failed (es status %d)", what, st);
+    return -1;
+}
+
+/* A float32/int8/uint8 numpy array of `ndim` dims -> es_tensor (a view: no copy). */
+static int to_tensor(PyObject *obj, int ndim, double scale, double zp, const char *name, es_tensor *t) {
+    if (!PyArray_Check(obj)) {
+        PyErr_Format(PyExc_TypeError, "%s must be a numpy array, got %s", name, Py_TYPE(obj)->tp_name);
+        return -1;
+    }
+    PyArrayObject *a = (PyArrayObject *)obj;
+    int type = PyArray_TYPE(a);
+    if (PyArray_NDIM(a) != ndim) {
+        PyErr_Format(PyExc_ValueError, "%s must be %d-D, got %d-D", name, ndim, PyArray_NDIM(a));
+        return -1;
+    }
+    if (!(type == NPY_FLOAT32 || type == NPY_INT8 || type == NPY_UINT8) || !PyArray_ISNOTSWAPPED(a) ||
+        !PyArray_ISALIGNED(a)) {
+        PyErr_Format(PyExc_TypeError, "%s must be aligned native float32, int8 or uint8, got dtype %R", name,
+                     (PyObject *)PyArray_DESCR(a));
+        return -1;
+    }
+    npy_intp item = PyArray_ITEMSIZE(a);
+    t->data = PyArray_DATA(a);
+    t->dtype = type == NPY_FLOAT32 ? ES_F32 : (type == NPY_INT8 ? ES_I8 : ES_U8);
+    t->ndim = ndim;
+    t->scale = (float)scale;
+    t->zero_point = (float)zp;
+    for (int d = 0; d < ndim; d++) {
+        t->shape[d] = PyArray_DIM(a, d);
+        t->strides[d] = PyArray_STRIDE(a, d) / item;
+        if (PyArray_STRIDE(a, d) % item) {
+            PyErr_Format(PyExc_ValueError, "%s has strides that are not a multiple of its item size", name);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static PyArrayObject *float_array(PyObject *obj, npy_intp rows, npy_intp cols, const char *name) {
+    PyArrayObject *a = (PyArrayObject *)PyArray_FROMANY(obj, NPY_FLOAT32, 1, 2, NPY_ARRAY_IN_ARRAY);
+    if (!a) return NULL;
+    if (PyArray_SIZE(a) != rows * cols) {
+        PyErr_Format(PyExc_ValueError, "%s must hold %zd x %zd float32 values, got %zd", name, (Py_ssize_t)rows,
+                     (Py_ssize_t)cols, (Py_ssize_t)PyArray_SIZE(a));
+        Py_DECREF(a);
+        return NULL;
+    }
+    return a;
+}
+
+#define LB_FORMAT "(iiiiiidd)"
+#define LB_ARGS(lb) &lb.orig_h, &lb.orig_w, &lb.input_h, &lb.input_w, &lb.pad_left, &lb.pad_top, &lb.scale_x, &lb.scale_y
+
+static PyObject *py_detect(PyObject *self, PyObject *args) {
+    PyObject *boxes_o, *scores_o, *centres_o, *strides_o;
+    double bs, bz, ss, sz, iou;
+    float thr;
+    Py_ssize_t topk, max_det;
+    int enc, agnostic;
+    es_letterbox lb;
+    es_tensor boxes, scores;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "OddOddOOfdnnip" LB_FORMAT, &boxes_o, &bs, &bz, &scores_o, &ss, &sz, &centres_o,
+                          &strides_o, &thr, &iou, &topk, &max_det, &enc, &agnostic, LB_ARGS(lb)))
+        return NULL;
+    if (to_tensor(boxes_o, 2, bs, bz, "boxes", &boxes) || to_tensor(scores_o, 2, ss, sz, "scores", &scores)) return NULL;
+    npy_intp a_n = (npy_intp)scores.shape[0];
+    PyArrayObject *centres = NULL, *strides = NULL;
+    if (centres_o != Py_None && !(centres = float_array(centres_o, a_n, 2, "centres"))) return NULL;
+    if (strides_o != Py_None && !(strides = float_array(strides_o, a_n, 1, "strides"))) {
+        Py_XDECREF(centres);
+        return NULL;
+    }
+    es_detect_params p = {thr, iou, topk, max_det, enc, agnostic};
+    npy_intp cap = max_det < a_n ? max_det : a_n;
+    npy_intp d1[1] = {cap}, d2[2] = {cap, 4};
+    PyObject *anchor = PyArray_SimpleNew(1, d1, NPY_INT64), *cls = PyArray_SimpleNew(1, d1, NPY_INT32);
+    PyObject *raw = PyArray_SimpleNew(1, d1, NPY_FLOAT32), *out = PyArray_SimpleNew(2, d2, NPY_FLOAT32);
+    es_candidate *scratch = PyMem_RawMalloc(sizeof(es_candidate) * (size_t)(a_n > 0 ? a_n : 1));
+    int64_t n = 0;
+    int st = ES_ERR_NOMEM;
+    if (anchor && cls && raw && out && scratch) {
+        Py_BEGIN_ALLOW_THREADS
+        st = es_detect(&boxes, &scores, centres ? PyArray_DATA(centres) : NULL, strides ? PyArray_DATA(strides) : NULL,
+                       &p, &lb, scratch, a_n, PyArray_DATA((PyArrayObject *)anchor), PyArray_DATA((PyArrayObject *)cls),
+                       PyArray_DATA((PyArrayObject *)raw), PyArray_DATA((PyArrayObject *)out), cap, &n);
+        Py_END_ALLOW_THREADS
+    }
+    PyMem_RawFree(scratch);
+    Py_XDECREF(centres);
+    Py_XDECREF(strides);
+    if (st != ES_OK) {
+        Py_XDECREF(anchor); Py_XDECREF(cls); Py_XDECREF(raw); Py_XDECREF(out);
+        if (!PyErr_Occurred()) raise_status(st, "es_detect");
+        return NULL;
+    }
+    return Py_BuildValue("NNNNn", anchor, cls, raw, out, (Py_ssize_t)n);
+}
+
+/* Builds the RLE strings, growing the character buffer when an instance does not fit. */
+static PyObject *rle_strings(es_mask_job *job, uint8_t *work, size_t work_size) {
+    int64_t cap = 4096 + 32 * (int64_t)job->lb->orig_w * (job->n > 0 ? job->n : 1), done = 0;
+    int64_t *ends = PyMem_RawMalloc(sizeof(int64_t) * (size_t)(job->n > 0 ? job->n : 1));
+    char *buf = PyMem_RawMalloc((size_t)cap);
+    int st = ES_ERR_NOMEM;
+    while (buf && ends) {
+        int64_t first = done;
+        Py_BEGIN_ALLOW_THREADS
+        st = es_masks_rle(job, first, buf, cap, ends, &done, work, work_size);
+        Py_END_ALLOW_THREADS
+        if (st != ES_ERR_CAPACITY || cap > ((int64_t)1 << 40)) break;
+        /* an instance has at most 2 runs per pixel column and row pair: grow well past it */
+        char *bigger = PyMem_RawRealloc(buf, (size_t)(cap * 4));
+        if (!bigger) { st = ES_ERR_NOMEM; break; }
+        buf = bigger;
+        cap *= 4;
+    }
+    PyObject *list = NULL;
+    if (st == ES_OK && (list = PyList_New((Py_ssize_t)job->n))) {
+        for (int64_t i = 0; i < job->n; i++) {
+            int64_t start = i ? ends[i - 1] : 0;
+            PyObject *s = PyUnicode_DecodeASCII(buf + start, (Py_ssize_t)(ends[i] - start), NULL);
+            if (!s) { Py_CLEAR(list); break; }
+            PyList_SET_ITEM(list, (Py_ssize_t)i, s);
+        }
+    } else if (st != ES_OK) {
+        raise_status(st, "es_masks_rle");
+    }
+    PyMem_RawFree(buf);
+    PyMem_RawFree(ends);
+    return list;
+}
+
+static PyObject *py_masks(PyObject *self, PyObject *args) {
+    int kind, threads, flags;
+    PyObject *coeffs_o, *maps_o, *boxes_o, *out_o;
+    double ms, mz;
+    es_letterbox lb;
+    es_tensor maps;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "iOOddO" LB_FORMAT "Oii", &kind, &coeffs_o, &maps_o, &ms, &mz, &boxes_o, LB_ARGS(lb),
+                          &out_o, &threads, &flags))
+        return NULL;
+    if (kind < ES_CROPPED || kind > ES_RLE) return PyErr_Format(PyExc_ValueError, "unknown output kind %d", kind);
+    if (to_tensor(maps_o, 3, ms, mz, "maps", &maps)) return NULL;
+    PyArrayObject *boxes = (PyArrayObject *)PyArray_FROMANY(boxes_o, NPY_FLOAT32, 2, 2, NPY_ARRAY_IN_ARRAY);
+    if (!boxes) return NULL;
+    npy_intp n = PyArray_DIM(boxes, 0);
+    PyArrayObject *coeffs = NULL;
+    if (PyArray_DIM(boxes, 1) != 4) {
+        PyErr_Format(PyExc_ValueError, "boxes must be (N, 4), got (%zd, %zd)", (Py_ssize_t)n,
+                     (Py_ssize_t)PyArray_DIM(boxes, 1));
+        goto fail;
+    }
+    if (coeffs_o != Py_None && !(coeffs = float_array(coeffs_o, n, (npy_intp)maps.shape[0], "coeffs"))) goto fail;
+    npy_intp sdims[2] = {n, 4};
+    PyObject *spans = PyArray_SimpleNew(2, sdims, NPY_INT32);
+    if (!spans) goto fail;
+    es_span *sp = PyArray_DATA((PyArrayObject *)spans);
+    int st = es_spans(PyArray_DATA(boxes), n, lb.orig_h, lb.orig_w, sp, n);
+    if (raise_status(st, "es_spans")) { Py_DECREF(spans); goto fail; }
+    es_mask_job job = {coeffs ? PyArray_DATA(coeffs) : NULL, &maps, PyArray_DATA(boxes), sp, n, &lb, flags};
+    int nthreads = kind == ES_RLE || threads < 1 ? 1 : threads;
+    size_t per = es_workspace_size(maps.shape[1], maps.shape[2], lb.orig_h, lb.orig_w);
+    if (per == 0) { PyErr_SetString(PyExc_ValueError, "empty map or image size"); Py_DECREF(spans); goto fail; }
+    uint8_t *work = PyMem_RawMalloc(per * (size_t)nthreads);
+    if (!work) { PyErr_NoMemory(); Py_DECREF(spans); goto fail; }
+    PyObject *result = NULL;
+    if (kind == ES_CROPPED) {
+        npy_intp odims[1] = {n};
+        PyObject *offsets = PyArray_SimpleNew(1, odims, NPY_INT64);
+        npy_intp total = 0;
+        if (offsets) {
+            int64_t *off = PyArray_DATA((PyArrayObject *)offsets);
+            for (npy_intp i = 0; i < n; i++) { off[i] = total; total += (npy_intp)sp[i].w * sp[i].h; }
+        }
+        npy_intp bdims[1] = {total};
+        PyObject *bits = offsets ? PyArray_SimpleNew(1, bdims, NPY_BOOL) : NULL;
+        if (bits) {
+            Py_BEGIN_ALLOW_THREADS
+            st = es_masks_cropped(&job, PyArray_DATA((PyArrayObject *)offsets), PyArray_DATA((PyArrayObject *)bits),
+                                  total, work, per * (size_t)nthreads, nthreads);
+            Py_END_ALLOW_THREADS
+            if (!raise_status(st, "es_masks_cropped")) result = Py_BuildValue("NNN", bits, spans, offsets);
+            else { Py_DECREF(bits); Py_DECREF(offsets); Py_DECREF(spans); }
+        } else { Py_XDECREF(offsets); Py_DECREF(spans); }
+    } else if (kind == ES_FULL) {
+        PyArrayObject *out = (PyArrayObject *)out_o;
+        if (!PyArray_Check(out_o) || PyArray_NDIM(out) != 3 || !PyArray_IS_C_CONTIGUOUS(out) ||
+            !PyArray_ISWRITEABLE(out) || (PyArray_TYPE(out) != NPY_BOOL && PyArray_TYPE(out) != NPY_UINT8) ||
+            PyArray_DIM(out, 1) != lb.orig_h || PyArray_DIM(out, 2) != lb.orig_w || PyArray_DIM(out, 0) < n) {
+            PyErr_Format(PyExc_ValueError,
+                         "out must be a writable C-contiguous bool array of shape (>= %zd, %d, %d)", (Py_ssize_t)n,
+                         lb.orig_h, lb.orig_w);
+            Py_DECREF(spans);
+        } else {
+            int64_t cap = (int64_t)PyArray_SIZE(out);
+            Py_BEGIN_ALLOW_THREADS
+            st = es_masks_full(&job, PyArray_DATA(out), cap, work, per * (size_t)nthreads, nthreads);
+            Py_END_ALLOW_THREADS
+            if (!raise_status(st, "es_masks_full")) result = spans;
+            else Py_DECREF(spans);
+        }
+    } else {
+        PyObject *strings = rle_strings(&job, work, per);
+        if (strings) result = Py_BuildValue("NN", strings, spans);
+        else Py_DECREF(spans);
+    }
+    PyMem_RawFree(work);
+    Py_XDECREF(coeffs);
+    Py_DECREF(boxes);
+    return result;
+fail:
+    Py_XDECREF(coeffs);
+    Py_DECREF(boxes);
+    return NULL;
+}
+
+static PyMethodDef methods[] = {
+    {"detect", py_detect, METH_VARARGS,
+     "detect(boxes, b_scale, b_zp, scores, s_scale, s_zp, centres, strides, raw_threshold, iou, topk, max_det, "
+     "encoding, agnostic, letterbox) -> (anchor, class, raw, boxes, n); see edgeseg.decode.cpath."},
+    {"masks", py_masks, METH_VARARGS,
+     "masks(kind, coeffs, maps, m_scale, m_zp, boxes, letterbox, out, threads, flags); see edgeseg.decode.cpath."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_cdecode", "C core of edgeseg's mask decoder.", -1, methods};
+
+PyMODINIT_FUNC PyInit__cdecode(void) {
+    import_array();
+    PyObject *m = PyModule_Create(&module);
+    if (!m) return NULL;
+    PyModule_AddIntConstant(m, "CROPPED", ES_CROPPED);
+    PyModule_AddIntConstant(m, "FULL", ES_FULL);
+    PyModule_AddIntConstant(m, "RLE", ES_RLE);
+    PyModule_AddIntConstant(m, "NO_BLOCKFILL", ES_NO_BLOCKFILL);
+    PyModule_AddIntConstant(m, "NO_STREAM", ES_NO_STREAM);
+    PyModule_AddIntConstant(m, "FULL_LOGITS", ES_FULL_LOGITS);
+    PyModule_AddIntConstant(m, "LTRB", ES_LTRB);
+    PyModule_AddIntConstant(m, "XYXY", ES_XYXY);
+    PyModule_AddIntConstant(m, "CXCYWH", ES_CXCYWH);
+    return m;
+}

@@ -1,0 +1,176 @@
+/* es_detect.c - candidates, box decode, greedy NMS and letterbox undo.
+ *
+ * Steps 1-4 of edgeseg/decode/reference.py, in the same floating-point
+ * order: float32 for box arithmetic, float64 for IoU; NaN behaves as in
+ * numpy (argmax takes the first NaN, maximum/minimum/clip propagate it).
+ */
+#include "es_decode.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+static inline float tget2(const es_tensor *t, int64_t i, int64_t j) {
+    int64_t off = i * t->strides[0] + j * t->strides[1];
+    switch (t->dtype) {
+    case ES_I8: return ((float)((const int8_t *)t->data)[off] - t->zero_point) * t->scale;
+    case ES_U8: return ((float)((const uint8_t *)t->data)[off] - t->zero_point) * t->scale;
+    default: return ((const float *)t->data)[off];
+    }
+}
+
+/* numpy.maximum / numpy.minimum: NaN in either argument gives NaN. */
+static inline double np_max(double a, double b) { return (isnan(a) || isnan(b)) ? NAN : (a > b ? a : b); }
+static inline double np_min(double a, double b) { return (isnan(a) || isnan(b)) ? NAN : (a < b ? a : b); }
+static inline float np_clipf(float v, float lo, float hi) {
+    if (isnan(v)) return v;
+    return v < lo ? lo : (v > hi ? hi : v);
+}
+
+static int check_2d(const es_tensor *t, int64_t rows, int64_t cols) {
+    if (!t || !t->data || t->ndim != 2 || t->shape[0] != rows || (cols >= 0 && t->shape[1] != cols)) return 0;
+    return t->dtype == ES_F32 || t->dtype == ES_I8 || t->dtype == ES_U8;
+}
+
+/* Best class per anchor (first maximum, NaN wins like numpy.argmax) into scratch[a].raw/cls. */
+static void best_classes(const es_tensor *s, es_candidate *c) {
+    int64_t a_n = s->shape[0], c_n = s->shape[1];
+    if (s->strides[0] >= s->strides[1] || c_n == 1) { /* anchor-major: each anchor's classes together */
+        for (int64_t a = 0; a < a_n; a++) {
+            float best = tget2(s, a, 0);
+            int32_t cls = 0;
+            for (int64_t k = 1; k < c_n && !isnan(best); k++) {
+                float v = tget2(s, a, k);
+                if (isnan(v) || v > best) { best = v; cls = (int32_t)k; }
+            }
+            c[a].raw = best; c[a].cls = cls;
+        }
+        return;
+    }
+    /* class-major layout (e.g. BCA heads): walk each class row contiguously */
+    for (int64_t a = 0; a < a_n; a++) { c[a].raw = tget2(s, a, 0); c[a].cls = 0; }
+    for (int64_t k = 1; k < c_n; k++)
+        for (int64_t a = 0; a < a_n; a++) {
+            float v = tget2(s, a, k);
+            if (!isnan(c[a].raw) && (isnan(v) || v > c[a].raw)) { c[a].raw = v; c[a].cls = (int32_t)k; }
+        }
+}
+
+static int by_score_then_anchor(const void *pa, const void *pb) {
+    const es_candidate *a = pa, *b = pb;
+    if (a->raw > b->raw) return -1;
+    if (a->raw < b->raw) return 1;
+    return (a->anchor > b->anchor) - (a->anchor < b->anchor);
+}
+
+static void decode_box(const es_tensor *bt, const es_candidate *c, int enc, const float *centres,
+                       const float *strides, float *out) {
+    float r0 = tget2(bt, c->anchor, 0), r1 = tget2(bt, c->anchor, 1);
+    float r2 = tget2(bt, c->anchor, 2), r3 = tget2(bt, c->anchor, 3);
+    if (enc == ES_LTRB) {
+        float cx = centres[2 * c->anchor], cy = centres[2 * c->anchor + 1], s = strides[c->anchor];
+        out[0] = cx - r0 * s; out[1] = cy - r1 * s; out[2] = cx + r2 * s; out[3] = cy + r3 * s;
+    } else if (enc == ES_CXCYWH) {
+        float hw = r2 * 0.5f, hh = r3 * 0.5f;
+        out[0] = r0 - hw; out[1] = r1 - hh; out[2] = r0 + hw; out[3] = r1 + hh;
+    } else {
+        out[0] = r0; out[1] = r1; out[2] = r2; out[3] = r3;
+    }
+}
+
+static double box_area(const float *b) {
+    return np_max((double)b[2] - (double)b[0], 0.0) * np_max((double)b[3] - (double)b[1], 0.0);
+}
+
+/* Greedy NMS over cand[0..n) in priority order; marks survivors in keep[], returns their count. */
+static int64_t greedy_nms(es_candidate *cand, int64_t n, const es_detect_params *p, unsigned char *suppressed,
+                          int64_t *kept, int64_t cap) {
+    int64_t n_kept = 0;
+    for (int64_t i = 0; i < n; i++) suppressed[i] = 0;
+    for (int64_t i = 0; i < n && n_kept < cap; i++) {
+        if (suppressed[i]) continue;
+        kept[n_kept++] = i;
+        if (n_kept >= p->max_detections) break;
+        const float *bi = cand[i].box;
+        double ai = box_area(bi);
+        for (int64_t j = i + 1; j < n; j++) {
+            if (suppressed[j] || (!p->class_agnostic && cand[j].cls != cand[i].cls)) continue;
+            const float *bj = cand[j].box;
+            double iw = np_max(np_min(bi[2], bj[2]) - np_max(bi[0], bj[0]), 0.0);
+            double ih = np_max(np_min(bi[3], bj[3]) - np_max(bi[1], bj[1]), 0.0);
+            double inter = iw * ih, uni = ai + box_area(bj) - inter;
+            double iou = uni > 0.0 ? inter / uni : 0.0;
+            if (iou > p->iou_threshold) suppressed[j] = 1;
+        }
+    }
+    return n_kept;
+}
+
+int es_detect(const es_tensor *boxes, const es_tensor *scores, const float *centres, const float *strides,
+              const es_detect_params *p, const es_letterbox *lb, es_candidate *scratch, int64_t cap_scratch,
+              int64_t *anchor_out, int32_t *class_out, float *raw_out, float *boxes_out, int64_t cap_out,
+              int64_t *n_out) {
+    if (!p || !lb || !n_out || !scores || !check_2d(scores, scores->shape[0], -1) || scores->shape[1] < 1)
+        return ES_ERR_ARG;
+    int64_t a_n = scores->shape[0];
+    if (!check_2d(boxes, a_n, 4) || p->pre_nms_topk < 1 || p->max_detections < 1 || lb->scale_x <= 0.0 ||
+        lb->scale_y <= 0.0 || (p->box_encoding == ES_LTRB && (!centres || !strides)))
+        return ES_ERR_ARG;
+    if (cap_scratch < a_n) return ES_ERR_CAPACITY;
+    *n_out = 0;
+    if (a_n == 0) return ES_OK;
+    best_classes(scores, scratch);
+    int64_t n = 0;
+    for (int64_t a = 0; a < a_n; a++) {
+        if (scratch[a].raw >= p->raw_threshold) { /* NaN fails, as in numpy */
+            scratch[n].raw = scratch[a].raw; scratch[n].cls = scratch[a].cls; scratch[n].anchor = a;
+            n++;
+        }
+    }
+    qsort(scratch, (size_t)n, sizeof *scratch, by_score_then_anchor);
+    if (n > p->pre_nms_topk) n = p->pre_nms_topk;
+    for (int64_t i = 0; i < n; i++) decode_box(boxes, &scratch[i], p->box_encoding, centres, strides, scratch[i].box);
+    int64_t cap = cap_out < p->max_detections ? cap_out : p->max_detections;
+    unsigned char *suppressed = malloc((size_t)(n > 0 ? n : 1));
+    int64_t *kept = malloc(sizeof(int64_t) * (size_t)(cap > 0 ? cap : 1));
+    if (!suppressed || !kept) { free(suppressed); free(kept); return ES_ERR_NOMEM; }
+    int64_t n_kept = greedy_nms(scratch, n, p, suppressed, kept, cap);
+    int status = ES_OK;
+    if (n_kept == cap && cap < p->max_detections) {
+        /* the caller's capacity, not max_detections, stopped NMS: say so instead of truncating */
+        for (int64_t i = n_kept ? kept[n_kept - 1] + 1 : 0; i < n; i++) if (!suppressed[i]) { status = ES_ERR_CAPACITY; break; }
+    }
+    float fw = (float)lb->orig_w, fh = (float)lb->orig_h, sx = (float)lb->scale_x, sy = (float)lb->scale_y;
+    float px = (float)lb->pad_left, py = (float)lb->pad_top;
+    for (int64_t k = 0; k < n_kept && status == ES_OK; k++) {
+        const es_candidate *c = &scratch[kept[k]];
+        anchor_out[k] = c->anchor; class_out[k] = c->cls; raw_out[k] = c->raw;
+        boxes_out[4 * k + 0] = np_clipf((c->box[0] - px) / sx, 0.0f, fw);
+        boxes_out[4 * k + 1] = np_clipf((c->box[1] - py) / sy, 0.0f, fh);
+        boxes_out[4 * k + 2] = np_clipf((c->box[2] - px) / sx, 0.0f, fw);
+        boxes_out[4 * k + 3] = np_clipf((c->box[3] - py) / sy, 0.0f, fh);
+    }
+    free(suppressed); free(kept);
+    if (status == ES_OK) *n_out = n_kept;
+    return status;
+}
+
+int es_spans(const float *boxes, int64_t n, int orig_h, int orig_w, es_span *out, int64_t cap) {
+    if ((n > 0 && (!boxes || !out)) || n < 0 || orig_h <= 0 || orig_w <= 0) return ES_ERR_ARG;
+    if (cap < n) return ES_ERR_CAPACITY;
+    for (int64_t i = 0; i < n; i++) {
+        const float *b = boxes + 4 * i;
+        int32_t lo[2] = {0, 0}, hi[2] = {0, 0};
+        int size[2] = {orig_w, orig_h};
+        for (int ax = 0; ax < 2; ax++) {
+            double l = (double)b[ax], h = (double)b[ax + 2];
+            if (isnan(l) || isnan(h)) continue; /* NaN box: empty span at 0 */
+            l = l < 0.0 ? 0.0 : (l > size[ax] ? size[ax] : l);
+            h = h < 0.0 ? 0.0 : (h > size[ax] ? size[ax] : h);
+            double start = ceil(l - 0.5), stop = floor(h - 0.5) + 1.0;
+            if (stop < start) stop = start;
+            lo[ax] = (int32_t)start; hi[ax] = (int32_t)stop;
+        }
+        out[i].x0 = lo[0]; out[i].y0 = lo[1]; out[i].w = hi[0] - lo[0]; out[i].h = hi[1] - lo[1];
+    }
+    return ES_OK;
+}

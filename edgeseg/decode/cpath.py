@@ -1,0 +1,192 @@
+"""The compiled decoding path: same semantics as :mod:`edgeseg.decode.reference`, in C.
+
+The C core (``edgeseg/_c/es_*.c``) runs candidate selection, box decode, NMS,
+letterbox undo and mask resampling with the GIL released; this module only
+maps canonical tensors to its arguments and its outputs back to
+:class:`~edgeseg.decode.Detections`. Scores are turned into probabilities
+here with the reference's own numpy expression (N values), so they match it
+exactly.
+
+Three mask outputs share one renderer:
+
+* ``decode_proto``: box-cropped bitmaps (views into one buffer), what
+  :class:`~edgeseg.Result` holds;
+* ``decode_proto_full``: ``(N, H, W)`` bool frames written into a caller's
+  reused buffer (every byte written, with streaming stores);
+* ``decode_proto_rle``: COCO RLE dicts, equal to ``edgeseg.rle`` / pycocotools.
+
+:func:`paste_roi` is the ``roi`` family's mask step (:mod:`reference_roi`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edgeseg.decode.options import DecodeOptions, Detections
+from edgeseg.decode.reference import raw_score_threshold
+from edgeseg.decode.tensors import ProtoTensors, QTensor
+from edgeseg.preprocess import LetterboxInfo
+from edgeseg.result import CroppedMask
+
+try:
+    from edgeseg._c import _cdecode
+except ImportError:  # not built (no compiler on this board): edgeseg.decode falls back to numpy
+    _cdecode = None
+
+_C_DTYPES = (np.dtype(np.float32), np.dtype(np.int8), np.dtype(np.uint8))
+_ENCODINGS = ("ltrb", "xyxy", "cxcywh")  # index = ES_LTRB, ES_XYXY, ES_CXCYWH
+
+
+def available() -> bool:
+    """Whether the compiled extension is importable."""
+    return _cdecode is not None
+
+
+def _require() -> None:
+    if _cdecode is None:
+        raise RuntimeError("edgeseg's C decoder is not built; reinstall with a C compiler (pip install -e .)")
+
+
+def _c_tensor(q: QTensor) -> tuple[np.ndarray, float, float]:
+    """``(array, scale, zero_point)`` the C core reads directly (dequantizing on the fly)."""
+    data = q.data
+    if data.dtype in _C_DTYPES and data.dtype.isnative and data.flags.aligned:
+        if q.quant is None:
+            return data, 1.0, 0.0
+        return data, float(q.quant.scale), float(q.quant.zero_point)
+    return q.dequantize(), 1.0, 0.0  # e.g. float16 outputs: one conversion, still exact
+
+
+def _letterbox(lb: LetterboxInfo) -> tuple:
+    oh, ow = lb.orig_size
+    ih, iw = lb.input_size
+    return (int(oh), int(ow), int(ih), int(iw), int(lb.pad_left), int(lb.pad_top), float(lb.scale_x), float(lb.scale_y))
+
+
+def _detect(t: ProtoTensors, lb: LetterboxInfo, opts: DecodeOptions, grid) -> tuple[np.ndarray, Detections]:
+    """Steps 1-4 in C; returns the kept anchors and detections without masks."""
+    _require()
+    if opts.box_encoding not in _ENCODINGS:
+        raise ValueError(f"unknown box encoding {opts.box_encoding!r}, expected one of {_ENCODINGS}")
+    if opts.box_encoding == "ltrb" and grid is None:
+        raise ValueError("ltrb boxes need the anchor grid (manifest 'anchors')")
+    centres, strides = grid if grid is not None and opts.box_encoding == "ltrb" else (None, None)
+    threshold = raw_score_threshold(opts.score_threshold, opts.score_activation)
+    anchor, cls, raw, boxes, n = _cdecode.detect(
+        *_c_tensor(t.boxes), *_c_tensor(t.scores), centres, strides, threshold, float(opts.iou_threshold),
+        int(opts.pre_nms_topk), int(opts.max_detections), _ENCODINGS.index(opts.box_encoding),
+        bool(opts.class_agnostic), _letterbox(lb),
+    )
+    raw = raw[:n]
+    if opts.score_activation == "sigmoid":
+        score = (np.float32(1) / (np.float32(1) + np.exp(-raw.astype(np.float32)))).astype(np.float32)
+    else:
+        score = raw.astype(np.float32)
+    return anchor[:n], Detections(boxes=boxes[:n], scores=score, class_ids=cls[:n], masks=())
+
+
+def _cropped(bits: np.ndarray, spans: np.ndarray, offsets: np.ndarray, image_size: tuple[int, int]) -> tuple[CroppedMask, ...]:
+    return tuple(
+        CroppedMask(int(x0), int(y0), bits[o : o + w * h].reshape(h, w), image_size)
+        for (x0, y0, w, h), o in zip(spans.tolist(), offsets.tolist())
+    )
+
+
+def _rle(strings: list[str], image_size: tuple[int, int]) -> list[dict]:
+    size = [int(image_size[0]), int(image_size[1])]
+    return [{"size": list(size), "counts": s} for s in strings]
+
+
+def _proto_masks(t: ProtoTensors, anchor: np.ndarray, det: Detections, lb: LetterboxInfo, kind: int, out, threads: int, flags: int):
+    maps, scale, zp = _c_tensor(t.protos)
+    coeffs = np.ascontiguousarray(t.coeffs.rows(anchor), dtype=np.float32)
+    return _cdecode.masks(kind, coeffs, maps, scale, zp, det.boxes, _letterbox(lb), out, int(threads), int(flags))
+
+
+def decode_proto(
+    t: ProtoTensors, lb: LetterboxInfo, opts: DecodeOptions, grid, *, threads: int = 1, flags: int = 0
+) -> Detections:
+    """Decodes one frame of ``proto`` outputs in C; same contract as ``reference.decode_proto``.
+
+    Args:
+        t: Canonical tensors (float32, or int8/uint8 with their quantization).
+        lb: Letterbox geometry of the frame.
+        opts: Thresholds and box/score conventions.
+        grid: ``(centres (A, 2), strides (A,))`` float32 for ``ltrb`` boxes, else ``None``.
+        threads: Worker threads for the masks (1: the calling thread only).
+        flags: ``_cdecode.NO_*`` bits that switch single speed tricks off (benchmarks).
+
+    Returns:
+        Detections with box-cropped bitmaps (views into one buffer).
+    """
+    anchor, det = _detect(t, lb, opts, grid)
+    if not opts.with_masks:
+        return det
+    bits, spans, offsets = _proto_masks(t, anchor, det, lb, _cdecode.CROPPED, None, threads, flags)
+    return Detections(det.boxes, det.scores, det.class_ids, _cropped(bits, spans, offsets, lb.orig_size))
+
+
+def decode_proto_full(
+    t: ProtoTensors, lb: LetterboxInfo, opts: DecodeOptions, grid, out: np.ndarray, *, threads: int = 1, flags: int = 0
+) -> tuple[Detections, np.ndarray]:
+    """Like :func:`decode_proto`, masks as full frames written into ``out``.
+
+    Args:
+        out: ``(>= max_detections, H, W)`` bool, C-contiguous; reuse it across
+            frames (a fresh 90 MB array costs more in page faults than the decode).
+
+    Returns:
+        ``(detections without masks, out[:N])``.
+    """
+    anchor, det = _detect(t, lb, opts, grid)
+    _proto_masks(t, anchor, det, lb, _cdecode.FULL, out, threads, flags)
+    return det, out[: len(det.scores)]
+
+
+def decode_proto_rle(
+    t: ProtoTensors, lb: LetterboxInfo, opts: DecodeOptions, grid, *, flags: int = 0
+) -> tuple[Detections, list[dict]]:
+    """Like :func:`decode_proto`, masks as COCO RLE ``{"size": [H, W], "counts": str}``."""
+    anchor, det = _detect(t, lb, opts, grid)
+    strings, _ = _proto_masks(t, anchor, det, lb, _cdecode.RLE, None, 1, flags)
+    return det, _rle(strings, lb.orig_size)
+
+
+def paste_roi(
+    logits: QTensor,
+    boxes: np.ndarray,
+    image_size: tuple[int, int],
+    *,
+    output: str = "cropped",
+    out: np.ndarray | None = None,
+    threads: int = 1,
+    flags: int = 0,
+):
+    """Pastes ``roi`` family mask logits into their boxes (C version of ``reference_roi.paste_masks``).
+
+    Args:
+        logits: ``(N, Mh, Mw)`` mask logits, float32 or quantized.
+        boxes: ``(N, 4)`` float32 XYXY in original pixels.
+        image_size: ``(H, W)`` of the original image.
+        output: ``"cropped"`` (tuple of CroppedMask), ``"full"`` (writes ``out``,
+            ``(>= N, H, W)`` bool, returns ``out[:N]``) or ``"rle"`` (list of dicts).
+        out: The reused frame buffer for ``output="full"``.
+        threads: Worker threads (cropped and full).
+        flags: ``_cdecode.NO_*`` bits (benchmarks).
+    """
+    _require()
+    kinds = {"cropped": _cdecode.CROPPED, "full": _cdecode.FULL, "rle": _cdecode.RLE}
+    if output not in kinds:
+        raise ValueError(f"output must be one of {sorted(kinds)}, got {output!r}")
+    maps, scale, zp = _c_tensor(logits)
+    boxes = np.ascontiguousarray(boxes, dtype=np.float32)
+    if maps.ndim != 3 or boxes.shape != (maps.shape[0], 4):
+        raise ValueError(f"expected logits (N, Mh, Mw) and boxes (N, 4), got {maps.shape} and {boxes.shape}")
+    h, w = image_size
+    lb = (int(h), int(w), 1, 1, 0, 0, 1.0, 1.0)
+    res = _cdecode.masks(kinds[output], None, maps, scale, zp, boxes, lb, out, int(threads), int(flags))
+    if output == "cropped":
+        return _cropped(*res, (int(h), int(w)))
+    if output == "full":
+        return out[: len(boxes)]
+    return _rle(res[0], (int(h), int(w)))
