@@ -10,11 +10,13 @@ format has decoder code of its own.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
+import os
 
 import numpy as np
 
-from edgeseg.decode import reference
+from edgeseg.decode import cpath, reference
 from edgeseg.decode.options import DecodeOptions, Detections
 from edgeseg.decode.tensors import ProtoTensors, QTensor, proto_tensors
 from edgeseg.manifest import Manifest
@@ -25,9 +27,32 @@ __all__ = ["Decoder", "DecodeOptions", "Detections", "ProtoTensors", "QTensor", 
 log = logging.getLogger(__name__)
 
 
+_FORCE_ENV = "EDGESEG_DECODER"
+
+
 def active_path() -> str:
-    """Which mask decoding path is in use: ``"c"`` or ``"numpy"``."""
+    """Which decoding path new :class:`Decoder` objects use: ``"c"`` or ``"numpy"``.
+
+    The compiled C path when its extension is importable, else the numpy
+    reference (logged once). ``EDGESEG_DECODER=numpy`` forces the reference
+    (tests, benchmarks); ``EDGESEG_DECODER=c`` makes a missing extension an error.
+    """
+    forced = os.environ.get(_FORCE_ENV, "").strip().lower()
+    if forced not in ("", "c", "numpy"):
+        raise ValueError(f"{_FORCE_ENV} must be 'c' or 'numpy', got {forced!r}")
+    if forced == "numpy":
+        return "numpy"
+    if cpath.available():
+        return "c"
+    if forced == "c":
+        raise RuntimeError(f"{_FORCE_ENV}=c but the C decoder extension is not built (pip install -e . with a compiler)")
+    _log_fallback_once()
     return "numpy"
+
+
+@functools.lru_cache(maxsize=1)
+def _log_fallback_once() -> None:
+    log.warning("edgeseg C decoder extension not built; decoding with the numpy reference (slower)")
 
 
 class Decoder:
@@ -43,6 +68,8 @@ class Decoder:
         self.manifest = manifest
         self.options = DecodeOptions.from_manifest(manifest)
         inp = manifest.input
+        self.path = active_path()
+        self._decode = cpath.decode_proto if self.path == "c" else reference.decode_proto
         self._grid = None
         if self.options.box_encoding == "ltrb":
             anchors = manifest.anchors
@@ -65,7 +92,7 @@ class Decoder:
         opts = options or self.options
         opts.validate()
         tensors = proto_tensors(raw, self.manifest, self.anchor_count)
-        return reference.decode_proto(tensors, letterbox, opts, self._grid)
+        return self._decode(tensors, letterbox, opts, self._grid)
 
     def with_options(self, **changes) -> DecodeOptions:
         """The manifest's default options with ``changes`` applied."""
