@@ -26,8 +26,21 @@ def _coco():
     return COCO, COCOeval
 
 
-def predictions(seg: Segmenter, val_dir: str | Path, *, limit: int = 0) -> tuple[list[dict], list[int]]:
+#: COCO-style evaluation keeps low-confidence detections: AP integrates over the
+#: whole precision/recall curve, which a deployment threshold would cut short.
+EVAL_SCORE_THRESHOLD = 0.001
+
+
+def predictions(
+    seg: Segmenter, val_dir: str | Path, *, limit: int = 0, score_threshold: float = EVAL_SCORE_THRESHOLD
+) -> tuple[list[dict], list[int]]:
     """Runs ``seg`` over the set's images.
+
+    Args:
+        seg: The loaded bundle.
+        val_dir: Folder with ``annotations.json`` and the images it names.
+        limit: Only the first ``limit`` images (0 = all).
+        score_threshold: Keep detections at least this confident.
 
     Returns:
         ``(detections, image_ids)``: COCO result dicts (``segmentation`` RLE,
@@ -54,7 +67,7 @@ def predictions(seg: Segmenter, val_dir: str | Path, *, limit: int = 0) -> tuple
         image = cv2.imread(str(root / img["file_name"]), cv2.IMREAD_COLOR)
         if image is None:
             raise ValueError(f"validation image {root / img['file_name']} cannot be read")
-        result = seg(image)
+        result = seg(image, score_threshold=score_threshold)
         for inst in result:
             x0, y0, x1, y1 = inst.box
             dets.append({
@@ -67,25 +80,32 @@ def predictions(seg: Segmenter, val_dir: str | Path, *, limit: int = 0) -> tuple
     return dets, [img["id"] for img in images]
 
 
-def evaluate_masks(seg: Segmenter, val_dir: str | Path, *, limit: int = 0) -> dict[str, float]:
+def evaluate_masks(
+    seg: Segmenter, val_dir: str | Path, *, limit: int = 0, score_threshold: float = EVAL_SCORE_THRESHOLD
+) -> dict[str, float]:
     """COCO mAP of ``seg`` on a validation set.
 
     Args:
         seg: The loaded bundle.
         val_dir: Folder with ``annotations.json`` and the images it names.
         limit: Evaluate only the first ``limit`` images (0 = all).
+        score_threshold: Lowest detection score kept (see :data:`EVAL_SCORE_THRESHOLD`).
 
     Returns:
         ``mask_map`` (AP@[.5:.95]), ``mask_map50``, ``box_map``, ``box_map50``
         in [0, 1], and ``images`` evaluated.
     """
     COCO, COCOeval = _coco()
-    dets, image_ids = predictions(seg, val_dir, limit=limit)
+    dets, image_ids = predictions(seg, val_dir, limit=limit, score_threshold=score_threshold)
     with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints its tables
         gt = COCO(str(Path(val_dir) / "annotations.json"))
         out: dict[str, float] = {"images": float(len(image_ids))}
         for iou_type, key in (("segm", "mask"), ("bbox", "box")):
-            usable = [d for d in dets if iou_type == "bbox" or d["segmentation"] is not None]
+            # loadRes adds ids and areas in place: give each evaluation its own copies.
+            if iou_type == "bbox":
+                usable = [{k: v for k, v in d.items() if k != "segmentation"} for d in dets]
+            else:
+                usable = [dict(d) for d in dets if d["segmentation"] is not None]
             if not usable:
                 out[f"{key}_map"] = out[f"{key}_map50"] = 0.0
                 continue

@@ -18,6 +18,8 @@ RPI_THROTTLE_BITS = {0: "under-voltage", 1: "arm frequency capped", 2: "throttle
 RPI_THROTTLED = "sys/devices/platform/soc/soc:firmware/get_throttled"
 #: Cooling-device types whose non-zero state means a CPU/GPU is slowed down.
 THROTTLING_COOLERS = ("cpufreq", "processor", "cpu", "gpu", "devfreq")
+#: Readings outside this range (degrees Celsius) come from disabled sensors.
+VALID_C = (-40.0, 200.0)
 
 
 def _text(path: Path) -> str | None:
@@ -30,8 +32,8 @@ def _text(path: Path) -> str | None:
 def read_temperatures(root: str | os.PathLike = "/") -> dict[str, float]:
     """Current temperature of every thermal zone, degrees Celsius, keyed by zone type.
 
-    Zones with the same type get ``_1``, ``_2`` ... suffixes; unreadable zones
-    (some report EINVAL while powered down) are skipped.
+    Zones with the same type get ``_1``, ``_2`` ... suffixes; unreadable or
+    powered-down zones (EINVAL, or -256 C on a Jetson) are skipped.
     """
     temps: dict[str, float] = {}
     zones = Path(root, "sys/class/thermal")
@@ -39,6 +41,8 @@ def read_temperatures(root: str | os.PathLike = "/") -> dict[str, float]:
         kind, raw = _text(zone / "type"), _text(zone / "temp")
         if not kind or raw is None or not raw.lstrip("-").isdigit():
             continue
+        if not VALID_C[0] < int(raw) / 1000.0 < VALID_C[1]:
+            continue  # a powered-down sensor (Jetson reports -256 C)
         name, k = kind, 1
         while name in temps:
             name, k = f"{kind}_{k}", k + 1
