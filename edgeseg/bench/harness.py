@@ -241,6 +241,8 @@ def bench_bundle(
         if hook is not None:
             hook.close()
         seg.close()
+    stats = hook.stats if hook is not None else None
+    hook_delivery = {k: getattr(stats, k) for k in ("submitted", "delivered", "dropped", "failed")} if stats else {}
 
     timed = rows[options.warmup :]
     e2e = timed[:, -1]
@@ -266,6 +268,7 @@ def bench_bundle(
         fps=float(1000.0 / e2e.mean()),
         resources=monitor.usage,
         accuracy=accuracy,
+        hook_delivery=hook_delivery,
         samples_ms={name: tuple(round(float(v), 4) for v in timed[:, k]) for k, name in enumerate(names)},
     )
 

@@ -21,9 +21,10 @@ from edgeseg.bench.results import END_TO_END, STAGES, BenchRun
 COLUMNS = (*STAGES, END_TO_END)
 
 
-def run_label(run: BenchRun) -> str:
-    """``x86-cpu · onnx-fp32``: board and bundle, how tables and legends name a run."""
-    return f"{run.board.id} · {run.bundle.label}"
+def run_labels(runs: list[BenchRun]) -> list[str]:
+    """``x86-cpu · onnx-fp32`` per run: board and bundle format (plus the model name when runs differ in it)."""
+    with_name = len({r.bundle.name for r in runs}) > 1
+    return [f"{r.board.id} · {r.bundle.name + ' ' if with_name else ''}{r.bundle.label}" for r in runs]
 
 
 def _ms(v: float) -> str:
@@ -64,11 +65,11 @@ def markdown_table(runs: list[BenchRun]) -> str:
         ]
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
-    for r in runs:
+    for r, label in zip(runs, run_labels(runs)):
         temps = ", ".join(f"{k} {lo:.0f}-{hi:.0f} °C" for k, (lo, hi) in r.resources.temperatures_c.items())
         throttle = "; ".join(r.resources.throttling) or "none seen"
         lines.append(
-            f"* {run_label(r)}: {r.frames} frames after {r.warmup} warm-up over {r.image_count} images, "
+            f"* {label}: {r.frames} frames after {r.warmup} warm-up over {r.image_count} images, "
             f"{r.timestamp}, config `{r.config_name}`, {r.board.cpu_model or r.board.model} "
             f"({r.board.cores} cores); {', '.join(f'{k} {v}' for k, v in r.software.items())}; "
             f"temperatures: {temps or 'not exposed'}; throttling: {throttle}."
@@ -96,11 +97,11 @@ def plot_stages(runs: list[BenchRun], path: str | os.PathLike) -> Path:
     x = np.arange(len(COLUMNS))
     width = 0.8 / n
     fig, ax = plt.subplots(figsize=(max(8.0, 1.3 * len(COLUMNS) * max(1, n / 2)), 4.8), dpi=120)
-    for k, r in enumerate(runs):
+    for k, (r, label) in enumerate(zip(runs, run_labels(runs))):
         p50 = np.array([r.stages[c].p50_ms for c in COLUMNS])
         p99 = np.array([r.stages[c].p99_ms for c in COLUMNS])
         xs = x - 0.4 + width * (k + 0.5)
-        bars = ax.bar(xs, p50, width, label=run_label(r), yerr=[np.zeros_like(p50), p99 - p50],
+        bars = ax.bar(xs, p50, width, label=label, yerr=[np.zeros_like(p50), p99 - p50],
                       capsize=3, error_kw={"elinewidth": 1, "ecolor": "0.25"})
         for b, v in zip(bars, p50):
             ax.annotate(_ms(v), (b.get_x() + b.get_width() / 2, v), xytext=(0, 2), textcoords="offset points",
@@ -127,7 +128,7 @@ def plot_distribution(runs: list[BenchRun], path: str | os.PathLike) -> Path:
     plt = _pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8), dpi=120, gridspec_kw={"width_ratios": [1, 1.6]})
     data = [np.asarray(r.samples_ms[END_TO_END]) for r in runs]
-    labels = [run_label(r) for r in runs]
+    labels = run_labels(runs)
     pos = np.arange(1, len(runs) + 1)
     left.violinplot(data, positions=pos, showextrema=False)
     for p, d in zip(pos, data):

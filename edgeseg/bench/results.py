@@ -109,6 +109,8 @@ class BenchRun:
         fps: ``1000 / mean end_to_end``: frames per second of this sequential loop.
         resources: Peak RSS, CPU utilisation, temperatures, throttling.
         accuracy: Mask/box mAP on a validation set, when asked for.
+        hook_delivery: The hook's counters after the run (submitted, delivered,
+            dropped, failed); a hook drops frames its sink cannot keep up with.
         samples_ms: Stage -> per-frame times in frame order, ms (for plots).
         schema_version: Results file schema.
     """
@@ -132,6 +134,7 @@ class BenchRun:
     fps: float
     resources: ResourceUsage
     accuracy: dict[str, float] | None = None
+    hook_delivery: dict[str, int] = field(default_factory=dict)
     samples_ms: dict[str, tuple[float, ...]] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
 
