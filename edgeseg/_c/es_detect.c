@@ -163,7 +163,7 @@ int es_spans(const float *boxes, int64_t n, int orig_h, int orig_w, es_span *out
         int size[2] = {orig_w, orig_h};
         for (int ax = 0; ax < 2; ax++) {
             double l = (double)b[ax], h = (double)b[ax + 2];
-            if (isnan(l) || isnan(h)) continue; /* NaN box: empty span at 0 */
+            if (!isfinite(l) || !isfinite(h)) continue; /* NaN/Inf box: empty span at 0 */
             l = l < 0.0 ? 0.0 : (l > size[ax] ? size[ax] : l);
             h = h < 0.0 ? 0.0 : (h > size[ax] ? size[ax] : h);
             double start = ceil(l - 0.5), stop = floor(h - 0.5) + 1.0;

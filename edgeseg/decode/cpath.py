@@ -97,6 +97,14 @@ def _rle(strings: list[str], image_size: tuple[int, int]) -> list[dict]:
     return [{"size": list(size), "counts": s} for s in strings]
 
 
+def _check_frames(out, n: int, image_size: tuple[int, int]) -> None:
+    h, w = image_size
+    ok = isinstance(out, np.ndarray) and out.dtype == np.bool_ and out.ndim == 3 and out.shape[1:] == (h, w)
+    if not (ok and out.shape[0] >= n and out.flags.c_contiguous and out.flags.writeable):
+        found = f"{out.dtype} {out.shape}" if isinstance(out, np.ndarray) else type(out).__name__
+        raise ValueError(f"out must be a writable C-contiguous bool array of shape (>= {n}, {h}, {w}), got {found}")
+
+
 def _proto_masks(t: ProtoTensors, anchor: np.ndarray, det: Detections, lb: LetterboxInfo, kind: int, out, threads: int, flags: int):
     maps, scale, zp = _c_tensor(t.protos)
     coeffs = np.ascontiguousarray(t.coeffs.rows(anchor), dtype=np.float32)
@@ -139,6 +147,7 @@ def decode_proto_full(
         ``(detections without masks, out[:N])``.
     """
     anchor, det = _detect(t, lb, opts, grid)
+    _check_frames(out, len(det.scores), lb.orig_size)
     _proto_masks(t, anchor, det, lb, _cdecode.FULL, out, threads, flags)
     return det, out[: len(det.scores)]
 
@@ -183,6 +192,8 @@ def paste_roi(
     if maps.ndim != 3 or boxes.shape != (maps.shape[0], 4):
         raise ValueError(f"expected logits (N, Mh, Mw) and boxes (N, 4), got {maps.shape} and {boxes.shape}")
     h, w = image_size
+    if output == "full":
+        _check_frames(out, len(boxes), (int(h), int(w)))
     lb = (int(h), int(w), 1, 1, 0, 0, 1.0, 1.0)
     res = _cdecode.masks(kinds[output], None, maps, scale, zp, boxes, lb, out, int(threads), int(flags))
     if output == "cropped":

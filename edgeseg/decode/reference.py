@@ -31,7 +31,7 @@ Steps, per frame:
    row, ``v = top * (1 - fy) + bottom * fy``, float32) and the mask is
    ``v > 0`` (sigmoid > 0.5 without the sigmoid; NaN is background). A box
    with a NaN coordinate (possible only from NaN raw boxes) gets an empty
-   mask at ``(0, 0)``.
+   mask at ``(0, 0)`` on that axis.
 
 The ``roi`` family shares step 5's resampling with its own coordinate map:
 see :mod:`edgeseg.decode.reference_roi`.
@@ -157,10 +157,11 @@ def pixel_span(lo: float, hi: float, size: int) -> tuple[int, int]:
 
     The bounds are clamped to ``[0, size]`` first (same result for any finite
     box, and defined for infinite ones); a NaN bound gives the empty span
-    ``(0, 0)`` (a NaN raw box must not crash the decoder).
+    ``(0, 0)`` (a NaN raw box must not crash the decoder); so does an
+    infinite one (only ``roi`` boxes can be: ``proto`` boxes are clipped).
     """
     lo, hi = float(lo), float(hi)
-    if math.isnan(lo) or math.isnan(hi):
+    if not (math.isfinite(lo) and math.isfinite(hi)):
         return 0, 0
     lo, hi = min(max(lo, 0.0), float(size)), min(max(hi, 0.0), float(size))
     start = math.ceil(lo - 0.5)
@@ -205,10 +206,14 @@ def resample_positive(
     yi0, yi1, fy = rows
     xi0, xi1, fx = cols
     one = np.float32(1)
-    top = logits[yi0[:, None], xi0[None, :]] * (one - fx)[None, :] + logits[yi0[:, None], xi1[None, :]] * fx[None, :]
-    bottom = logits[yi1[:, None], xi0[None, :]] * (one - fx)[None, :] + logits[yi1[:, None], xi1[None, :]] * fx[None, :]
-    value = top * (one - fy)[:, None] + bottom * fy[:, None]
-    return value > 0
+    with np.errstate(invalid="ignore", over="ignore"):  # NaN/Inf logits are valid input
+        return _bilinear(logits, yi0, yi1, xi0, xi1, one - fx, fx, one - fy, fy) > 0
+
+
+def _bilinear(logits, yi0, yi1, xi0, xi1, omfx, fx, omfy, fy) -> np.ndarray:
+    top = logits[yi0[:, None], xi0[None, :]] * omfx[None, :] + logits[yi0[:, None], xi1[None, :]] * fx[None, :]
+    bottom = logits[yi1[:, None], xi0[None, :]] * omfx[None, :] + logits[yi1[:, None], xi1[None, :]] * fx[None, :]
+    return top * omfy[:, None] + bottom * fy[:, None]
 
 
 def mask_in_box(coeffs: np.ndarray, protos: np.ndarray, box: np.ndarray, lb: LetterboxInfo) -> CroppedMask:
@@ -234,8 +239,9 @@ def mask_in_box(coeffs: np.ndarray, protos: np.ndarray, box: np.ndarray, lb: Let
     py0, py1 = int(yi0[0]), int(yi1[-1]) + 1
     window = protos[:, py0:py1, px0:px1]
     logits = np.zeros(window.shape[1:], np.float32)
-    for j in range(k):
-        logits += coeffs[j] * window[j]
+    with np.errstate(invalid="ignore", over="ignore"):  # NaN/Inf logits are valid input
+        for j in range(k):
+            logits += coeffs[j] * window[j]
     bitmap = resample_positive(logits, (yi0 - py0, yi1 - py0, fy), (xi0 - px0, xi1 - px0, fx))
     return CroppedMask(x_start, y_start, bitmap, lb.orig_size)
 

@@ -9,7 +9,8 @@ at the pixels whose centres lie in the box (:func:`reference.pixel_span`):
   (float64; ratio 0 when ``x2 <= x1``), clamped to ``[0, M - 1]``; rows the same
   with ``y1, y2``. This is ``grid_sample``/RoIAlign's ``align_corners=False``
   convention, with border clamping instead of zero padding, so the mask never
-  leaks outside its box;
+  leaks outside its box (a box with an infinite or NaN coordinate gets an
+  empty span on that axis, :func:`reference.pixel_span`);
 * interpolation and threshold are those of the ``proto`` family (step 5 of
   :mod:`edgeseg.decode.reference`): float32 bilinear, mask ``v > 0``
   (probability > 0.5 without the sigmoid).

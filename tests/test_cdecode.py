@@ -1,0 +1,197 @@
+"""The C decoding path against the numpy reference: bit for bit, on randomized frames.
+
+Hypothesis draws the frame's shape (anchors, classes, prototype size and
+layout, input and original sizes, letterbox padding on either axis), the
+tensors' dtypes (float32 or int8/uint8 with scale/zero-point), special values
+(NaN/Inf/denormal/huge logits) and boxes partly or wholly outside the image;
+every output kind (cropped, full frame, RLE) must equal the reference's.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from edgeseg.decode import DecodeOptions, QTensor, reference, reference_roi
+from edgeseg.decode.tensors import ProtoTensors
+from edgeseg.manifest import Quant
+from edgeseg.preprocess import LetterboxInfo
+
+cpath = pytest.importorskip("edgeseg.decode.cpath")
+if not cpath.available():
+    pytest.skip("C decoder extension not built", allow_module_level=True)
+from edgeseg._c import _cdecode  # noqa: E402
+
+SPECIAL = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-45, -1e-45, 1e-30, 1e30, 3e38, -3e38], np.float32)
+FLAG_SETS = (0, _cdecode.NO_BLOCKFILL, _cdecode.NO_STREAM | _cdecode.FULL_LOGITS)
+
+
+def _values(rng: np.random.Generator, shape: tuple, special: float, scale: float = 1.0) -> np.ndarray:
+    x = (rng.normal(0.0, scale, shape)).astype(np.float32)
+    hit = rng.random(shape) < special
+    x[hit] = rng.choice(SPECIAL, int(hit.sum()))
+    return x
+
+
+def _tensor(rng: np.random.Generator, x: np.ndarray, kind: str) -> QTensor:
+    """``x`` as float32 or quantized int8/uint8 (NaN/Inf become arbitrary codes)."""
+    if kind == "f32":
+        return QTensor(x)
+    dtype = np.int8 if kind == "i8" else np.uint8
+    info = np.iinfo(dtype)
+    q = rng.integers(info.min, info.max + 1, x.shape).astype(dtype)
+    zp = int(rng.integers(info.min, info.max + 1))
+    return QTensor(q, Quant(scale=float(rng.uniform(0.001, 0.2)), zero_point=zp))
+
+
+@st.composite
+def frames(draw):
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    encoding = draw(st.sampled_from(["ltrb", "xyxy", "cxcywh"]))
+    ih, iw = 16 * draw(st.integers(1, 6)), 16 * draw(st.integers(1, 6))
+    oh, ow = draw(st.integers(1, 160)), draw(st.integers(1, 160))
+    lb = LetterboxInfo.fit((oh, ow), (ih, iw), center=draw(st.booleans()))
+    grid = None
+    if encoding == "ltrb":
+        grid = reference.anchor_grid((ih, iw), (8, 16), 0.5)
+        a = grid[0].shape[0]
+        boxes = rng.uniform(0, 4, (a, 4)).astype(np.float32) * draw(st.sampled_from([0.01, 1.0, 10.0]))
+    else:
+        a = draw(st.integers(0, 60))
+        lo = rng.uniform(-0.5 * iw, 1.5 * iw, (a, 2)).astype(np.float32)
+        size = rng.uniform(0, 1, (a, 2)).astype(np.float32) * draw(st.sampled_from([0.5, 20.0, 3.0 * iw]))
+        boxes = np.concatenate([lo, lo + size], 1) if encoding == "xyxy" else np.concatenate([lo, size], 1)
+        boxes = boxes.astype(np.float32)
+        if draw(st.booleans()):
+            boxes[rng.random(boxes.shape) < 0.03] = np.nan
+    c, k = draw(st.integers(1, 4)), draw(st.integers(1, 5))
+    hp, wp = draw(st.integers(1, 23)), draw(st.integers(1, 23))
+    special = draw(st.sampled_from([0.0, 0.02, 0.3]))
+    scores = _values(rng, (a, c), special, 2.0)
+    coeffs = _values(rng, (a, k), special)
+    protos = _values(rng, (k, hp, wp), special)
+    dtypes = [draw(st.sampled_from(["f32", "f32", "i8", "u8"])) for _ in range(4)]
+    t = [_tensor(rng, x, d) for x, d in zip((boxes, scores, coeffs, protos), dtypes)]
+    if draw(st.booleans()):  # channels-first heads and NHWC protos arrive as strided views
+        t[1] = QTensor(np.ascontiguousarray(t[1].data.T).T, t[1].quant)
+        t[3] = QTensor(np.ascontiguousarray(t[3].data.transpose(1, 2, 0)).transpose(2, 0, 1), t[3].quant)
+    opts = DecodeOptions(
+        score_threshold=draw(st.sampled_from([0.0, 0.05, 0.3, 0.7, 1.0])),
+        iou_threshold=draw(st.sampled_from([0.05, 0.5, 0.9, 1.0])),
+        max_detections=draw(st.integers(1, 30)),
+        pre_nms_topk=draw(st.integers(1, 80)),
+        class_agnostic=draw(st.booleans()),
+        box_encoding=encoding,
+        score_activation=draw(st.sampled_from(["sigmoid", "none"])),
+    )
+    return ProtoTensors(*t), lb, opts, grid
+
+
+def _same_masks(ref, masks) -> None:
+    assert len(ref) == len(masks)
+    for r, m in zip(ref, masks):
+        assert (m.x0, m.y0, m.bitmap.shape) == (r.x0, r.y0, r.bitmap.shape)
+        np.testing.assert_array_equal(m.bitmap, r.bitmap)
+
+
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(frame=frames(), threads=st.sampled_from([1, 1, 3]), flags=st.sampled_from(FLAG_SETS))
+def test_c_path_equals_reference_bit_for_bit(frame, threads, flags):
+    t, lb, opts, grid = frame
+    ref = reference.decode_proto(t, lb, opts, grid)
+    det = cpath.decode_proto(t, lb, opts, grid, threads=threads, flags=flags)
+    np.testing.assert_array_equal(det.boxes, ref.boxes)  # NaN == NaN here
+    np.testing.assert_array_equal(det.scores, ref.scores)
+    np.testing.assert_array_equal(det.class_ids, ref.class_ids)
+    assert det.boxes.dtype == np.float32 and det.class_ids.dtype == np.int32
+    _same_masks(ref.masks, det.masks)
+
+    out = np.ones((opts.max_detections + 1, *lb.orig_size), bool)  # stale contents must be overwritten
+    det_full, frames_ = cpath.decode_proto_full(t, lb, opts, grid, out, threads=threads, flags=flags)
+    assert frames_.shape == (len(ref.masks), *lb.orig_size) and frames_.base is out
+    for r, f in zip(ref.masks, frames_):
+        np.testing.assert_array_equal(f, r.full())
+
+    _, rles = cpath.decode_proto_rle(t, lb, opts, grid, flags=flags)
+    assert rles == [r.rle() for r in ref.masks]
+
+
+@st.composite
+def roi_cases(draw):
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    n, mh, mw = draw(st.integers(0, 12)), draw(st.integers(1, 28)), draw(st.integers(1, 28))
+    h, w = draw(st.integers(1, 120)), draw(st.integers(1, 120))
+    lo = rng.uniform(-40, max(h, w) + 40, (n, 2))
+    size = rng.uniform(0, 1, (n, 2)) * draw(st.sampled_from([0.0, 1.5, 30.0, 300.0]))
+    boxes = np.concatenate([lo, lo + size], 1).astype(np.float32)
+    if n and draw(st.booleans()):
+        boxes[0, draw(st.integers(0, 3))] = draw(st.sampled_from([np.nan, np.inf, -np.inf]))
+    logits = _tensor(rng, _values(rng, (n, mh, mw), draw(st.sampled_from([0.0, 0.1])), 3.0),
+                     draw(st.sampled_from(["f32", "i8", "u8"])))
+    return logits, boxes, (h, w)
+
+
+@settings(max_examples=150, deadline=None)
+@given(case=roi_cases(), threads=st.sampled_from([1, 2]), flags=st.sampled_from(FLAG_SETS))
+def test_roi_paste_equals_reference(case, threads, flags):
+    logits, boxes, size = case
+    ref = reference_roi.paste_masks(logits, boxes, size)
+    _same_masks(ref, cpath.paste_roi(logits, boxes, size, threads=threads, flags=flags))
+    out = np.ones((len(boxes), *size), bool)
+    full = cpath.paste_roi(logits, boxes, size, output="full", out=out, threads=threads, flags=flags)
+    for r, f in zip(ref, full):
+        np.testing.assert_array_equal(f, r.full())
+    assert cpath.paste_roi(logits, boxes, size, output="rle", flags=flags) == [r.rle() for r in ref]
+
+
+def test_roi_reference_hand_case():
+    # A 2x2 ROI map: left column positive. Box spans 4 pixels: p = (x + 0.5) / 2 - 0.5
+    logits = np.array([[[1.0, -1.0], [1.0, -1.0]]], np.float32)
+    (m,) = reference_roi.paste_masks(QTensor(logits), np.array([[2, 0, 6, 2]], np.float32), (4, 8))
+    assert (m.x0, m.y0, m.bitmap.shape) == (2, 0, (2, 4))
+    # samples at p = -0.25 (clamped 0), 0.25, 0.75, 1.25 (clamped 1): v = 1, 0.5, -0.5, -1
+    assert m.bitmap.tolist() == [[True, True, False, False]] * 2
+
+
+def test_rle_matches_pycocotools():
+    mask_api = pytest.importorskip("pycocotools.mask")
+    rng = np.random.default_rng(3)
+    logits = QTensor(rng.normal(0, 1, (6, 7, 5)).astype(np.float32))
+    boxes = np.array([[0, 0, 50, 40], [10, 5, 11, 6], [30, 20, 64, 48], [-5, -5, 70, 60], [63.6, 0, 64, 48], [0, 0, 0, 0]],
+                     np.float32)
+    rles = cpath.paste_roi(logits, boxes, (48, 64), output="rle")
+    full = cpath.paste_roi(logits, boxes, (48, 64), output="full", out=np.zeros((6, 48, 64), bool))
+    for r, f in zip(rles, full):
+        ref = mask_api.encode(np.asfortranarray(f.astype(np.uint8)))
+        assert r["counts"] == ref["counts"].decode() and r["size"] == [48, 64]
+
+
+def test_bad_inputs_raise_with_expected_and_found():
+    lb = LetterboxInfo.fit((20, 30), (32, 32))
+    protos = np.zeros((2, 8, 8), np.float32)
+    t = ProtoTensors(QTensor(np.zeros((3, 4), np.float32)), QTensor(np.ones((3, 2), np.float32)),
+                     QTensor(np.zeros((3, 2), np.float32)), QTensor(protos))
+    opts = DecodeOptions(box_encoding="xyxy", score_activation="none", score_threshold=0.5)
+    with pytest.raises(ValueError, match=r"shape \(>= 3, 20, 30\), got bool \(5, 30, 20\)"):
+        cpath.decode_proto_full(t, lb, opts, None, np.zeros((5, 30, 20), bool))
+    with pytest.raises(ValueError, match="unknown box encoding"):
+        cpath.decode_proto(t, lb, DecodeOptions(box_encoding="xywh"), None)
+    with pytest.raises(ValueError, match="output must be one of"):
+        cpath.paste_roi(QTensor(np.zeros((1, 4, 4), np.float32)), np.zeros((1, 4), np.float32), (8, 8), output="png")
+    with pytest.raises(TypeError, match="maps must be aligned native float32, int8 or uint8"):
+        _cdecode.masks(0, None, np.zeros((1, 4, 4), np.int32), 1.0, 0.0, np.zeros((1, 4)), (8, 8, 8, 8, 0, 0, 1.0, 1.0), None, 1, 0)
+    # float16 outputs (fp16 TFLite) are converted once, and decode the same
+    t16 = ProtoTensors(t.boxes, QTensor(np.ones((3, 2), np.float16)), t.coeffs, QTensor(protos.astype(np.float16)))
+    det, ref = cpath.decode_proto(t16, lb, opts, None), reference.decode_proto(t16, lb, opts, None)
+    assert len(det.scores) == 3 and np.array_equal(det.boxes, ref.boxes) and np.array_equal(det.scores, ref.scores)
+
+
+def test_binding_per_call_overhead_is_measured_not_asserted():
+    """Smoke: the trivial call works; benchmarks/decode_bench.py reports its cost."""
+    maps = np.zeros((1, 4, 4), np.float32)
+    res = _cdecode.masks(_cdecode.CROPPED, None, maps[:0], 1.0, 0.0, np.zeros((0, 4), np.float32),
+                         (8, 8, 1, 1, 0, 0, 1.0, 1.0), None, 1, 0)
+    assert res[0].size == 0 and res[1].shape == (0, 4)
