@@ -22,6 +22,42 @@ def _versions(*packages: str) -> dict[str, str]:
     return out
 
 
+def input_spec(
+    spec: ModelSpec,
+    *,
+    name: str = "images",
+    layout: str = "NCHW",
+    dtype: str = "float32",
+    quant: Quant | None = None,
+) -> InputSpec:
+    """The model input of ``spec`` as the runtime's preprocessor fills it.
+
+    The exporter's calibration uses the same spec with the runtime's own
+    :class:`~edgeseg.preprocess.Preprocessor`, so calibration tensors and
+    device inputs can never drift apart.
+
+    Args:
+        spec: The model description (size, normalization).
+        name: Input tensor name in the exported file.
+        layout: ``NCHW`` or ``NHWC``.
+        dtype: Tensor dtype (``float32``, or ``int8``/``uint8`` with ``quant``).
+        quant: Quantization of an integer input.
+    """
+    h, w = spec.imgsz
+    return InputSpec(
+        name=name,
+        shape=(1, 3, h, w) if layout == "NCHW" else (1, h, w, 3),
+        layout=layout,
+        dtype=dtype,
+        color="RGB",
+        scale=spec.scale,
+        mean=spec.mean,
+        std=spec.std,
+        letterbox=Letterbox(pad_value=114, center=True),
+        quant=quant,
+    )
+
+
 def build_manifest(
     spec: ModelSpec,
     *,
@@ -55,8 +91,6 @@ def build_manifest(
             differs from ``spec.output_names``.
         extra_provenance: Merged into the provenance record.
     """
-    h, w = spec.imgsz
-    shape = (1, 3, h, w) if layout == "NCHW" else (1, h, w, 3)
     layouts = output_layouts or {}
     quant = output_quant or {}
     names = dict(zip(spec.output_roles, spec.output_names))
@@ -77,7 +111,7 @@ def build_manifest(
     provenance = {
         "source": spec.source,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "exporter": _versions("edgeseg", "torch", "onnx", "onnxruntime", "onnxscript", "litert-torch"),
+        "exporter": _versions("edgeseg", "torch", "onnx", "onnxruntime", "onnxscript", "litert-torch", "ai-edge-litert"),
     }
     provenance.update(extra_provenance or {})
     return Manifest(
@@ -86,18 +120,7 @@ def build_manifest(
         format=fmt,
         precision=precision,
         model=model_file,
-        input=InputSpec(
-            name=input_name,
-            shape=shape,
-            layout=layout,
-            dtype=input_dtype,
-            color="RGB",
-            scale=spec.scale,
-            mean=spec.mean,
-            std=spec.std,
-            letterbox=Letterbox(pad_value=114, center=True),
-            quant=input_quant,
-        ),
+        input=input_spec(spec, name=input_name, layout=layout, dtype=input_dtype, quant=input_quant),
         outputs=tuple(outputs),
         classes=spec.class_names,
         anchors=Anchors(strides=spec.strides) if spec.box_encoding == "ltrb" else None,
