@@ -12,6 +12,8 @@
 set -eu
 HERE=$(cd -P "$(dirname "$0")/.." && pwd)
 export PYTHONPATH="$HERE/site${PYTHONPATH:+:$PYTHONPATH}"
+# Python >= 3.11: keep the working directory off sys.path, so a stray edgeseg/ there never shadows site/.
+export PYTHONSAFEPATH=1
 SOURCE=${EDGESEG_SOURCE:-@SOURCE@}
 # shellcheck disable=SC2086  # EDGESEG_ARGS is split into options on purpose
 exec "${EDGESEG_PYTHON:-python3}" -m edgeseg run "$SOURCE" \
