@@ -248,7 +248,7 @@ static void *run_task(void *arg) {
         prepare(job, i, &w, &in);
         if (t->kind == ES_CROPPED) {
             uint8_t *dst = t->out + t->offsets[i];
-            for (int32_t y = 0; y < in.sp.h; y++) render_row(job, &w, &in, y, dst + (size_t)y * (size_t)in.sp.w);
+            for (int32_t y = 0; y < in.sp.h && in.nruns; y++) render_row(job, &w, &in, y, dst + (size_t)y * (size_t)in.sp.w);
             continue;
         }
         uint8_t *f = t->out + (size_t)i * frame;

@@ -1,0 +1,81 @@
+"""The C parity suite again, with the extension built under AddressSanitizer + UBSan.
+
+Builds ``edgeseg/_c`` with ``-fsanitize=address,undefined`` into a temporary
+directory, then runs ``tests/test_cdecode.py`` in a subprocess that loads
+that build instead of the installed one (``LD_PRELOAD`` of libasan, since the
+Python interpreter itself is not instrumented). Any heap overflow, use after
+free or undefined behaviour aborts the subprocess and fails this test.
+Part of the default run (``make test``); on its own::
+
+    .venv/bin/python -m pytest tests/test_cdecode_asan.py
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+C_DIR = REPO / "edgeseg" / "_c"
+SOURCES = ["es_detect.c", "es_masks.c", "_cdecode_module.c"]
+SANITIZE = ["-fsanitize=address,undefined,float-cast-overflow", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer"]
+
+# Loads the sanitized build under the extension's import name, then runs the parity suite.
+RUNNER = """
+import importlib.util, sys
+spec = importlib.util.spec_from_file_location("edgeseg._c._cdecode", sys.argv[1])
+mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
+sys.modules["edgeseg._c._cdecode"] = mod
+import pytest
+from edgeseg.decode import cpath
+assert cpath._cdecode is mod, "the sanitized build was not picked up"
+# -s: a sanitizer report aborts the process, so it must not sit in pytest's capture
+sys.exit(pytest.main(["-q", "-s", "-p", "no:cacheprovider", sys.argv[2]]))
+"""
+
+
+def _compiler_runtime(cc: str, name: str) -> str | None:
+    out = subprocess.run([cc, f"-print-file-name={name}"], capture_output=True, text=True).stdout.strip()
+    return out if os.path.isabs(out) and os.path.exists(out) else None
+
+
+def test_parity_suite_under_address_sanitizer(tmp_path):
+    cc = shutil.which(os.environ.get("CC", "gcc")) or shutil.which("cc")
+    if cc is None:
+        pytest.skip("no C compiler")
+    libasan = _compiler_runtime(cc, "libasan.so")
+    if libasan is None:
+        pytest.skip(f"{cc} has no AddressSanitizer runtime")
+    ext = tmp_path / ("_cdecode_asan" + sysconfig.get_config_var("EXT_SUFFIX"))
+    cmd = [
+        cc, "-shared", "-fPIC", "-std=c99", "-O1", "-g", "-ffp-contract=off", "-pthread", *SANITIZE,
+        "-DNPY_NO_DEPRECATED_API=NPY_1_7_API_VERSION", f"-I{sysconfig.get_paths()['include']}",
+        f"-I{np.get_include()}", f"-I{C_DIR}", *(str(C_DIR / s) for s in SOURCES), "-o", str(ext),
+    ]
+    build = subprocess.run(cmd, capture_output=True, text=True)
+    if build.returncode != 0 and "sanitize" in build.stderr:
+        pytest.skip(f"{cc} cannot build with sanitizers: {build.stderr[-300:]}")
+    assert build.returncode == 0, build.stderr
+    env = dict(
+        os.environ,
+        LD_PRELOAD=libasan,
+        ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:allocator_may_return_null=1",
+        UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1",
+        HYPOTHESIS_STORAGE_DIRECTORY=str(tmp_path / "hypothesis"),
+    )
+    env.pop("EDGESEG_DECODER", None)
+    proc = subprocess.run(
+        [sys.executable, "-c", RUNNER, str(ext), str(REPO / "tests" / "test_cdecode.py")],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=900,
+    )
+    report = proc.stdout[-4000:] + proc.stderr[-4000:]
+    assert proc.returncode == 0, report
+    assert "ERROR: AddressSanitizer" not in proc.stderr and "runtime error:" not in proc.stderr, report
+    assert " passed" in proc.stdout, report
