@@ -12,7 +12,16 @@ import numpy as np
 import pytest
 
 import edgeseg
-from edgeseg.bench import END_TO_END, STAGES, BenchOptions, LatencyStats, bench_bundle, image_paths, load_results, save_run
+from edgeseg.bench import (
+    END_TO_END,
+    STAGES,
+    BenchOptions,
+    LatencyStats,
+    bench_bundle,
+    image_paths,
+    load_results,
+    save_run,
+)
 from edgeseg.bench.monitor import ResourceMonitor
 from edgeseg.board import detect_board
 from edgeseg.device_config import load_device_config

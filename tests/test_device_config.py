@@ -145,7 +145,7 @@ def test_missing_ort_providers_fall_back_to_cpu_with_one_line_each(caplog):
         seg = edgeseg.load(None, cfg)
     lines = [r.getMessage() for r in caplog.records if r.name == "edgeseg.backends.onnxruntime"]
     assert len(lines) == 2, lines
-    for provider, line in zip(wanted, lines):
+    for provider, line in zip(wanted, lines, strict=True):
         assert provider in line and "not available" in line and "falling back to CPUExecutionProvider" in line
     assert seg.backend.session.get_providers() == ["CPUExecutionProvider"]
     assert seg(np.zeros((240, 320, 3), np.uint8)).image_size == (240, 320)  # and it runs

@@ -91,7 +91,7 @@ class ResourceMonitor:
         while not self._stop.wait(self.interval_s):
             self._sample()
 
-    def __enter__(self) -> "ResourceMonitor":
+    def __enter__(self) -> ResourceMonitor:
         self._hwm_reset = _reset_peak_rss()
         self._t0, self._cpu0 = time.perf_counter(), os.times()
         self._sample()

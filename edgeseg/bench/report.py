@@ -65,7 +65,7 @@ def markdown_table(runs: list[BenchRun]) -> str:
         ]
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
-    for r, label in zip(runs, run_labels(runs)):
+    for r, label in zip(runs, run_labels(runs), strict=True):
         temps = ", ".join(f"{k} {lo:.0f}-{hi:.0f} °C" for k, (lo, hi) in r.resources.temperatures_c.items())
         throttle = "; ".join(r.resources.throttling) or "none seen"
         lines.append(
@@ -97,13 +97,13 @@ def plot_stages(runs: list[BenchRun], path: str | os.PathLike) -> Path:
     x = np.arange(len(COLUMNS))
     width = 0.8 / n
     fig, ax = plt.subplots(figsize=(max(8.0, 1.3 * len(COLUMNS) * max(1, n / 2)), 4.8), dpi=120)
-    for k, (r, label) in enumerate(zip(runs, run_labels(runs))):
+    for k, (r, label) in enumerate(zip(runs, run_labels(runs), strict=True)):
         p50 = np.array([r.stages[c].p50_ms for c in COLUMNS])
         p99 = np.array([r.stages[c].p99_ms for c in COLUMNS])
         xs = x - 0.4 + width * (k + 0.5)
         bars = ax.bar(xs, p50, width, label=label, yerr=[np.zeros_like(p50), p99 - p50],
                       capsize=3, error_kw={"elinewidth": 1, "ecolor": "0.25"})
-        for b, v in zip(bars, p50):
+        for b, v in zip(bars, p50, strict=True):
             ax.annotate(_ms(v), (b.get_x() + b.get_width() / 2, v), xytext=(0, 2), textcoords="offset points",
                         ha="center", va="bottom", fontsize=7, rotation=90 if n > 2 else 0)
     ax.set_yscale("log")
@@ -131,7 +131,7 @@ def plot_distribution(runs: list[BenchRun], path: str | os.PathLike) -> Path:
     labels = run_labels(runs)
     pos = np.arange(1, len(runs) + 1)
     left.violinplot(data, positions=pos, showextrema=False)
-    for p, d in zip(pos, data):
+    for p, d in zip(pos, data, strict=True):
         p50, p99 = np.percentile(d, [50, 99])
         left.hlines(p50, p - 0.25, p + 0.25, color="k", lw=2, label="p50" if p == 1 else None)
         left.hlines(p99, p - 0.25, p + 0.25, color="tab:red", lw=1.5, ls="--", label="p99" if p == 1 else None)
@@ -140,7 +140,7 @@ def plot_distribution(runs: list[BenchRun], path: str | os.PathLike) -> Path:
     left.set_title("Latency distribution per run")
     left.grid(axis="y", alpha=0.3)
     left.legend(fontsize=8)
-    for d, label in zip(data, labels):
+    for d, label in zip(data, labels, strict=True):
         right.plot(np.arange(len(d)), d, lw=0.8, label=label)
     right.set_xlabel("timed frame (after warm-up)")
     right.set_ylabel("end-to-end latency (ms)")

@@ -45,7 +45,7 @@ class LatencyStats:
     n: int
 
     @classmethod
-    def of(cls, samples_ms: np.ndarray) -> "LatencyStats":
+    def of(cls, samples_ms: np.ndarray) -> LatencyStats:
         """Summarises ``(N,)`` per-frame times in milliseconds (N >= 1)."""
         x = np.asarray(samples_ms, np.float64)
         if x.ndim != 1 or x.size == 0:
@@ -142,7 +142,7 @@ class BenchRun:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict, where: str = "results") -> "BenchRun":
+    def from_dict(cls, data: dict, where: str = "results") -> BenchRun:
         version = data.get("schema_version") if isinstance(data, dict) else None
         if version != SCHEMA_VERSION:
             raise ValueError(f"{where}: expected results schema_version {SCHEMA_VERSION}, got {version!r}")

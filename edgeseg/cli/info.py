@@ -19,8 +19,8 @@ def main(args: argparse.Namespace) -> int:
 
     import edgeseg
     from edgeseg.backends import available_backends
-    from edgeseg.bundle import load_bundle
     from edgeseg.board import config_for_board, detect_board
+    from edgeseg.bundle import load_bundle
     from edgeseg.decode import active_path
 
     print(f"edgeseg      {edgeseg.__version__}")
