@@ -153,6 +153,3 @@ def draw_blob(rng, mask, cx, cy, size, angle):
 
 SHAPES: dict[int, Callable] = dict(enumerate([draw_box, draw_can, draw_bottle, draw_bolt, draw_ring, draw_blob]))
 """Class id -> shape function ``(rng, mask, cx, cy, size, angle) -> shade (H, W) float32``."""
-
-ELONGATION: dict[int, float] = {0: 1.0, 1: 1.0, 2: 0.2, 3: 0.15, 4: 1.0, 5: 1.0}
-"""Short/long side ratio per class, for placing touching neighbours."""

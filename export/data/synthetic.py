@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 
 from export.data.coco import write_coco
-from export.data.shapes import CLASS_NAMES, ELONGATION, SHAPES, smooth_noise
+from export.data.shapes import CLASS_NAMES, SHAPES, smooth_noise
 
 
 @dataclass(frozen=True)
@@ -145,14 +145,33 @@ class _Painter:
                 return False
         return True
 
-    def place(self, class_id: int, color: np.ndarray, size: float, centre: tuple[float, float] | None) -> int:
-        """Tries to paint one object; returns its index or -1 when it did not fit."""
+    def place(self, class_id: int, color: np.ndarray, size: float, centre: tuple[float, float] | None = None,
+              touch: int | None = None) -> int:
+        """Tries to paint one object; returns its index or -1 when it did not fit.
+
+        Args:
+            class_id: Class of the object.
+            color: BGR base colour.
+            size: Object length in pixels.
+            centre: Fixed centre (one try); random centres when None.
+            touch: Index of an earlier object to slide against until they touch
+                (then a little further, so they may overlap).
+        """
         rng, cfg = self.rng, self.cfg
-        for _ in range(cfg.place_tries if centre is None else 1):
+        for _ in range(1 if centre is not None else cfg.place_tries):
             cx, cy = centre or (rng.uniform(0, cfg.width), rng.uniform(0, cfg.height))
+            direction = (0.0, 0.0)
+            if touch is not None:
+                ys, xs = np.nonzero(self.labels == touch)
+                ax, ay = xs.mean(), ys.mean()
+                a = rng.uniform(0, 2 * math.pi)
+                far = float(np.sqrt((xs - ax) ** 2 + (ys - ay) ** 2).max()) + 0.75 * size + 2.0
+                cx, cy, direction = ax + far * math.cos(a), ay + far * math.sin(a), (-math.cos(a), -math.sin(a))
             angle = rng.uniform(0, 2 * math.pi)
             m8 = np.zeros((cfg.height, cfg.width), np.uint8)
             shade = SHAPES[class_id](rng, m8, cx, cy, size, angle)
+            if touch is not None:
+                m8, shade = self._slide(m8, shade, touch, direction, extra=rng.uniform(0.0, 0.2) * size)
             mask = m8 > 0
             if self._fits(mask):
                 self._paint(mask, m8, shade, color, size)
@@ -162,6 +181,24 @@ class _Painter:
                 self.class_ids.append(class_id)
                 return idx
         return -1
+
+    def _slide(self, m8, shade, target: int, direction: tuple[float, float], extra: float):
+        """Moves a drawn object along ``direction`` until it touches object ``target``, then ``extra`` px more."""
+        goal = cv2.dilate((self.labels == target).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+        h, w = m8.shape
+        limit = int(math.hypot(h, w))
+
+        def shifted(t: float):
+            mat = np.float32([[1, 0, round(t * direction[0])], [0, 1, round(t * direction[1])]])
+            return cv2.warpAffine(m8, mat, (w, h), flags=cv2.INTER_NEAREST), mat
+
+        t = 0.0
+        while t < limit and not (shifted(t)[0][goal] > 0).any():
+            t += 4.0
+        while t > 0 and (shifted(t - 1.0)[0][goal] > 0).any():
+            t -= 1.0
+        mask, mat = shifted(t + extra)
+        return mask, cv2.warpAffine(shade.astype(np.float32), mat, (w, h), flags=cv2.INTER_NEAREST)
 
     def _paint(self, mask, m8, shade, color, size) -> None:
         rng = self.rng
@@ -175,15 +212,6 @@ class _Painter:
         alpha = np.where(mask, np.maximum(alpha, 0.5), np.minimum(alpha, 0.49))[..., None]
         obj = color * (shade * tex)[..., None]
         self.img = self.img * (1.0 - alpha) + obj * alpha
-
-    def neighbour_centre(self, idx: int, size: float) -> tuple[float, float]:
-        """A centre that puts a new object of ``size`` against object ``idx``."""
-        ys, xs = np.nonzero(self.labels == idx)
-        cx, cy = xs.mean(), ys.mean()
-        a = self.rng.uniform(0, 2 * math.pi)
-        d = 0.5 * (math.sqrt(self.full_areas[idx]) + size * math.sqrt(ELONGATION[self.class_ids[idx]]))
-        d *= self.rng.uniform(0.75, 1.0)
-        return cx + d * math.cos(a), cy + d * math.sin(a)
 
 
 def render_scene(seed: int, index: int, cfg: SceneConfig = SceneConfig()) -> Scene:
@@ -207,12 +235,10 @@ def render_scene(seed: int, index: int, cfg: SceneConfig = SceneConfig()) -> Sce
         cls = int(rng.integers(len(CLASS_NAMES)))
         size = short * rng.uniform(cfg.min_size, cfg.max_size)
         color = _object_color(rng, cls)
-        idx = painter.place(cls, color, size, None)
+        idx = painter.place(cls, color, size)
         if idx >= 0 and attempts < n and rng.random() < cfg.pair_prob:
             attempts += 1
-            size2 = size * rng.uniform(0.8, 1.2)
-            centre = painter.neighbour_centre(idx, size2)
-            idx2 = painter.place(cls, _jitter_color(rng, color), size2, centre)
+            idx2 = painter.place(cls, _jitter_color(rng, color), size * rng.uniform(0.8, 1.2), touch=idx)
             if idx2 >= 0:
                 painter.pairs.append((idx, idx2))
     img = painter.img

@@ -131,7 +131,7 @@ class ConvBNAct(nn.Module):
 class DWBlock(nn.Module):
     """Residual depthwise-separable block: ``x + pw(dw(x))``, channels kept."""
 
-    def __init__(self, c: int, act: str, k: int = 5):
+    def __init__(self, c: int, act: str, k: int = 3):
         super().__init__()
         self.dw = ConvBNAct(c, c, k, groups=c, act=act)
         self.pw = ConvBNAct(c, c, 1, act=act)
@@ -153,14 +153,11 @@ class Stage(nn.Module):
 
 
 class Branch(nn.Module):
-    """Head branch: two depthwise-separable convs, then a 1x1 conv to ``cout``."""
+    """Head branch: one depthwise-separable conv, then a 1x1 conv to ``cout``."""
 
     def __init__(self, c: int, cout: int, act: str, bias_init: float = 0.0):
         super().__init__()
-        self.body = nn.Sequential(
-            ConvBNAct(c, c, 3, groups=c, act=act), ConvBNAct(c, c, 1, act=act),
-            ConvBNAct(c, c, 3, groups=c, act=act), ConvBNAct(c, c, 1, act=act),
-        )
+        self.body = nn.Sequential(ConvBNAct(c, c, 3, groups=c, act=act), ConvBNAct(c, c, 1, act=act))
         self.out = nn.Conv2d(c, cout, 1)
         nn.init.normal_(self.out.weight, std=0.01)
         nn.init.constant_(self.out.bias, bias_init)
@@ -195,6 +192,7 @@ class NanoSeg(nn.Module):
         self.up = nn.Upsample(scale_factor=2.0, mode="nearest")
         prior = -math.log((1.0 - 0.01) / 0.01)
         n = len(cfg.strides)
+        self.head_stems = nn.ModuleList(DWBlock(neck, act) for _ in range(n))
         self.box_heads = nn.ModuleList(Branch(neck, 4, act) for _ in range(n))
         self.cls_heads = nn.ModuleList(Branch(neck, cfg.num_classes, act, prior) for _ in range(n))
         self.coef_heads = nn.ModuleList(Branch(neck, cfg.num_protos, act) for _ in range(n))
@@ -226,7 +224,7 @@ class NanoSeg(nn.Module):
         p3 = self.smooth3(self.lat3(c3) + self.up(p4))
         n4 = self.pan4(p4 + self.down3(p3))
         n5 = self.pan5(p5 + self.down4(n4))
-        levels = (p3, n4, n5)
+        levels = [stem(f) for stem, f in zip(self.head_stems, (p3, n4, n5))]
         boxes = torch.cat([_flat(h(f)) for h, f in zip(self.box_heads, levels)], 1)
         scores = torch.cat([_flat(h(f)) for h, f in zip(self.cls_heads, levels)], 1)
         coeffs = torch.cat([_flat(h(f)) for h, f in zip(self.coef_heads, levels)], 1)
