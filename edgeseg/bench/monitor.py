@@ -31,6 +31,9 @@ class ResourceUsage:
         temperatures_c: Zone type -> ``(min, max)`` degrees Celsius seen during the run.
         throttling: Distinct throttling reasons seen during the run (empty = none seen).
         samples: Number of thermal samples taken.
+        load_avg: Highest 1-minute system load average seen (runnable tasks;
+            above the core count, other processes competed for the CPUs and
+            latencies include waiting for one); -1 where unknown.
     """
 
     peak_rss_mb: float
@@ -39,6 +42,7 @@ class ResourceUsage:
     temperatures_c: dict[str, tuple[float, float]] = field(default_factory=dict)
     throttling: tuple[str, ...] = ()
     samples: int = 0
+    load_avg: float = -1.0
 
 
 def _status_kb(key: str) -> float | None:
@@ -77,6 +81,7 @@ class ResourceMonitor:
         self._temps: dict[str, tuple[float, float]] = {}
         self._throttling: dict[str, None] = {}
         self._samples = 0
+        self._load = -1.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -86,6 +91,8 @@ class ResourceMonitor:
             self._temps[name] = (min(lo, t), max(hi, t))
         self._throttling.update(dict.fromkeys(read_throttling(self.root)))
         self._samples += 1
+        if hasattr(os, "getloadavg"):
+            self._load = max(self._load, os.getloadavg()[0])
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval_s):
@@ -117,4 +124,5 @@ class ResourceMonitor:
             temperatures_c=dict(self._temps),
             throttling=tuple(self._throttling),
             samples=self._samples,
+            load_avg=self._load,
         )

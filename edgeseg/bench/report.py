@@ -21,10 +21,19 @@ from edgeseg.bench.results import END_TO_END, STAGES, BenchRun
 COLUMNS = (*STAGES, END_TO_END)
 
 
-def run_labels(runs: list[BenchRun]) -> list[str]:
-    """``x86-cpu · onnx-fp32`` per run: board and bundle format (plus the model name when runs differ in it)."""
+def bundle_labels(runs: list[BenchRun]) -> list[str]:
+    """``onnx-fp32`` per run, plus the model name when runs differ in it, plus the
+    bundle's folder name where that still leaves two runs of one board alike."""
     with_name = len({r.bundle.name for r in runs}) > 1
-    return [f"{r.board.id} · {r.bundle.name + ' ' if with_name else ''}{r.bundle.label}" for r in runs]
+    labels = [f"{r.bundle.name + ' ' if with_name else ''}{r.bundle.label}" for r in runs]
+    keys = [(r.board.id, lab) for r, lab in zip(runs, labels, strict=True)]
+    return [f"{lab} ({Path(r.bundle.path).name})" if keys.count(key) > 1 else lab
+            for lab, key, r in zip(labels, keys, runs, strict=True)]
+
+
+def run_labels(runs: list[BenchRun]) -> list[str]:
+    """``x86-cpu · onnx-fp32``: board and bundle, how plots and notes name a run."""
+    return [f"{r.board.id} · {lab}" for r, lab in zip(runs, bundle_labels(runs), strict=True)]
 
 
 def _ms(v: float) -> str:
@@ -48,11 +57,11 @@ def markdown_table(runs: list[BenchRun]) -> str:
         "| " + " | ".join(head) + " |",
         "|" + "|".join(["---"] * 3 + ["---:"] * (len(head) - 3)) + "|",
     ]
-    for r in runs:
+    for r, bundle in zip(runs, bundle_labels(runs), strict=True):
         mAP = f"{r.accuracy['mask_map']:.3f}" if r.accuracy and "mask_map" in r.accuracy else "–"
         cells = [
             f"{r.board.id} ({r.board.model})",
-            f"{r.bundle.name} {r.bundle.label}",
+            bundle if len({x.bundle.name for x in runs}) > 1 else f"{r.bundle.name} {bundle}",
             r.backend_device,
             *[f"{_ms(r.stages[c].p50_ms)} / {_ms(r.stages[c].p99_ms)}" for c in COLUMNS],
             f"{r.fps:.1f}",
@@ -72,6 +81,7 @@ def markdown_table(runs: list[BenchRun]) -> str:
             f"* {label}: {r.frames} frames after {r.warmup} warm-up over {r.image_count} images, "
             f"{r.timestamp}, config `{r.config_name}`, {r.board.cpu_model or r.board.model} "
             f"({r.board.cores} cores); {', '.join(f'{k} {v}' for k, v in r.software.items())}; "
+            f"load average up to {r.resources.load_avg:.1f}; "
             f"temperatures: {temps or 'not exposed'}; throttling: {throttle}."
         )
     return "\n".join(lines) + "\n"
@@ -96,16 +106,17 @@ def plot_stages(runs: list[BenchRun], path: str | os.PathLike) -> Path:
     n = len(runs)
     x = np.arange(len(COLUMNS))
     width = 0.8 / n
-    fig, ax = plt.subplots(figsize=(max(8.0, 1.3 * len(COLUMNS) * max(1, n / 2)), 4.8), dpi=120)
+    fig, ax = plt.subplots(figsize=(min(16.0, 6.0 + 0.25 * n * len(COLUMNS)), 5.0), dpi=120)
     for k, (r, label) in enumerate(zip(runs, run_labels(runs), strict=True)):
         p50 = np.array([r.stages[c].p50_ms for c in COLUMNS])
         p99 = np.array([r.stages[c].p99_ms for c in COLUMNS])
         xs = x - 0.4 + width * (k + 0.5)
         bars = ax.bar(xs, p50, width, label=label, yerr=[np.zeros_like(p50), p99 - p50],
                       capsize=3, error_kw={"elinewidth": 1, "ecolor": "0.25"})
-        for b, v in zip(bars, p50, strict=True):
-            ax.annotate(_ms(v), (b.get_x() + b.get_width() / 2, v), xytext=(0, 2), textcoords="offset points",
-                        ha="center", va="bottom", fontsize=7, rotation=90 if n > 2 else 0)
+        if n <= 3:  # more bars than that: the numbers are in the table
+            for b, v in zip(bars, p50, strict=True):
+                ax.annotate(_ms(v), (b.get_x(), v), xytext=(1, 2), textcoords="offset points",
+                            ha="left", va="bottom", fontsize=7)
     ax.set_yscale("log")
     ax.set_xticks(x, [c.replace("_", "-") for c in COLUMNS])
     ax.set_xlabel("pipeline stage")
@@ -113,7 +124,7 @@ def plot_stages(runs: list[BenchRun], path: str | os.PathLike) -> Path:
     ax.set_title("Per-stage latency: bar = p50, whisker = p99")
     ax.grid(axis="y", which="both", alpha=0.3)
     ax.set_ylim(bottom=min(r.stages[c].p50_ms for r in runs for c in COLUMNS) / 3)
-    ax.legend(fontsize=8, title="board · bundle", title_fontsize=8)
+    ax.legend(fontsize=8, title="board · bundle", title_fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     out = Path(path)
     fig.savefig(out)
@@ -126,27 +137,31 @@ def plot_distribution(runs: list[BenchRun], path: str | os.PathLike) -> Path:
     import numpy as np
 
     plt = _pyplot()
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8), dpi=120, gridspec_kw={"width_ratios": [1, 1.6]})
+    fig, (left, right) = plt.subplots(1, 2, figsize=(15, 5.0), dpi=120, gridspec_kw={"width_ratios": [1, 1.4]})
     data = [np.asarray(r.samples_ms[END_TO_END]) for r in runs]
     labels = run_labels(runs)
     pos = np.arange(1, len(runs) + 1)
-    left.violinplot(data, positions=pos, showextrema=False)
+    colors = [f"C{k % 10}" for k in range(len(runs))]  # the same colour per run in both panels
+    parts = left.violinplot(data, positions=pos, showextrema=False)
+    for body, color in zip(parts["bodies"], colors, strict=True):
+        body.set_facecolor(color)
+        body.set_alpha(0.5)
     for p, d in zip(pos, data, strict=True):
         p50, p99 = np.percentile(d, [50, 99])
         left.hlines(p50, p - 0.25, p + 0.25, color="k", lw=2, label="p50" if p == 1 else None)
         left.hlines(p99, p - 0.25, p + 0.25, color="tab:red", lw=1.5, ls="--", label="p99" if p == 1 else None)
-    left.set_xticks(pos, labels, rotation=15, ha="right", fontsize=8)
+    left.set_xticks(pos, labels, rotation=30, ha="right", fontsize=8)
     left.set_ylabel("end-to-end latency per frame (ms)")
     left.set_title("Latency distribution per run")
     left.grid(axis="y", alpha=0.3)
     left.legend(fontsize=8)
-    for d, label in zip(data, labels, strict=True):
-        right.plot(np.arange(len(d)), d, lw=0.8, label=label)
+    for d, label, color in zip(data, labels, colors, strict=True):
+        right.plot(np.arange(len(d)), d, lw=0.8, label=label, color=color)
     right.set_xlabel("timed frame (after warm-up)")
     right.set_ylabel("end-to-end latency (ms)")
     right.set_title("Latency per frame (drift = warm-up or throttling)")
     right.grid(alpha=0.3)
-    right.legend(fontsize=8)
+    right.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     out = Path(path)
     fig.savefig(out)

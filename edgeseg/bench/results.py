@@ -20,6 +20,7 @@ import numpy as np
 from edgeseg.bench.monitor import ResourceUsage
 from edgeseg.board import BoardInfo
 from edgeseg.device_config import ConfigError, from_dict
+from edgeseg.manifest import PRECISIONS
 
 SCHEMA_VERSION = 1
 #: Pipeline stages in frame order; they add up to ``end_to_end``.
@@ -160,7 +161,10 @@ def save_run(run: BenchRun, results_dir: str | os.PathLike) -> Path:
     """Writes ``run`` to ``results_dir/<board>/<file_name>``; returns the path."""
     path = Path(results_dir) / run.board.id / run.file_name()
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(run.to_dict(), indent=1) + "\n")
+    data = run.to_dict()
+    # Indented for people, except the per-frame samples (one line each stage keeps files small).
+    text = json.dumps({**data, "samples_ms": "\0"}, indent=1).replace('"\\u0000"', json.dumps(data["samples_ms"]))
+    path.write_text(text + "\n")
     return path
 
 
@@ -168,7 +172,7 @@ def load_results(paths: list[str | os.PathLike]) -> list[BenchRun]:
     """Reads results files; folders are searched recursively for ``*.json``.
 
     Returns:
-        Runs sorted by board, bundle label and timestamp.
+        Runs sorted by board, format, precision (fp32, fp16, int8, mixed) and timestamp.
 
     Raises:
         FileNotFoundError: A path does not exist or a folder holds no results.
@@ -192,4 +196,5 @@ def load_results(paths: list[str | os.PathLike]) -> list[BenchRun]:
         except json.JSONDecodeError as exc:
             raise ValueError(f"{f} is not JSON: {exc}") from None
         runs.append(BenchRun.from_dict(data, str(f)))
-    return sorted(runs, key=lambda r: (r.board.id, r.bundle.label, r.timestamp))
+    order = {p: i for i, p in enumerate(PRECISIONS)}
+    return sorted(runs, key=lambda r: (r.board.id, r.bundle.format, order.get(r.bundle.precision, 99), r.timestamp))
