@@ -9,7 +9,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check
 SRC    := pyproject.toml $(wildcard setup.py) $(wildcard edgeseg/_c/*.c edgeseg/_c/*.h)
 
-.PHONY: demo test install install-dev lint clean
+.PHONY: demo test install install-dev lint clean arm64-check
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,11 @@ demo: $(VENV)/.runtime
 
 test: $(VENV)/.dev
 	$(PY) -m pytest -q
+
+# Slow (minutes), needs root and the package index: the deploy package on an
+# emulated arm64 Debian root (see README, "Deploying to a board").
+arm64-check: $(VENV)/.runtime
+	scripts/arm64_check.sh out/arm64_check
 
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check edgeseg export tests

@@ -13,7 +13,8 @@ Steps, in order (``on_step`` is called after each; see :data:`STEPS`):
    plain files only (no absolute names, no ``..``, no links, no devices),
    exactly the files ``package.json`` lists, each with its size and sha256.
 2. ``staged:<name>`` / ``staged``: files are streamed into
-   ``versions/.staging-<id>-<pid>``, hashed again while written, and fsynced.
+   ``versions/.staging-<id>-<pid>`` and hashed again while written; then the
+   tree is fsynced.
 3. ``provisioned``: the runtime wheel (and its dependencies, per ``deps``) is
    pip-installed into ``<staging>/site``, then the whole tree is fsynced.
 4. ``committed``: the staging directory is renamed to ``versions/<id>``.
@@ -184,14 +185,13 @@ def _stage(path: Path, manifest: PackageManifest, staging: Path, step: StepHook)
             mode = manifest.files[name].mode if name in manifest.files else 0o644
             fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
             with os.fdopen(fd, "wb") as out:
+                os.fchmod(out.fileno(), mode)  # exactly the manifest's mode, whatever the umask
                 digest, size = hash_stream(tar.extractfile(files[name]), out)
-                out.flush()
-                os.fsync(out.fileno())
             entry = manifest.files.get(name)
             if entry is not None and (digest, size) != (entry.sha256, entry.size):
                 raise PackageError(f"{path}: member {name!r} changed while installing (sha256 {digest[:16]}...)")
             step(f"staged:{name}")
-    _fsync_tree(staging)
+    _fsync_tree(staging)  # every file and directory, before anything can point at them
     step("staged")
 
 
@@ -287,7 +287,7 @@ def _commit_version(
     vdir = state.base / "versions"
     vdir.mkdir(parents=True, exist_ok=True)
     final = vdir / manifest.id
-    if state.active == manifest.id:
+    if state.active == manifest.id and final.is_dir():
         return final
     if final.exists():  # left by a killed install, or the previous version: rebuild it from this package
         _remove_aside(final)
