@@ -74,7 +74,7 @@ def frames(draw):
     coeffs = _values(rng, (a, k), special)
     protos = _values(rng, (k, hp, wp), special)
     dtypes = [draw(st.sampled_from(["f32", "f32", "i8", "u8"])) for _ in range(4)]
-    t = [_tensor(rng, x, d) for x, d in zip((boxes, scores, coeffs, protos), dtypes)]
+    t = [_tensor(rng, x, d) for x, d in zip((boxes, scores, coeffs, protos), dtypes, strict=True)]
     if draw(st.booleans()):  # channels-first heads and NHWC protos arrive as strided views
         t[1] = QTensor(np.ascontiguousarray(t[1].data.T).T, t[1].quant)
         t[3] = QTensor(np.ascontiguousarray(t[3].data.transpose(1, 2, 0)).transpose(2, 0, 1), t[3].quant)
@@ -92,7 +92,7 @@ def frames(draw):
 
 def _same_masks(ref, masks) -> None:
     assert len(ref) == len(masks)
-    for r, m in zip(ref, masks):
+    for r, m in zip(ref, masks, strict=True):
         assert (m.x0, m.y0, m.bitmap.shape) == (r.x0, r.y0, r.bitmap.shape)
         np.testing.assert_array_equal(m.bitmap, r.bitmap)
 
@@ -112,7 +112,7 @@ def test_c_path_equals_reference_bit_for_bit(frame, threads, flags):
     out = np.ones((opts.max_detections + 1, *lb.orig_size), bool)  # stale contents must be overwritten
     det_full, frames_ = cpath.decode_proto_full(t, lb, opts, grid, out, threads=threads, flags=flags)
     assert frames_.shape == (len(ref.masks), *lb.orig_size) and frames_.base is out
-    for r, f in zip(ref.masks, frames_):
+    for r, f in zip(ref.masks, frames_, strict=True):
         np.testing.assert_array_equal(f, r.full())
 
     _, rles = cpath.decode_proto_rle(t, lb, opts, grid, flags=flags)
@@ -142,7 +142,7 @@ def test_roi_paste_equals_reference(case, threads, flags):
     _same_masks(ref, cpath.paste_roi(logits, boxes, size, threads=threads, flags=flags))
     out = np.ones((len(boxes), *size), bool)
     full = cpath.paste_roi(logits, boxes, size, output="full", out=out, threads=threads, flags=flags)
-    for r, f in zip(ref, full):
+    for r, f in zip(ref, full, strict=True):
         np.testing.assert_array_equal(f, r.full())
     assert cpath.paste_roi(logits, boxes, size, output="rle", flags=flags) == [r.rle() for r in ref]
 
@@ -164,7 +164,7 @@ def test_rle_matches_pycocotools():
                      np.float32)
     rles = cpath.paste_roi(logits, boxes, (48, 64), output="rle")
     full = cpath.paste_roi(logits, boxes, (48, 64), output="full", out=np.zeros((6, 48, 64), bool))
-    for r, f in zip(rles, full):
+    for r, f in zip(rles, full, strict=True):
         ref = mask_api.encode(np.asfortranarray(f.astype(np.uint8)))
         assert r["counts"] == ref["counts"].decode() and r["size"] == [48, 64]
 

@@ -31,28 +31,53 @@ static int check_2d(const es_tensor *t, int64_t rows, int64_t cols) {
     return t->dtype == ES_F32 || t->dtype == ES_I8 || t->dtype == ES_U8;
 }
 
-/* Best class per anchor (first maximum, NaN wins like numpy.argmax) into scratch[a].raw/cls. */
-static void best_classes(const es_tensor *s, es_candidate *c) {
-    int64_t a_n = s->shape[0], c_n = s->shape[1];
-    if (s->strides[0] >= s->strides[1] || c_n == 1) { /* anchor-major: each anchor's classes together */
-        for (int64_t a = 0; a < a_n; a++) {
-            float best = tget2(s, a, 0);
-            int32_t cls = 0;
-            for (int64_t k = 1; k < c_n && !isnan(best); k++) {
-                float v = tget2(s, a, k);
-                if (isnan(v) || v > best) { best = v; cls = (int32_t)k; }
-            }
-            c[a].raw = best; c[a].cls = cls;
-        }
-        return;
+/* Rows that can pass: numpy.argmax returns a row's first NaN, which never passes `>= threshold`,
+ * so a row passes iff it has no NaN and some value >= threshold. The flags are branch-free
+ * (vectorizable); the exact first-maximum argmax runs only on the few rows that pass. */
+#define ES_ROW_SCAN(T, DEQ)                                                              \
+    for (int64_t a = 0; a < a_n; a++) {                                                  \
+        const T *row = (const T *)s->data + a * s->strides[0];                           \
+        int hit = 0, nan = 0;                                                            \
+        for (int64_t k = 0; k < c_n; k++) {                                              \
+            float v = DEQ(row[k]);                                                       \
+            hit |= v >= thr;                                                             \
+            nan |= v != v;                                                               \
+        }                                                                                \
+        c[a].cls = (hit && !nan) ? 0 : -1;                                               \
     }
-    /* class-major layout (e.g. BCA heads): walk each class row contiguously */
-    for (int64_t a = 0; a < a_n; a++) { c[a].raw = tget2(s, a, 0); c[a].cls = 0; }
-    for (int64_t k = 1; k < c_n; k++)
-        for (int64_t a = 0; a < a_n; a++) {
+#define ES_F32_VALUE(q) (q)
+#define ES_INT_VALUE(q) (((float)(q) - zp) * sc)
+
+static void best_classes(const es_tensor *s, float thr, es_candidate *c) {
+    int64_t a_n = s->shape[0], c_n = s->shape[1];
+    float zp = s->zero_point, sc = s->scale;
+    if (s->strides[1] == 1 && s->dtype == ES_F32) {
+        ES_ROW_SCAN(float, ES_F32_VALUE)
+    } else if (s->strides[1] == 1 && s->dtype == ES_I8) {
+        ES_ROW_SCAN(int8_t, ES_INT_VALUE)
+    } else if (s->strides[1] == 1 && s->dtype == ES_U8) {
+        ES_ROW_SCAN(uint8_t, ES_INT_VALUE)
+    } else {
+        /* strided (e.g. channels-first heads): flags per anchor, walking each class row contiguously */
+        for (int64_t a = 0; a < a_n; a++) c[a].cls = 0; /* bit 0: some value >= thr, bit 1: some NaN */
+        for (int64_t k = 0; k < c_n; k++)
+            for (int64_t a = 0; a < a_n; a++) {
+                float v = tget2(s, a, k);
+                int bits = (v >= thr) | ((v != v) << 1);
+                c[a].cls |= bits;
+            }
+        for (int64_t a = 0; a < a_n; a++) c[a].cls = c[a].cls == 1 ? 0 : -1;
+    }
+    for (int64_t a = 0; a < a_n; a++) {
+        if (c[a].cls < 0) continue;
+        float best = tget2(s, a, 0); /* no NaN in this row: plain first maximum */
+        int32_t cls = 0;
+        for (int64_t k = 1; k < c_n; k++) {
             float v = tget2(s, a, k);
-            if (!isnan(c[a].raw) && (isnan(v) || v > c[a].raw)) { c[a].raw = v; c[a].cls = (int32_t)k; }
+            if (v > best) { best = v; cls = (int32_t)k; }
         }
+        c[a].raw = best; c[a].cls = cls;
+    }
 }
 
 static int by_score_then_anchor(const void *pa, const void *pb) {
@@ -118,10 +143,10 @@ int es_detect(const es_tensor *boxes, const es_tensor *scores, const float *cent
     if (cap_scratch < a_n) return ES_ERR_CAPACITY;
     *n_out = 0;
     if (a_n == 0) return ES_OK;
-    best_classes(scores, scratch);
+    best_classes(scores, p->raw_threshold, scratch);
     int64_t n = 0;
     for (int64_t a = 0; a < a_n; a++) {
-        if (scratch[a].raw >= p->raw_threshold) { /* NaN fails, as in numpy */
+        if (scratch[a].cls >= 0 && scratch[a].raw >= p->raw_threshold) {
             scratch[n].raw = scratch[a].raw; scratch[n].cls = scratch[a].cls; scratch[n].anchor = a;
             n++;
         }

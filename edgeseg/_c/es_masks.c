@@ -29,7 +29,12 @@ typedef struct {
     float *logits, *fx, *omfx, *fy;
     uint8_t *cls, *rowbuf, *bitmap;
     int32_t *xi0, *xi1, *yi0, *yi1, *run_end;
+    int32_t *ev_col, *ev_row, *col_start, *toggles; /* RLE: value changes, bucketed by column */
+    int64_t ev_cap;
 } work_t;
+
+/* RLE toggle capacity: plenty for masks with a few runs per column; more falls back to a plain scan. */
+static size_t toggle_cap(size_t w, size_t h) { return 8 * w + 2 * h + 64; }
 
 /* One instance ready to render: window [wx0, wx0+ww) x [wy0, wy0+wh) of the logit map. */
 typedef struct {
@@ -45,7 +50,8 @@ size_t es_workspace_size(int64_t hp, int64_t wp, int orig_h, int orig_w) {
     size_t map = (size_t)hp * (size_t)wp, w = (size_t)orig_w, h = (size_t)orig_h;
     return align64(map * sizeof(float)) + align64(map) + 3 * align64(w * sizeof(float)) +
            align64(h * sizeof(float)) + 3 * align64(w * sizeof(int32_t)) + 2 * align64(h * sizeof(int32_t)) +
-           align64(w) + align64(w * h) + 64;
+           align64(w) + align64(w * h) + 3 * align64(toggle_cap(w, h) * sizeof(int32_t)) +
+           align64((w + 1) * sizeof(int32_t)) + 64;
 }
 
 static work_t carve(uint8_t *base, int64_t hp, int64_t wp, int oh, int ow) {
@@ -58,6 +64,9 @@ static work_t carve(uint8_t *base, int64_t hp, int64_t wp, int oh, int ow) {
     TAKE(xi0, int32_t, w); TAKE(xi1, int32_t, w); TAKE(run_end, int32_t, w);
     TAKE(yi0, int32_t, h); TAKE(yi1, int32_t, h);
     TAKE(rowbuf, uint8_t, w); TAKE(bitmap, uint8_t, w * h);
+    t.ev_cap = (int64_t)toggle_cap(w, h);
+    TAKE(ev_col, int32_t, (size_t)t.ev_cap); TAKE(ev_row, int32_t, (size_t)t.ev_cap);
+    TAKE(toggles, int32_t, (size_t)t.ev_cap); TAKE(col_start, int32_t, w + 1);
     (void)p;
 #undef TAKE
     return t;
@@ -356,7 +365,8 @@ static void rle_emit(rle_writer *r, int64_t c) {
     }
 }
 
-static void rle_encode(const uint8_t *bm, es_span sp, int64_t ih, int64_t iw, rle_writer *r) {
+/* Reference encoder: walks the image column by column (any mask; used when toggles overflow). */
+static void rle_encode_scan(const uint8_t *bm, es_span sp, int64_t ih, int64_t iw, rle_writer *r) {
     int64_t run = (int64_t)sp.x0 * ih, below = ih - sp.y0 - sp.h;
     int v = 0;
     for (int32_t j = 0; j < sp.w && sp.h > 0; j++) {
@@ -374,6 +384,66 @@ static void rle_encode(const uint8_t *bm, es_span sp, int64_t ih, int64_t iw, rl
     int64_t after = (iw - sp.x0 - sp.w) * ih;
     if (v && after > 0) { rle_emit(r, run); run = 0; v = 0; }
     rle_emit(r, run + after);
+}
+
+/* Value changes of the column-major pixel stream, found row by row (rows are mostly equal to the
+ * row above, compared 8 bytes at a time) and bucketed by column. Returns 0 on overflow. */
+static int collect_toggles(const uint8_t *bm, es_span sp, int64_t ih, work_t *w) {
+    int32_t cw = sp.w, ch = sp.h;
+    int64_t n = 0, cap = w->ev_cap, below = ih - sp.y0 - ch;
+    int wrap = sp.y0 == 0 && below == 0; /* full-height strip: a column continues the previous one */
+#define ADD(col, row) do { if (n >= cap) return 0; w->ev_col[n] = (col); w->ev_row[n] = (row); n++; } while (0)
+    for (int32_t j = 0; j < cw; j++) {
+        uint8_t prev = (wrap && j > 0) ? bm[(size_t)(ch - 1) * cw + j - 1] : 0;
+        if (bm[j] != prev) ADD(j, 0);
+    }
+    for (int32_t y = 1; y < ch; y++) {
+        const uint8_t *row = bm + (size_t)y * cw, *up = row - cw;
+        int32_t j = 0;
+        for (; j + 8 <= cw; j += 8) {
+            uint64_t a, b;
+            memcpy(&a, row + j, 8); memcpy(&b, up + j, 8);
+            if (a == b) continue;
+            for (int32_t k = j; k < j + 8; k++) if (row[k] != up[k]) ADD(k, y);
+        }
+        for (; j < cw; j++) if (row[j] != up[j]) ADD(j, y);
+    }
+    if (!wrap) /* the pixel after a column's last strip pixel is background (below, or the next column's top) */
+        for (int32_t j = 0; j < cw; j++) if (bm[(size_t)(ch - 1) * cw + j]) ADD(j, ch);
+#undef ADD
+    /* counting sort by column; rows stay ascending within a column */
+    memset(w->col_start, 0, sizeof(int32_t) * (size_t)(cw + 1));
+    for (int64_t e = 0; e < n; e++) w->col_start[w->ev_col[e] + 1]++;
+    for (int32_t j = 0; j < cw; j++) w->col_start[j + 1] += w->col_start[j];
+    for (int64_t e = 0; e < n; e++) w->toggles[w->col_start[w->ev_col[e]]++] = w->ev_row[e];
+    for (int32_t j = cw; j > 0; j--) w->col_start[j] = w->col_start[j - 1];
+    w->col_start[0] = 0;
+    return 1;
+}
+
+/* COCO RLE of a cropped bitmap: counts are the gaps between value changes of the image's
+ * column-major stream (starting with a run of zeros), as pycocotools' rleEncode gives. */
+static void rle_encode(const uint8_t *bm, es_span sp, int64_t ih, int64_t iw, work_t *w, rle_writer *r) {
+    if (sp.w == 0 || sp.h == 0 || !collect_toggles(bm, sp, ih, w)) {
+        rle_encode_scan(bm, sp, ih, iw, r);
+        return;
+    }
+    int64_t last = 0, total = ih * iw, strip_end = ((int64_t)sp.x0 + sp.w) * ih;
+    for (int32_t j = 0; j < sp.w; j++) {
+        int64_t base = ((int64_t)sp.x0 + j) * ih + sp.y0;
+        for (int32_t e = w->col_start[j]; e < w->col_start[j + 1]; e++) {
+            int64_t pos = base + w->toggles[e];
+            if (pos >= total) break; /* foreground up to the image's last pixel: no change after it */
+            rle_emit(r, pos - last);
+            last = pos;
+        }
+    }
+    int wrap = sp.y0 == 0 && sp.h == ih;
+    if (wrap && bm[(size_t)sp.h * sp.w - 1] && strip_end < total) { /* foreground runs on into the next column */
+        rle_emit(r, strip_end - last);
+        last = strip_end;
+    }
+    rle_emit(r, total - last);
 }
 
 int es_masks_rle(const es_mask_job *job, int64_t first, char *out, int64_t cap, int64_t *ends, int64_t *done,
@@ -395,7 +465,7 @@ int es_masks_rle(const es_mask_job *job, int64_t first, char *out, int64_t cap, 
             render_row(job, &w, &in, y, w.bitmap + (size_t)y * (size_t)in.sp.w);
         if (!in.nruns) memset(w.bitmap, 0, (size_t)in.sp.w * (size_t)in.sp.h);
         rle_writer r = {out + len, cap - len, 0, {0, 0}, 0, 0};
-        rle_encode(w.bitmap, in.sp, oh, ow, &r);
+        rle_encode(w.bitmap, in.sp, oh, ow, &w, &r);
         if (r.full) return ES_ERR_CAPACITY;
         len += r.len;
         ends[i] = len;

@@ -88,7 +88,7 @@ def _detect(t: ProtoTensors, lb: LetterboxInfo, opts: DecodeOptions, grid) -> tu
 def _cropped(bits: np.ndarray, spans: np.ndarray, offsets: np.ndarray, image_size: tuple[int, int]) -> tuple[CroppedMask, ...]:
     return tuple(
         CroppedMask(int(x0), int(y0), bits[o : o + w * h].reshape(h, w), image_size)
-        for (x0, y0, w, h), o in zip(spans.tolist(), offsets.tolist())
+        for (x0, y0, w, h), o in zip(spans.tolist(), offsets.tolist(), strict=True)
     )
 
 
