@@ -195,6 +195,7 @@ def bench_bundle(
     config = config or DeviceConfig()
     options = options or BenchOptions()
     board = board or detect_board()
+    paths = paths[: options.warmup + options.frames]  # frames cycle through these; the rest are never read
     _read_all(paths)
     timestamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
