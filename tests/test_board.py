@@ -67,7 +67,7 @@ def test_the_live_machine_is_detected_without_error():
         ("rpi5", {"cpu-thermal": 61.85}, ["rpi: under-voltage", "rpi: throttled"]),
         ("rpi4", {"cpu-thermal": 52.1}, []),
         ("jetson-orin-nano", {"cpu-thermal": 48.5, "gpu-thermal": 47.031, "tj-thermal": 49.0},
-         ["cpufreq: policy0 capped at 1113 of 1510 MHz"]),
+         ["cpufreq: policy0 capped at 1113 of 1510 MHz", "devfreq: 17000000.gpu capped at 306 of 624 MHz"]),
         ("rk3588", {"soc-thermal": 40.0, "bigcore0-thermal": 41.538}, ["cooling: thermal-cpufreq-0 state 1"]),
         ("x86", {}, []),
     ],

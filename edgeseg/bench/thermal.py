@@ -54,8 +54,9 @@ def read_throttling(root: str | os.PathLike = "/") -> list[str]:
     """Reasons the board is slowed down right now; empty when it is not (or cannot tell).
 
     Sources: the Raspberry Pi firmware flags, active CPU/GPU cooling devices
-    (thermal framework), and CPUs whose frequency policy is capped below
-    their maximum.
+    (thermal framework), CPUs whose frequency policy is capped below their
+    maximum, and devfreq devices (a Jetson's GPU) capped below their top
+    frequency. On a Jetson a cap may also come from the nvpmodel power mode.
     """
     root = Path(root)
     reasons: list[str] = []
@@ -74,4 +75,9 @@ def read_throttling(root: str | os.PathLike = "/") -> list[str]:
         cap, top = _text(policy / "scaling_max_freq"), _text(policy / "cpuinfo_max_freq")
         if cap and top and cap.isdigit() and top.isdigit() and int(cap) < int(top):
             reasons.append(f"cpufreq: {policy.name} capped at {int(cap) // 1000} of {int(top) // 1000} MHz")
+    for dev in sorted(Path(root, "sys/class/devfreq").glob("*")):  # Jetson GPU (gpu.0 / 17000000.gpu)
+        cap, steps = _text(dev / "max_freq"), (_text(dev / "available_frequencies") or "").split()
+        top = max((int(f) for f in steps if f.isdigit()), default=0)
+        if cap and cap.isdigit() and 0 < int(cap) < top:
+            reasons.append(f"devfreq: {dev.name} capped at {int(cap) // 1_000_000} of {top // 1_000_000} MHz")
     return reasons
