@@ -30,7 +30,7 @@ install: $(VENV)/.runtime
 install-dev: $(VENV)/.dev
 
 demo: $(VENV)/.runtime
-	$(VENV)/bin/edgeseg run edgeseg/assets/samples --out out/demo
+	$(VENV)/bin/edgeseg run edgeseg/assets/samples --grasps --out out/demo
 
 test: $(VENV)/.dev
 	$(PY) -m pytest -q
