@@ -119,6 +119,13 @@ def test_loader_names_bad_files(run, tmp_path):
     broken.write_text(json.dumps({**r.to_dict(), "frames": "many"}))
     with pytest.raises(ValueError, match=r"results.*frames must be int"):
         load_results([broken])
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "decode_bench.json").write_text(json.dumps({"kind": "another tool"}))
+    save_run(r, other)
+    assert len(load_results([other])) == 1  # other tools' JSON in a results folder is skipped
+    with pytest.raises(ValueError, match="decode_bench.json: expected results schema_version"):
+        load_results([other / "decode_bench.json"])  # ... but not when named
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="no benchmark results"):
         load_results([tmp_path / "empty"])

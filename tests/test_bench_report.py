@@ -13,7 +13,7 @@ import pytest
 
 import edgeseg
 from edgeseg.bench import BenchOptions, bench_bundles, load_results
-from edgeseg.bench.report import markdown_table, write_report
+from edgeseg.bench.report import _ms, markdown_table, write_report
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -49,9 +49,10 @@ def test_markdown_table_has_a_row_per_run_and_a_column_per_stage(two_runs):
         assert f" {col} " in header
     rows = [line for line in text.splitlines() if line.startswith("| ") and "edgeseg-nano" in line]
     assert len(rows) == 2
-    cells = rows[0].split(" | ")
-    e2e = two_runs[0].stages["end_to_end"]
-    assert f"{e2e.p50_ms:.1f}"[:3] in " ".join(cells)  # numbers come from the run
+    for row, run in zip(rows, two_runs, strict=True):  # numbers come from the runs, in order
+        for stage in ("infer", "end_to_end"):
+            s = run.stages[stage]
+            assert f" {_ms(s.p50_ms)} / {_ms(s.p99_ms)} " in row
     assert "2 images" in text and "onnxruntime" in text
     with pytest.raises(ValueError, match="no benchmark runs"):
         markdown_table([])

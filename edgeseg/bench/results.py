@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,8 @@ from edgeseg.bench.monitor import ResourceUsage
 from edgeseg.board import BoardInfo
 from edgeseg.device_config import ConfigError, from_dict
 from edgeseg.manifest import PRECISIONS
+
+log = logging.getLogger("edgeseg.bench")
 
 SCHEMA_VERSION = 1
 #: Pipeline stages in frame order; they add up to ``end_to_end``.
@@ -171,6 +174,9 @@ def save_run(run: BenchRun, results_dir: str | os.PathLike) -> Path:
 def load_results(paths: list[str | os.PathLike]) -> list[BenchRun]:
     """Reads results files; folders are searched recursively for ``*.json``.
 
+    Files found in folders that are not bench runs (other tools' JSON) are
+    skipped with a log line; a file named explicitly must be a run.
+
     Returns:
         Runs sorted by board, format, precision (fp32, fp16, int8, mixed) and timestamp.
 
@@ -179,6 +185,7 @@ def load_results(paths: list[str | os.PathLike]) -> list[BenchRun]:
         ValueError: A file is not a results file of this schema (names the file).
     """
     files: list[Path] = []
+    explicit: set[Path] = set()  # named files must be runs; folders may hold other JSON
     for p in map(Path, paths):
         if p.is_dir():
             found = sorted(p.rglob("*.json"))
@@ -187,6 +194,7 @@ def load_results(paths: list[str | os.PathLike]) -> list[BenchRun]:
             files += found
         elif p.is_file():
             files.append(p)
+            explicit.add(p)
         else:
             raise FileNotFoundError(f"benchmark results {p} do not exist")
     runs = []
@@ -195,6 +203,11 @@ def load_results(paths: list[str | os.PathLike]) -> list[BenchRun]:
             data = json.loads(f.read_text())
         except json.JSONDecodeError as exc:
             raise ValueError(f"{f} is not JSON: {exc}") from None
+        if f not in explicit and not (isinstance(data, dict) and {"schema_version", "stages", "bundle"} <= data.keys()):
+            log.info("skipping %s: not an edgeseg bench run", f)  # other tools' JSON in the same folder
+            continue
         runs.append(BenchRun.from_dict(data, str(f)))
+    if not runs:
+        raise FileNotFoundError(f"no edgeseg bench runs in {[str(p) for p in paths]}")
     order = {p: i for i, p in enumerate(PRECISIONS)}
     return sorted(runs, key=lambda r: (r.board.id, r.bundle.format, order.get(r.bundle.precision, 99), r.timestamp))
