@@ -33,6 +33,7 @@ def main(args: argparse.Namespace) -> int:
     import cv2
 
     import edgeseg
+    from edgeseg.device_config import apply_cpu_affinity
     from edgeseg.grasp import GraspPlanner, draw_grasps
     from edgeseg.health import Heartbeat
     from edgeseg.hooks import open_hook
@@ -40,9 +41,11 @@ def main(args: argparse.Namespace) -> int:
     from edgeseg.sources import iter_frames
 
     seg = edgeseg.load(args.bundle, args.device_config)
+    cores = apply_cpu_affinity(seg.device_config.backend)
+    log.info("backend %s, decoder %s, cores %s", seg.backend.device, seg.decoder.path, list(cores))
     annotator = MaskAnnotator()
     hooks = [open_hook(url) for url in args.hook]
-    planner = GraspPlanner(getattr(seg.device_config, "gripper", None)) if (hooks or args.grasps) else None
+    planner = GraspPlanner(seg.device_config.gripper) if (hooks or args.grasps) else None
     # A JSON-lines hook on stdout owns stdout; the human summary moves to stderr.
     summary_stream = sys.stderr if any(url.startswith("jsonl:-") for url in args.hook) else sys.stdout
     if args.out:
