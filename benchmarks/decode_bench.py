@@ -106,7 +106,7 @@ def binding_overhead_us(calls: int = 20000) -> dict:
     }
 
 
-def run_n(n: int, repeats: int, frames: np.ndarray, bandwidth: float) -> dict:
+def run_n(n: int, repeats: int, slow_repeats: int, frames: np.ndarray, bandwidth: float) -> dict:
     scene = dv.make_scene(n, seed=n)
     t, lb, opts, grid = scene.tensors, scene.letterbox, scene.options, scene.grid
     boxes_in, boxes_orig, coeffs = dv.kept_instances(scene)
@@ -142,9 +142,9 @@ def run_n(n: int, repeats: int, frames: np.ndarray, bandwidth: float) -> dict:
     samples: dict[str, list[float]] = {k: [] for k in (*fast, *slow)}
     for fn in (*fast.values(), *slow.values()):
         fn()  # warm-up
-    slow_rounds = max(3, repeats // 3)
+    every = max(1, repeats // slow_repeats)  # slow contenders in evenly spread rounds
     for r in range(repeats):
-        for name, fn in (fast | slow if r < slow_rounds else fast).items():
+        for name, fn in (fast | slow if r % every == 0 and len(samples["variant_b"]) < slow_repeats else fast).items():
             t0 = time.perf_counter()
             fn()
             samples[name].append((time.perf_counter() - t0) * 1e3)
@@ -184,16 +184,43 @@ def run_n(n: int, repeats: int, frames: np.ndarray, bandwidth: float) -> dict:
         "mean_mask_iou": {k: round(float(v.mean()), 5) for k, v in iou.items()},
         "min_mask_iou": {k: round(float(v.min()), 5) for k, v in iou.items()},
         "bit_exact_vs_reference": bool(exact),
-        "repeats": {"c_paths": repeats, "reference_and_variants": slow_rounds},
+        "repeats": {k: len(v) for k, v in samples.items()},
     }
+
+
+def markdown_table(payload: dict) -> str:
+    """The README table of a results JSON: medians in ms and the ratios the targets are stated in."""
+    m = payload["machine"]
+    lines = [
+        f"Machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}, numpy {m['numpy']}, "
+        f"OpenCV {m['opencv']}; load average at start {m['load_avg_at_start']}. One thread, medians.",
+        "",
+        "| N | C cropped | C full (reused) | write floor | C RLE | numpy ref | A | B | B / cropped | B / full | full / floor | RLE / cropped | IoU vs B | IoU vs A |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in payload["results"]:
+        ms, q, iou = r["median_ms"], r["ratios"], r["mean_mask_iou"]
+        lines.append(
+            f"| {r['n']} | {ms['c_cropped']:.2f} | {ms['c_full_reused']:.2f} | {r['memory_write_floor_ms']:.2f} | "
+            f"{ms['c_rle']:.2f} | {ms['numpy_reference']:.1f} | {ms['variant_a']:.1f} | {ms['variant_b']:.1f} | "
+            f"{q['variant_b / c_cropped']:.0f}x | {q['variant_b / c_full_reused']:.0f}x | "
+            f"{q['c_full_reused / memory_write_floor']:.2f} | {q['c_rle / c_cropped']:.2f} | "
+            f"{iou['variant_b']:.4f} ({iou['variant_b_pixel_centre_crop']:.4f}) | {iou['variant_a']:.3f} |"
+        )
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, nargs="+", default=[1, 10, 50, 100], help="instance counts")
-    ap.add_argument("--repeats", type=int, default=21, help="rounds for the C paths (reference/A/B: a third)")
+    ap.add_argument("--repeats", type=int, default=61, help="timing rounds for the C paths and floors")
+    ap.add_argument("--slow-repeats", type=int, default=7, help="rounds (spread evenly) for the reference and A/B")
     ap.add_argument("--out", type=Path, default=None, help="JSON path (default benchmarks/results/decode_<cpu>.json)")
+    ap.add_argument("--table", type=Path, default=None, help="only print the Markdown table of a results JSON")
     args = ap.parse_args(argv)
+    if args.table:
+        print(markdown_table(json.loads(args.table.read_text())))
+        return 0
     if not cpath.available():
         print("the C decoder extension is not built (pip install -e .)", file=sys.stderr)
         return 1
@@ -207,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"binding overhead: {overhead}")
     results = []
     for n in args.n:
-        res = run_n(n, args.repeats, frames, bandwidth)
+        res = run_n(n, args.repeats, args.slow_repeats, frames, bandwidth)
         results.append(res)
         m, r = res["median_ms"], res["ratios"]
         print(
@@ -231,6 +258,7 @@ def main(argv: list[str] | None = None) -> int:
         "results": results,
     }
     out.write_text(json.dumps(payload, indent=2) + "\n")
+    print(markdown_table(payload))
     print(f"wrote {out}")
     return 0
 
