@@ -106,25 +106,24 @@ static double box_area(const float *b) {
     return np_max((double)b[2] - (double)b[0], 0.0) * np_max((double)b[3] - (double)b[1], 0.0);
 }
 
-/* Greedy NMS over cand[0..n) in priority order; marks survivors in keep[], returns their count. */
-static int64_t greedy_nms(es_candidate *cand, int64_t n, const es_detect_params *p, unsigned char *suppressed,
-                          int64_t *kept, int64_t cap) {
+/* Greedy NMS over cand[0..n) in priority order: writes survivors' candidate indices to kept[]
+ * (at most cap) and returns their count. Suppression is marked by cls = -1. */
+static int64_t greedy_nms(es_candidate *cand, int64_t n, const es_detect_params *p, int64_t *kept, int64_t cap) {
     int64_t n_kept = 0;
-    for (int64_t i = 0; i < n; i++) suppressed[i] = 0;
     for (int64_t i = 0; i < n && n_kept < cap; i++) {
-        if (suppressed[i]) continue;
+        if (cand[i].cls < 0) continue;
         kept[n_kept++] = i;
         if (n_kept >= p->max_detections) break;
         const float *bi = cand[i].box;
         double ai = box_area(bi);
         for (int64_t j = i + 1; j < n; j++) {
-            if (suppressed[j] || (!p->class_agnostic && cand[j].cls != cand[i].cls)) continue;
+            if (cand[j].cls < 0 || (!p->class_agnostic && cand[j].cls != cand[i].cls)) continue;
             const float *bj = cand[j].box;
             double iw = np_max(np_min(bi[2], bj[2]) - np_max(bi[0], bj[0]), 0.0);
             double ih = np_max(np_min(bi[3], bj[3]) - np_max(bi[1], bj[1]), 0.0);
             double inter = iw * ih, uni = ai + box_area(bj) - inter;
             double iou = uni > 0.0 ? inter / uni : 0.0;
-            if (iou > p->iou_threshold) suppressed[j] = 1;
+            if (iou > p->iou_threshold) cand[j].cls = -1;
         }
     }
     return n_kept;
@@ -155,28 +154,24 @@ int es_detect(const es_tensor *boxes, const es_tensor *scores, const float *cent
     if (n > p->pre_nms_topk) n = p->pre_nms_topk;
     for (int64_t i = 0; i < n; i++) decode_box(boxes, &scratch[i], p->box_encoding, centres, strides, scratch[i].box);
     int64_t cap = cap_out < p->max_detections ? cap_out : p->max_detections;
-    unsigned char *suppressed = malloc((size_t)(n > 0 ? n : 1));
-    int64_t *kept = malloc(sizeof(int64_t) * (size_t)(cap > 0 ? cap : 1));
-    if (!suppressed || !kept) { free(suppressed); free(kept); return ES_ERR_NOMEM; }
-    int64_t n_kept = greedy_nms(scratch, n, p, suppressed, kept, cap);
-    int status = ES_OK;
+    int64_t n_kept = greedy_nms(scratch, n, p, anchor_out, cap); /* anchor_out holds candidate indices for now */
     if (n_kept == cap && cap < p->max_detections) {
         /* the caller's capacity, not max_detections, stopped NMS: say so instead of truncating */
-        for (int64_t i = n_kept ? kept[n_kept - 1] + 1 : 0; i < n; i++) if (!suppressed[i]) { status = ES_ERR_CAPACITY; break; }
+        for (int64_t i = n_kept ? anchor_out[n_kept - 1] + 1 : 0; i < n; i++)
+            if (scratch[i].cls >= 0) return ES_ERR_CAPACITY;
     }
     float fw = (float)lb->orig_w, fh = (float)lb->orig_h, sx = (float)lb->scale_x, sy = (float)lb->scale_y;
     float px = (float)lb->pad_left, py = (float)lb->pad_top;
-    for (int64_t k = 0; k < n_kept && status == ES_OK; k++) {
-        const es_candidate *c = &scratch[kept[k]];
+    for (int64_t k = 0; k < n_kept; k++) {
+        const es_candidate *c = &scratch[anchor_out[k]];
         anchor_out[k] = c->anchor; class_out[k] = c->cls; raw_out[k] = c->raw;
         boxes_out[4 * k + 0] = np_clipf((c->box[0] - px) / sx, 0.0f, fw);
         boxes_out[4 * k + 1] = np_clipf((c->box[1] - py) / sy, 0.0f, fh);
         boxes_out[4 * k + 2] = np_clipf((c->box[2] - px) / sx, 0.0f, fw);
         boxes_out[4 * k + 3] = np_clipf((c->box[3] - py) / sy, 0.0f, fh);
     }
-    free(suppressed); free(kept);
-    if (status == ES_OK) *n_out = n_kept;
-    return status;
+    *n_out = n_kept;
+    return ES_OK;
 }
 
 int es_spans(const float *boxes, int64_t n, int orig_h, int orig_w, es_span *out, int64_t cap) {
