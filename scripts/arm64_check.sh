@@ -31,7 +31,7 @@ exec > >(tee -a "$LOG") 2>&1
 phase() { PHASE=$1; PHASE_START=$SECONDS; echo; echo "== $1"; }
 done_phase() { echo "-- $PHASE: $((SECONDS - PHASE_START)) s"; }
 in_root() { chroot "$R" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 "$@"; }
-cleanup() { for m in sys dev/pts dev proc; do mountpoint -q "$R/$m" && umount -l "$R/$m"; done; return 0; }
+cleanup() { for m in dev/pts dev proc; do mountpoint -q "$R/$m" && umount -l "$R/$m"; done; return 0; }
 trap cleanup EXIT
 
 [ "$(id -u)" = 0 ] || { echo "run as root (debootstrap, chroot, binfmt)"; exit 1; }
@@ -49,7 +49,8 @@ phase "arm64 root $R ($SUITE)"
 mount -t proc proc "$R/proc"
 mount --bind /dev "$R/dev"
 mount --bind /dev/pts "$R/dev/pts"
-mount --bind /sys "$R/sys"   # CPU topology for onnxruntime's cpuinfo
+# No /sys: onnxruntime's cpuinfo, reading the x86 host's CPU topology as aarch64 under qemu,
+# segfaults; without it, it only warns that it could not read the CPU features.
 if [ ! -x "$R/usr/bin/python3" ] || [ ! -x "$R/usr/bin/gcc" ]; then
     cp /etc/resolv.conf "$R/etc/resolv.conf"
     in_root sh -c 'apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends python3 python3-pip python3-venv ca-certificates gcc libc6-dev python3-dev'
@@ -91,7 +92,7 @@ ls -l "$R/opt/edgeseg"
 done_phase
 
 phase "run the default bundle on a sample image (installed service launcher, aarch64)"
-mkdir -p "$R/tmp/samples"
+rm -rf "$R/tmp/samples" && mkdir -p "$R/tmp/samples"
 if ls "$REPO"/edgeseg/assets/samples/*.jpg >/dev/null 2>&1; then
     cp "$(ls "$REPO"/edgeseg/assets/samples/*.jpg | head -1)" "$R/tmp/samples/"
 else
