@@ -195,3 +195,26 @@ def test_binding_per_call_overhead_is_measured_not_asserted():
     res = _cdecode.masks(_cdecode.CROPPED, None, maps[:0], 1.0, 0.0, np.zeros((0, 4), np.float32),
                          (8, 8, 1, 1, 0, 0, 1.0, 1.0), None, 1, 0)
     assert res[0].size == 0 and res[1].shape == (0, 4)
+
+
+def test_real_model_outputs_decode_identically(scene):
+    """The shipped bundle's real outputs (onnxruntime), thresholds low enough for many instances."""
+    import dataclasses
+
+    import edgeseg
+    from edgeseg.decode.tensors import proto_tensors
+
+    seg = edgeseg.load()
+    tensor, lb = seg.preprocessor(scene)
+    raw = seg.backend.run(tensor)
+    dec = seg.decoder
+    t = proto_tensors(raw, dec.manifest, dec.anchor_count)
+    opts = dataclasses.replace(dec.options, score_threshold=0.0, max_detections=300)
+    ref = reference.decode_proto(t, lb, opts, dec._grid)
+    det = cpath.decode_proto(t, lb, opts, dec._grid)
+    assert len(ref.scores) > 20 and sum(m.area for m in ref.masks) > 0
+    np.testing.assert_array_equal(det.boxes, ref.boxes)
+    np.testing.assert_array_equal(det.scores, ref.scores)
+    _same_masks(ref.masks, det.masks)
+    _, rles = cpath.decode_proto_rle(t, lb, opts, dec._grid)
+    assert rles == [m.rle() for m in ref.masks]
