@@ -57,6 +57,7 @@ def _sample_input(job: ExportJob) -> torch.Tensor:
 def _int8_program(model: torch.nn.Module, sample: torch.Tensor, job: ExportJob):
     """PT2E: annotate (skipping float layers), calibrate, convert. Returns (program, quantizer)."""
     from litert_torch.quantize import pt2e_quantizer as pq
+    from torchao.quantization.pt2e import move_exported_model_to_eval
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
     from tqdm import tqdm
 
@@ -81,7 +82,7 @@ def _int8_program(model: torch.nn.Module, sample: torch.Tensor, job: ExportJob):
     with torch.no_grad():
         for tensor in tqdm(job.calibration, desc="calibrating tflite-int8", unit="img", leave=False):
             prepared(torch.from_numpy(tensor).permute(0, 2, 3, 1))
-    return convert_pt2e(prepared, fold_quantize=False), quantizer
+    return move_exported_model_to_eval(convert_pt2e(prepared, fold_quantize=False)), quantizer
 
 
 def convert(job: ExportJob, precision: str, path: Path) -> Path:

@@ -1,0 +1,214 @@
+"""``export_bundles``: one PyTorch model -> one verified bundle per format + parity report.
+
+The order is chosen so that every mistake a user can make fails in seconds,
+before any conversion: wrong forward outputs, unknown format names, missing
+or unreadable calibration/validation folders, bundles that would be
+overwritten without ``force``. Then each format is written; int8 formats go
+through the mixed-precision search (:mod:`export.sensitivity`) when a
+validation set gives it an accuracy gate to meet. Finally every bundle is
+measured through the runtime (:mod:`export.accuracy`), the report is written
+next to the bundles, and formats over the gate raise :class:`GateError`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from edgeseg.bundle import MANIFEST_NAME, Bundle, load_bundle
+from edgeseg.segmenter import load as load_segmenter
+
+from export.accuracy import TorchSegmenter, canonical_outputs, evaluate, latency_ms, output_deviation, read_image
+from export.bundler import build_manifest, input_spec
+from export.calibration import CalibrationSet, list_images
+from export.formats import FORMATS, ExportJob, ExportOptions, export_format, parse_formats
+from export.onnx_export import check_outputs
+from export.parity import FormatResult, ParityReport, check_gate, drop, write_report
+from export.sensitivity import float_layer_schedule, layer_sensitivity, search_float_layers
+from export.spec import ModelSpec
+
+log = logging.getLogger(__name__)
+
+#: Calibration images on which outputs are compared against PyTorch in the report.
+DEVIATION_IMAGES = 64
+
+
+def bundle_dir(out: Path, spec: ModelSpec, name: str) -> Path:
+    """Where format ``name`` of ``spec`` is written: ``OUT/<model>-<format>``."""
+    return Path(out) / f"{spec.name}-{name}"
+
+
+def _preflight(model: torch.nn.Module, spec: ModelSpec, names: list[str], out: Path, *, calib, val, force: bool) -> None:
+    """Every check that needs no conversion; raises ValueError naming the problem."""
+    h, w = spec.imgsz
+    with torch.no_grad():
+        check_outputs(model.eval()(torch.rand(1, 3, h, w)), spec)
+    if any(FORMATS[n].quantized for n in names) and calib is None:
+        int8 = [n for n in names if FORMATS[n].quantized]
+        raise ValueError(f"formats {int8} need calibration images: pass --calib DIR (a folder of real images)")
+    if val is not None:
+        if not (Path(val) / "annotations.json").is_file():
+            raise ValueError(f"validation set {val} needs annotations.json (COCO) and its images")
+        list_images(val)
+    existing = [str(bundle_dir(out, spec, n)) for n in names if (bundle_dir(out, spec, n) / MANIFEST_NAME).exists()]
+    if existing and not force:
+        raise ValueError(f"bundles already exist: {existing}; pass --force (force=True) to overwrite them")
+
+
+def _install(candidate: Bundle, final: Path) -> Bundle:
+    """Moves a candidate bundle directory to its final place, replacing an old bundle."""
+    if final.exists():
+        shutil.rmtree(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(candidate.root), str(final))
+    return load_bundle(final)
+
+
+def export_bundles(
+    model: torch.nn.Module,
+    spec: ModelSpec,
+    formats: str | Sequence[str],
+    out: str | Path,
+    *,
+    calib: str | Path | None = None,
+    val: str | Path | None = None,
+    imgsz: int | None = None,
+    options: ExportOptions = ExportOptions(),
+    force: bool = False,
+    enforce_gate: bool = True,
+    command: str = "",
+) -> ParityReport:
+    """Exports ``model`` to every format in ``formats`` and writes the parity report.
+
+    Args:
+        model: PyTorch module (BN folded); ``forward(x (1, 3, H, W))`` returns
+            the outputs ``spec.output_names`` in order (see README
+            "Exporting your own model").
+        spec: Model description.
+        formats: ``"onnx,onnx-int8,tflite,..."`` or a list of names.
+        out: Output directory; bundles go to ``OUT/<model>-<format>``,
+            the report to ``OUT/parity.{json,md}``.
+        calib: Folder of calibration images (required for int8 formats).
+        val: COCO validation set (``annotations.json`` + images) for mAP.
+        imgsz: Square export size, overriding ``spec.imgsz``.
+        options: Quantization and report settings.
+        force: Overwrite existing bundles.
+        enforce_gate: Raise :class:`~export.parity.GateError` when a format's
+            mask mAP drop exceeds ``options.gate``.
+        command: The command line, recorded in the report.
+
+    Returns:
+        The parity report (also written to ``out``).
+    """
+    names = parse_formats(formats)
+    if imgsz is not None:
+        spec = dataclasses.replace(spec, imgsz=(int(imgsz), int(imgsz)))
+    out = Path(out)
+    model = model.eval()
+    _preflight(model, spec, names, out, calib=calib, val=val, force=force)
+    out.mkdir(parents=True, exist_ok=True)
+    calibration = None
+    if calib is not None:
+        calibration = CalibrationSet(calib, input_spec(spec), limit=options.calibration_limit)
+        if any(FORMATS[n].quantized for n in names):
+            calibration.warn_if_small("int8 quantization")
+    reference = TorchSegmenter(model, build_manifest(spec, fmt="onnx", precision="fp32", model_file="model.onnx"))
+    pt_acc = evaluate(reference, val, desc="evaluating pytorch") if val is not None else None
+    probe_paths = calibration.files[:DEVIATION_IMAGES] if calibration else list_images(val)[:DEVIATION_IMAGES] if val else []
+    probe = read_image(probe_paths[0]) if probe_paths else None
+    ref_outputs = [canonical_outputs(reference, read_image(p)) for p in probe_paths]
+    # Timed first, before any onnxruntime / LiteRT thread pool exists in this process.
+    pt_latency = latency_ms(reference, probe, options.latency_runs) if probe is not None else (0.0, 0.0)
+    ranking: list[str] | None = None
+    results: list[FormatResult] = []
+    base = ExportJob(model, spec, options, calibration, frozenset(options.float_layers))
+    for name in names:
+        final = bundle_dir(out, spec, name)
+        accuracy, steps = None, ()
+        with tempfile.TemporaryDirectory(dir=out, prefix=".tmp-") as tmp:
+            if FORMATS[name].quantized and val is not None:
+                if ranking is None:
+                    ranked = layer_sensitivity(model, spec.output_roles, calibration.head(options.sensitivity_images))
+                    ranking = [s.name for s in ranked]
+                    log.info("most int8-sensitive layers: %s", [(s.name, round(s.score, 3)) for s in ranked[:5]])
+                measured = {}
+
+                def build(layers, name=name, tmp=tmp):
+                    return export_format(name, dataclasses.replace(base, float_layers=layers), Path(tmp) / f"k{len(layers)}")
+
+                def check(bundle, name=name, measured=measured):
+                    with load_segmenter(bundle) as seg:
+                        acc = evaluate(seg, val, desc=f"evaluating {name}")
+                    measured[bundle.root] = acc
+                    mask_drop, box_drop = drop(pt_acc, acc)
+                    return mask_drop <= options.gate, {"mask_drop": round(mask_drop, 2), "box_drop": round(box_drop, 2)}
+
+                schedule = float_layer_schedule(ranking, options.float_layers, options.max_float_layers)
+                candidate, search = search_float_layers(build, check, schedule)
+                accuracy = measured[candidate.root]
+                steps = tuple(dataclasses.asdict(s) for s in search)
+                bundle = _install(candidate, final)
+            else:
+                bundle = _install(export_format(name, base, Path(tmp) / "b"), final)
+        results.append(_measure(name, bundle, reference, pt_acc, accuracy, val, probe, probe_paths, ref_outputs, options, steps))
+    report = ParityReport(
+        model=spec.name,
+        imgsz=spec.imgsz,
+        command=command,
+        gate=options.gate,
+        val=None if val is None else str(val),
+        calibration_images=0 if calibration is None else len(calibration),
+        pytorch=pt_acc,
+        pytorch_latency_ms=pt_latency,
+        formats=tuple(_with_size_ratios(results)),
+    )
+    js, md = write_report(report, out)
+    log.info("parity report: %s, %s", md, js)
+    if enforce_gate:
+        check_gate(report)
+    return report
+
+
+def _measure(name, bundle, reference, pt_acc, accuracy, val, probe, probe_paths, ref_outputs, options, steps) -> FormatResult:
+    """Measures one installed bundle through the runtime."""
+    from edgeseg.device_config import BackendOptions, DeviceConfig
+
+    seg = load_segmenter(bundle, DeviceConfig(backend=BackendOptions(threads=options.threads)))
+    try:
+        if accuracy is None and val is not None:
+            accuracy = evaluate(seg, val, desc=f"evaluating {name}")
+        mask_drop, box_drop = drop(pt_acc, accuracy)
+        layers = tuple(bundle.manifest.provenance.get("quantization", {}).get("float_layers", ()))
+        return FormatResult(
+            name=name,
+            bundle=str(bundle.root),
+            precision=bundle.manifest.precision,
+            size_bytes=bundle.model_path.stat().st_size,
+            size_ratio=None,
+            accuracy=accuracy,
+            mask_drop=mask_drop,
+            box_drop=box_drop,
+            latency_ms=latency_ms(seg, probe, options.latency_runs) if probe is not None else (0.0, 0.0),
+            deviation=output_deviation(seg, probe_paths, ref_outputs, desc=f"deviation {name}"),
+            float_layers=layers,
+            search=steps,
+            passed=mask_drop is None or mask_drop <= options.gate,
+        )
+    finally:
+        seg.close()
+
+
+def _with_size_ratios(results: list[FormatResult]) -> list[FormatResult]:
+    """Fills ``size_ratio`` against the fp32 file of the same family (``onnx`` / ``tflite``)."""
+    fp32 = {r.name.split("-")[0]: r.size_bytes for r in results if FORMATS[r.name].precision == "fp32"}
+    out = []
+    for r in results:
+        base = fp32.get(r.name.split("-")[0])
+        out.append(dataclasses.replace(r, size_ratio=None if base is None else r.size_bytes / base))
+    return out
