@@ -66,6 +66,7 @@ def _letterbox(lb: LetterboxInfo) -> tuple:
 def _detect(t: ProtoTensors, lb: LetterboxInfo, opts: DecodeOptions, grid) -> tuple[np.ndarray, Detections]:
     """Steps 1-4 in C; returns the kept anchors and detections without masks."""
     _require()
+    opts.validate()
     if opts.box_encoding not in _ENCODINGS:
         raise ValueError(f"unknown box encoding {opts.box_encoding!r}, expected one of {_ENCODINGS}")
     if opts.box_encoding == "ltrb" and grid is None:
