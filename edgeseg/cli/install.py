@@ -9,7 +9,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     from edgeseg.deploy import install
 
     p = sub.add_parser("install", help="install a deploy package (atomic; keeps the previous version)",
-                       description=install.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       description=__doc__, epilog="Steps and guarantees: see edgeseg/deploy/install.py and README.")
     install.add_arguments(p)
     p.set_defaults(func=main)
 
