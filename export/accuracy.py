@@ -8,6 +8,7 @@ numbers is the exported model's, not the pipeline's.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,9 +24,7 @@ from edgeseg.manifest import Manifest
 from edgeseg.preprocess import Preprocessor
 from edgeseg.segmenter import Segmenter
 
-#: Decode settings for mAP: a low score threshold as COCO evaluation expects, 100 detections.
-EVAL_SCORE_THRESHOLD = 0.01
-EVAL_MAX_DETECTIONS = 100
+log = logging.getLogger(__name__)
 
 
 class TorchBackend:
@@ -45,7 +44,7 @@ class TorchBackend:
     def run(self, tensor: np.ndarray) -> dict[str, np.ndarray]:
         with torch.no_grad():
             outs = self.model(torch.from_numpy(tensor))
-        return {name: t.numpy() for name, t in zip(self._names, outs)}
+        return {name: t.numpy() for name, t in zip(self._names, outs, strict=True)}
 
     def close(self) -> None:
         pass
@@ -82,58 +81,21 @@ class Accuracy:
     end_to_end_ms: float
 
 
-def _coco_eval(gt, dets: list[dict], iou_type: str) -> tuple[float, float]:
-    from pycocotools.cocoeval import COCOeval
-
-    if not dets:
-        return 0.0, 0.0
-    ev = COCOeval(gt, gt.loadRes(dets), iou_type)
-    ev.params.maxDets = [1, 10, EVAL_MAX_DETECTIONS]
-    ev.evaluate()
-    ev.accumulate()
-    ev.summarize()
-    return 100.0 * float(ev.stats[0]), 100.0 * float(ev.stats[1])
-
-
 def evaluate(segmenter: Segmenter, val_dir: str | Path, *, desc: str = "evaluating") -> Accuracy:
-    """Box and mask mAP of ``segmenter`` on a COCO dataset (``DIR/annotations.json`` + images).
+    """Box and mask mAP of ``segmenter`` on a COCO dataset, in points.
 
-    Category ids are ``class_id + 1`` (the convention of :mod:`export.data.coco`).
+    Uses :mod:`export.evaluate` (the project's one COCO evaluation: same
+    thresholds, category ids ``class_id + 1``) and adds the end-to-end time.
     """
-    import contextlib
-    import io
+    from export.evaluate import coco_metrics, predict_dataset
 
-    from pycocotools.coco import COCO
-    from tqdm import tqdm
-
-    from export.data.coco import load_coco
-
-    data, root = load_coco(val_dir)
-    gt = COCO()
-    gt.dataset = data
-    with contextlib.redirect_stdout(io.StringIO()):
-        gt.createIndex()
-    dets, times = [], []
-    for img in tqdm(data["images"], desc=desc, unit="img", leave=False):
-        image = read_image(Path(root) / img["file_name"])
-        t0 = time.perf_counter()
-        r = segmenter(image, score_threshold=EVAL_SCORE_THRESHOLD, max_detections=EVAL_MAX_DETECTIONS)
-        times.append(time.perf_counter() - t0)
-        for box, score, cls, mask in zip(r.boxes, r.scores, r.class_ids, r.masks):
-            x1, y1, x2, y2 = (float(v) for v in box)
-            dets.append(
-                {
-                    "image_id": img["id"],
-                    "category_id": int(cls) + 1,
-                    "bbox": [x1, y1, x2 - x1, y2 - y1],
-                    "score": float(score),
-                    "segmentation": mask.rle(),
-                }
-            )
-    with contextlib.redirect_stdout(io.StringIO()):
-        mask_map, mask_map50 = _coco_eval(gt, dets, "segm")
-        box_map, box_map50 = _coco_eval(gt, dets, "bbox")
-    return Accuracy(mask_map, mask_map50, box_map, box_map50, len(data["images"]), 1e3 * float(np.median(times)))
+    log.info("%s on %s", desc, val_dir)
+    coco, dets, results = predict_dataset(segmenter, val_dir)
+    m = coco_metrics(coco, dets, verbose=False)
+    times = [r.timings.total_ms for r in results.values()]
+    return Accuracy(
+        100 * m.mask_map, 100 * m.mask_map50, 100 * m.box_map, 100 * m.box_map50, m.images, float(np.median(times))
+    )
 
 
 def latency_ms(segmenter: Segmenter, image: np.ndarray, runs: int, warmup: int = 5) -> tuple[float, float]:
@@ -176,7 +138,7 @@ def output_deviation(
     from export.sensitivity import relative_rms
 
     out: dict[str, dict[str, float]] = {}
-    for path, ref in tqdm(list(zip(images, reference)), desc=desc, unit="img", leave=False):
+    for path, ref in tqdm(list(zip(images, reference, strict=True)), desc=desc, unit="img", leave=False):
         got = canonical_outputs(segmenter, read_image(path))
         for role, r in ref.items():
             d = out.setdefault(role, {"max_abs": 0.0, "rel_rms": 0.0})

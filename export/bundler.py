@@ -8,7 +8,6 @@ from pathlib import Path
 
 from edgeseg.bundle import Bundle, write_bundle
 from edgeseg.manifest import SCHEMA_VERSION, Anchors, InputSpec, Letterbox, Manifest, OutputSpec, Quant
-
 from export.spec import ModelSpec
 
 
@@ -93,7 +92,7 @@ def build_manifest(
     """
     layouts = output_layouts or {}
     quant = output_quant or {}
-    names = dict(zip(spec.output_roles, spec.output_names))
+    names = dict(zip(spec.output_roles, spec.output_names, strict=True))
     names.update(tensor_names or {})
     outputs = []
     for role in spec.output_roles:

@@ -17,14 +17,24 @@ import logging
 import shutil
 import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from edgeseg.bundle import MANIFEST_NAME, Bundle, load_bundle
+from edgeseg.device_config import BackendOptions, DeviceConfig
 from edgeseg.segmenter import load as load_segmenter
-
-from export.accuracy import TorchSegmenter, canonical_outputs, evaluate, latency_ms, output_deviation, read_image
+from export.accuracy import (
+    Accuracy,
+    TorchSegmenter,
+    canonical_outputs,
+    evaluate,
+    latency_ms,
+    output_deviation,
+    read_image,
+)
 from export.bundler import build_manifest, input_spec
 from export.calibration import CalibrationSet, list_images
 from export.formats import FORMATS, ExportJob, ExportOptions, export_format, parse_formats
@@ -70,6 +80,40 @@ def _install(candidate: Bundle, final: Path) -> Bundle:
     return load_bundle(final)
 
 
+@dataclass(frozen=True)
+class Reference:
+    """PyTorch through the runtime's pre/post-processing: what every format is held to.
+
+    Attributes:
+        segmenter: The PyTorch model behind the runtime's preprocessor and decoder.
+        accuracy: Its mAP on the validation set (``None`` without one).
+        latency_ms: Its inference ``(median, p90)``.
+        probe: Image timed for latency.
+        images: Images compared output by output (calibration images first).
+        outputs: Its canonical outputs on ``images``.
+    """
+
+    segmenter: TorchSegmenter
+    accuracy: Accuracy | None
+    latency_ms: tuple[float, float]
+    probe: np.ndarray
+    images: tuple[Path, ...]
+    outputs: tuple[dict, ...]
+
+
+def _reference(model, spec: ModelSpec, calibration: CalibrationSet | None, val, options: ExportOptions) -> Reference:
+    seg = TorchSegmenter(model, build_manifest(spec, fmt="onnx", precision="fp32", model_file="model.onnx"))
+    images = calibration.files if calibration is not None else list_images(val) if val is not None else []
+    images = images[:DEVIATION_IMAGES]
+    # Latency needs any image of the right kind; without folders, a letterbox-grey frame.
+    probe = read_image(images[0]) if images else np.full((*spec.imgsz, 3), 114, np.uint8)
+    # Timed first, before any onnxruntime / LiteRT thread pool exists in this process.
+    latency = latency_ms(seg, probe, options.latency_runs)
+    accuracy = evaluate(seg, val, desc="evaluating pytorch") if val is not None else None
+    outputs = tuple(canonical_outputs(seg, read_image(p)) for p in images)
+    return Reference(seg, accuracy, latency, probe, tuple(images), outputs)
+
+
 def export_bundles(
     model: torch.nn.Module,
     spec: ModelSpec,
@@ -79,7 +123,7 @@ def export_bundles(
     calib: str | Path | None = None,
     val: str | Path | None = None,
     imgsz: int | None = None,
-    options: ExportOptions = ExportOptions(),
+    options: ExportOptions | None = None,
     force: bool = False,
     enforce_gate: bool = True,
     command: str = "",
@@ -97,7 +141,7 @@ def export_bundles(
         calib: Folder of calibration images (required for int8 formats).
         val: COCO validation set (``annotations.json`` + images) for mAP.
         imgsz: Square export size, overriding ``spec.imgsz``.
-        options: Quantization and report settings.
+        options: Quantization and report settings (defaults: :class:`ExportOptions`).
         force: Overwrite existing bundles.
         enforce_gate: Raise :class:`~export.parity.GateError` when a format's
             mask mAP drop exceeds ``options.gate``.
@@ -107,6 +151,7 @@ def export_bundles(
         The parity report (also written to ``out``).
     """
     names = parse_formats(formats)
+    options = options or ExportOptions()
     if imgsz is not None:
         spec = dataclasses.replace(spec, imgsz=(int(imgsz), int(imgsz)))
     out = Path(out)
@@ -118,45 +163,18 @@ def export_bundles(
         calibration = CalibrationSet(calib, input_spec(spec), limit=options.calibration_limit)
         if any(FORMATS[n].quantized for n in names):
             calibration.warn_if_small("int8 quantization")
-    reference = TorchSegmenter(model, build_manifest(spec, fmt="onnx", precision="fp32", model_file="model.onnx"))
-    pt_acc = evaluate(reference, val, desc="evaluating pytorch") if val is not None else None
-    probe_paths = calibration.files[:DEVIATION_IMAGES] if calibration else list_images(val)[:DEVIATION_IMAGES] if val else []
-    probe = read_image(probe_paths[0]) if probe_paths else None
-    ref_outputs = [canonical_outputs(reference, read_image(p)) for p in probe_paths]
-    # Timed first, before any onnxruntime / LiteRT thread pool exists in this process.
-    pt_latency = latency_ms(reference, probe, options.latency_runs) if probe is not None else (0.0, 0.0)
-    ranking: list[str] | None = None
-    results: list[FormatResult] = []
-    base = ExportJob(model, spec, options, calibration, frozenset(options.float_layers))
+    ref = _reference(model, spec, calibration, val, options)
+    job = ExportJob(model, spec, options, calibration, frozenset(options.float_layers))
+    search = _MixedPrecisionSearch(job, ref, val) if val is not None else None
+    results = []
     for name in names:
-        final = bundle_dir(out, spec, name)
-        accuracy, steps = None, ()
         with tempfile.TemporaryDirectory(dir=out, prefix=".tmp-") as tmp:
-            if FORMATS[name].quantized and val is not None:
-                if ranking is None:
-                    ranked = layer_sensitivity(model, spec.output_roles, calibration.head(options.sensitivity_images))
-                    ranking = [s.name for s in ranked]
-                    log.info("most int8-sensitive layers: %s", [(s.name, round(s.score, 3)) for s in ranked[:5]])
-                measured = {}
-
-                def build(layers, name=name, tmp=tmp):
-                    return export_format(name, dataclasses.replace(base, float_layers=layers), Path(tmp) / f"k{len(layers)}")
-
-                def check(bundle, name=name, measured=measured):
-                    with load_segmenter(bundle) as seg:
-                        acc = evaluate(seg, val, desc=f"evaluating {name}")
-                    measured[bundle.root] = acc
-                    mask_drop, box_drop = drop(pt_acc, acc)
-                    return mask_drop <= options.gate, {"mask_drop": round(mask_drop, 2), "box_drop": round(box_drop, 2)}
-
-                schedule = float_layer_schedule(ranking, options.float_layers, options.max_float_layers)
-                candidate, search = search_float_layers(build, check, schedule)
-                accuracy = measured[candidate.root]
-                steps = tuple(dataclasses.asdict(s) for s in search)
-                bundle = _install(candidate, final)
+            if FORMATS[name].quantized and search is not None:
+                candidate, accuracy, steps = search.run(name, Path(tmp))
             else:
-                bundle = _install(export_format(name, base, Path(tmp) / "b"), final)
-        results.append(_measure(name, bundle, reference, pt_acc, accuracy, val, probe, probe_paths, ref_outputs, options, steps))
+                candidate, accuracy, steps = export_format(name, job, Path(tmp) / name), None, ()
+            bundle = _install(candidate, bundle_dir(out, spec, name))
+        results.append(_measure(name, bundle, ref, accuracy, val, options, steps))
     report = ParityReport(
         model=spec.name,
         imgsz=spec.imgsz,
@@ -164,8 +182,8 @@ def export_bundles(
         gate=options.gate,
         val=None if val is None else str(val),
         calibration_images=0 if calibration is None else len(calibration),
-        pytorch=pt_acc,
-        pytorch_latency_ms=pt_latency,
+        pytorch=ref.accuracy,
+        pytorch_latency_ms=ref.latency_ms,
         formats=tuple(_with_size_ratios(results)),
     )
     js, md = write_report(report, out)
@@ -175,16 +193,50 @@ def export_bundles(
     return report
 
 
-def _measure(name, bundle, reference, pt_acc, accuracy, val, probe, probe_paths, ref_outputs, options, steps) -> FormatResult:
-    """Measures one installed bundle through the runtime."""
-    from edgeseg.device_config import BackendOptions, DeviceConfig
+class _MixedPrecisionSearch:
+    """Runs :func:`~export.sensitivity.search_float_layers` for int8 formats against the mAP gate.
 
+    The layer ranking is computed once (it depends on the model, not the format).
+    """
+
+    def __init__(self, job: ExportJob, ref: Reference, val) -> None:
+        self.job, self.ref, self.val = job, ref, val
+        self._ranking: list[str] | None = None
+
+    def ranking(self) -> list[str]:
+        if self._ranking is None:
+            tensors = self.job.calibration.head(self.job.options.sensitivity_images)
+            ranked = layer_sensitivity(self.job.model, self.job.spec.output_roles, tensors)
+            log.info("most int8-sensitive layers: %s", [(s.name, round(s.score, 3)) for s in ranked[:5]])
+            self._ranking = [s.name for s in ranked]
+        return self._ranking
+
+    def run(self, name: str, tmp: Path) -> tuple[Bundle, Accuracy, tuple[dict, ...]]:
+        opts = self.job.options
+        measured: dict[Path, Accuracy] = {}
+
+        def build(layers: frozenset[str]) -> Bundle:
+            job = dataclasses.replace(self.job, float_layers=layers)
+            return export_format(name, job, tmp / f"{name}-{len(layers)}")
+
+        def check(bundle: Bundle) -> tuple[bool, dict]:
+            with load_segmenter(bundle) as seg:
+                measured[bundle.root] = acc = evaluate(seg, self.val, desc=f"evaluating {name}")
+            mask_drop, box_drop = drop(self.ref.accuracy, acc)
+            return mask_drop <= opts.gate, {"mask_drop": round(mask_drop, 2), "box_drop": round(box_drop, 2)}
+
+        schedule = float_layer_schedule(self.ranking(), opts.float_layers, opts.max_float_layers)
+        candidate, steps = search_float_layers(build, check, schedule)
+        return candidate, measured[candidate.root], tuple(dataclasses.asdict(s) for s in steps)
+
+
+def _measure(name: str, bundle: Bundle, ref: Reference, accuracy, val, options: ExportOptions, steps) -> FormatResult:
+    """Measures one installed bundle through the runtime."""
     seg = load_segmenter(bundle, DeviceConfig(backend=BackendOptions(threads=options.threads)))
     try:
         if accuracy is None and val is not None:
             accuracy = evaluate(seg, val, desc=f"evaluating {name}")
-        mask_drop, box_drop = drop(pt_acc, accuracy)
-        layers = tuple(bundle.manifest.provenance.get("quantization", {}).get("float_layers", ()))
+        mask_drop, box_drop = drop(ref.accuracy, accuracy)
         return FormatResult(
             name=name,
             bundle=str(bundle.root),
@@ -194,9 +246,9 @@ def _measure(name, bundle, reference, pt_acc, accuracy, val, probe, probe_paths,
             accuracy=accuracy,
             mask_drop=mask_drop,
             box_drop=box_drop,
-            latency_ms=latency_ms(seg, probe, options.latency_runs) if probe is not None else (0.0, 0.0),
-            deviation=output_deviation(seg, probe_paths, ref_outputs, desc=f"deviation {name}"),
-            float_layers=layers,
+            latency_ms=latency_ms(seg, ref.probe, options.latency_runs),
+            deviation=output_deviation(seg, ref.images, ref.outputs, desc=f"deviation {name}"),
+            float_layers=tuple(bundle.manifest.provenance.get("quantization", {}).get("float_layers", ())),
             search=steps,
             passed=mask_drop is None or mask_drop <= options.gate,
         )

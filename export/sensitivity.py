@@ -112,15 +112,15 @@ def layer_sensitivity(
             post = conv.register_forward_hook(lambda m, args, out, a=lo_out, b=hi_out: _fake_quant(out, a, b))
             try:
                 errors = np.zeros(len(roles))
-                for x, ref in zip(inputs, reference):
+                for x, ref in zip(inputs, reference, strict=True):
                     outs = model(x)
-                    errors += [relative_rms(o.numpy(), r) for o, r in zip(outs, ref)]
+                    errors += [relative_rms(o.numpy(), r) for o, r in zip(outs, ref, strict=True)]
             finally:
                 conv.weight.data = weight
                 pre.remove()
                 post.remove()
             errors /= max(len(inputs), 1)
-            per_output = {r: float(e) for r, e in zip(roles, errors)}
+            per_output = {r: float(e) for r, e in zip(roles, errors, strict=True)}
             results.append(LayerSensitivity(name, float(errors.sum()), per_output))
     return sorted(results, key=lambda s: -s.score)
 

@@ -13,7 +13,6 @@ import tempfile
 from pathlib import Path
 
 from edgeseg.bundle import Bundle
-
 from export.bundler import build_manifest, bundle_model_file
 from export.formats import ExportJob
 from export.onnx_export import INPUT_NAME, export_onnx

@@ -26,7 +26,6 @@ import torch
 
 from edgeseg.bundle import Bundle
 from edgeseg.manifest import Quant
-
 from export.bundler import build_manifest, bundle_model_file
 from export.formats import ExportJob
 from export.onnx_export import check_outputs
@@ -172,7 +171,7 @@ def describe(path: Path, job: ExportJob, precision: str) -> dict:
     values = {d["name"]: interp.get_tensor(d["index"]) for d in details}
     with torch.no_grad():
         outs = _nhwc_model(job)(sample)
-    reference = {role: t.numpy() for role, t in zip(job.spec.output_roles, outs)}
+    reference = {role: t.numpy() for role, t in zip(job.spec.output_roles, outs, strict=True)}
     names = match_outputs(details, values, reference)
     quant = {d["name"]: _quant(d) for d in details}
     return {
