@@ -101,8 +101,8 @@ def test_export_with_validation_writes_bundles_and_report(small, folders, tmp_pa
 def test_float_layers_stay_float_in_onnx_int8(small, folders, tmp_path):
     import onnx
 
-    from export.calibration import CalibrationSet
     from export.bundler import input_spec
+    from export.calibration import CalibrationSet
 
     model, spec = small
     calib, _ = folders
