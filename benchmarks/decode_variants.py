@@ -129,21 +129,13 @@ def _resize_channels(maps: np.ndarray, width: int, height: int) -> np.ndarray:
     return out
 
 
-def _crop_mask(masks: np.ndarray, boxes: np.ndarray, *, pixel_centres: bool = False) -> np.ndarray:
-    """Ultralytics ``crop_mask``: zero outside ``x1 <= col < x2``, ``y1 <= row < y2`` (in place).
-
-    ``pixel_centres=True`` keeps the pixels whose centres lie in the box
-    instead (edgeseg's convention), to separate that difference from the rest.
-    """
+def _crop_mask(masks: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """Ultralytics ``crop_mask``: zero outside ``x1 <= col < x2``, ``y1 <= row < y2`` (in place)."""
     _, h, w = masks.shape
     x1, y1, x2, y2 = (boxes[:, i, None, None] for i in range(4))
     cols = np.arange(w, dtype=np.float32)[None, None, :]
     rows = np.arange(h, dtype=np.float32)[None, :, None]
-    if pixel_centres:
-        cols, rows = cols + 0.5, rows + 0.5
-        masks *= (cols >= x1) & (cols <= x2) & (rows >= y1) & (rows <= y2)
-    else:
-        masks *= (cols >= x1) & (cols < x2) & (rows >= y1) & (rows < y2)
+    masks *= (cols >= x1) & (cols < x2) & (rows >= y1) & (rows < y2)
     return masks
 
 
@@ -173,15 +165,15 @@ def variant_a(protos: np.ndarray, coeffs: np.ndarray, boxes_input: np.ndarray, l
 
 
 def variant_b(
-    protos: np.ndarray, coeffs: np.ndarray, boxes_orig: np.ndarray, lb: LetterboxInfo, *, pixel_centres: bool = False
+    protos: np.ndarray, coeffs: np.ndarray, boxes_orig: np.ndarray, lb: LetterboxInfo
 ) -> np.ndarray:
-    """``process_mask_native``; returns ``(N, H, W)`` bool (``pixel_centres``: see ``_crop_mask``)."""
+    """``process_mask_native``; returns ``(N, H, W)`` bool."""
     k, mh, mw = protos.shape
     oh, ow = lb.orig_size
     masks = (coeffs @ protos.reshape(k, -1)).reshape(-1, mh, mw)
     top, bottom, left, right = _padding_crop(lb, mh, mw)
     masks = _resize_channels(masks[:, top:bottom, left:right], ow, oh)
-    return _crop_mask(masks, boxes_orig, pixel_centres=pixel_centres) > 0.0
+    return _crop_mask(masks, boxes_orig) > 0.0
 
 
 def mask_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:

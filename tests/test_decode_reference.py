@@ -51,9 +51,10 @@ def test_ltrb_box_decode():
 
 
 def test_pixel_span():
-    assert pixel_span(4.2, 20.0, 32) == (4, 20)  # centres 4.5 .. 19.5
+    assert pixel_span(4.2, 20.0, 32) == (5, 20)  # 4.2 <= x < 20
+    assert pixel_span(4.0, 20.5, 32) == (4, 21)
     assert pixel_span(-3, 50, 32) == (0, 32)
-    assert pixel_span(10.6, 10.9, 32) == (11, 11)  # no centre inside: empty
+    assert pixel_span(10.6, 10.9, 32) == (11, 11)  # no pixel index inside: empty
 
 
 def test_mask_hand_case_identity_letterbox():
@@ -65,8 +66,8 @@ def test_mask_hand_case_identity_letterbox():
     assert m.x0 == 0 and m.y0 == 0 and m.bitmap.shape == (32, 32)
     assert m.bitmap[:, :16].all() and not m.bitmap[:, 16:].any()
     crop = mask_in_box(np.array([-2.0], np.float32), protos, np.array([4.2, 0, 20, 8], np.float32), lb)
-    assert (crop.x0, crop.y0, crop.bitmap.shape) == (4, 0, (8, 16))
-    assert not crop.bitmap[:, : 16 - 4].any() and crop.bitmap[:, 16 - 4 :].all()
+    assert (crop.x0, crop.y0, crop.bitmap.shape) == (5, 0, (8, 15))
+    assert not crop.bitmap[:, : 16 - 5].any() and crop.bitmap[:, 16 - 5 :].all()
     nan = mask_in_box(np.array([np.nan], np.float32), protos, np.array([0, 0, 32, 32], np.float32), lb)
     assert not nan.bitmap.any()
 

@@ -186,7 +186,7 @@ int es_spans(const float *boxes, int64_t n, int orig_h, int orig_w, es_span *out
             if (!isfinite(l) || !isfinite(h)) continue; /* NaN/Inf box: empty span at 0 */
             l = l < 0.0 ? 0.0 : (l > size[ax] ? size[ax] : l);
             h = h < 0.0 ? 0.0 : (h > size[ax] ? size[ax] : h);
-            double start = ceil(l - 0.5), stop = floor(h - 0.5) + 1.0;
+            double start = ceil(l), stop = ceil(h); /* pixels lo <= x < hi */
             if (stop < start) stop = start;
             lo[ax] = (int32_t)start; hi[ax] = (int32_t)stop;
         }

@@ -21,8 +21,9 @@ Steps, per frame:
    is > the IoU threshold; at most ``max_detections`` are kept.
 4. **Letterbox undo** (float32): ``(u - pad) / scale``, clipped to the image.
 5. **Masks**, only for kept instances, at the original resolution and only
-   inside the box: the pixels whose centres lie in the box
-   (``ceil(x1 - 0.5) .. floor(x2 - 0.5)``, clipped). Pixel centre ``x + 0.5``
+   inside the box: the pixels ``x`` with ``x1 <= x < x2`` (``ceil(x1) ..
+   ceil(x2) - 1``, clipped), the crop rule of the public YOLO-seg decoders,
+   so masks agree with theirs pixel for pixel at box edges. Pixel centre ``x + 0.5``
    maps to input ``u = (x + 0.5) * scale_x + pad_left`` and to prototype
    coordinate ``p = u * (Wp / W_in) - 0.5``, clamped to ``[0, Wp - 1]``
    (float64). The mask logit at prototype pixels is ``sum_k c[k] * P[k]``
@@ -153,7 +154,7 @@ def nms(boxes: np.ndarray, classes: np.ndarray, iou_threshold: float, max_keep: 
 
 
 def pixel_span(lo: float, hi: float, size: int) -> tuple[int, int]:
-    """Pixels ``[start, stop)`` whose centres lie in ``[lo, hi]``, clipped to ``[0, size)``.
+    """Pixels ``[start, stop)`` with ``lo <= x < hi``, clipped to ``[0, size)``.
 
     The bounds are clamped to ``[0, size]`` first (same result for any finite
     box, and defined for infinite ones); a NaN bound gives the empty span
@@ -164,8 +165,8 @@ def pixel_span(lo: float, hi: float, size: int) -> tuple[int, int]:
     if not (math.isfinite(lo) and math.isfinite(hi)):
         return 0, 0
     lo, hi = min(max(lo, 0.0), float(size)), min(max(hi, 0.0), float(size))
-    start = math.ceil(lo - 0.5)
-    stop = math.floor(hi - 0.5) + 1
+    start = math.ceil(lo)
+    stop = math.ceil(hi)
     return start, max(start, stop)
 
 
