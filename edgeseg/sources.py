@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Protocol
 
 import cv2
 import numpy as np
@@ -41,11 +41,16 @@ def _read_image(path: Path, index: int) -> Frame:
     return Frame(path.stem, image, None, index)
 
 
-def _video(spec: str | int, name: str, start: int) -> Iterator[Frame]:
+def _video(spec: str | int, name: str, start: int, capture: CaptureSettings | None = None) -> Iterator[Frame]:
     cap = cv2.VideoCapture(spec, cv2.CAP_GSTREAMER) if isinstance(spec, str) and "!" in spec else cv2.VideoCapture(spec)
     if not cap.isOpened():
         yield Frame(name, None, f"cannot open video source {spec!r}", start)
         return
+    if capture is not None:
+        # V4L2 cameras take the requested mode here; a GStreamer pipeline states its own caps.
+        cap.set(cv2.CAP_PROP_FRAME_WIDTH, capture.width)
+        cap.set(cv2.CAP_PROP_FRAME_HEIGHT, capture.height)
+        cap.set(cv2.CAP_PROP_FPS, capture.fps)
     i = 0
     try:
         while True:
@@ -58,17 +63,27 @@ def _video(spec: str | int, name: str, start: int) -> Iterator[Frame]:
         cap.release()
 
 
-def iter_frames(sources: list[str]) -> Iterator[Frame]:
+class CaptureSettings(Protocol):
+    """Requested camera mode (the device config's ``camera`` section fits)."""
+
+    width: int
+    height: int
+    fps: float
+
+
+def iter_frames(sources: list[str], *, capture: CaptureSettings | None = None) -> Iterator[Frame]:
     """Yields frames from each source in order.
 
     Args:
         sources: Image files, folders (their images, sorted), video files,
             ``camera:N`` for a V4L2 index, or a GStreamer pipeline (contains ``!``).
+        capture: Width, height and frame rate to request from ``camera:N``
+            sources (e.g. ``DeviceConfig.camera``).
     """
     index = 0
     for src in sources:
         if src.startswith("camera:"):
-            frames: Iterator[Frame] = _video(int(src.split(":", 1)[1]), f"camera{src.split(':', 1)[1]}", index)
+            frames: Iterator[Frame] = _video(int(src.split(":", 1)[1]), f"camera{src.split(':', 1)[1]}", index, capture)
         elif "!" in src:
             frames = _video(src, "gst", index)
         else:

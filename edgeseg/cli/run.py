@@ -52,7 +52,7 @@ def main(args: argparse.Namespace) -> int:
         args.out.mkdir(parents=True, exist_ok=True)
     failures = 0
     health = Heartbeat(args.health_file)
-    for frame in iter_frames(args.sources):
+    for frame in iter_frames(args.sources, capture=seg.device_config.camera):
         if frame.image is None:
             log.error("skipping frame %s: %s", frame.name, frame.error)
             health.frame_failed(frame.name, str(frame.error))
