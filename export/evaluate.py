@@ -21,9 +21,9 @@ import contextlib
 import io
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from pycocotools import mask as mask_utils
@@ -32,7 +32,7 @@ from pycocotools.cocoeval import COCOeval
 from tqdm import tqdm
 
 from edgeseg.result import Result
-from export.data.coco import annotations_by_image, decode_annotation, load_coco
+from export.data.coco import annotations_by_image, load_coco
 
 Predictor = Callable[..., Result]
 """``predict(image_bgr (H, W, 3) uint8, *, score_threshold, max_detections) -> Result``."""
@@ -104,7 +104,7 @@ def predict_dataset(predict: Predictor, data_dir: str | Path, *, limit: int = 0,
         r = predict(_read(Path(root) / img["file_name"]), score_threshold=score_threshold,
                     max_detections=EVAL_MAX_DETECTIONS)
         results[img["id"]] = r
-        for box, score, cls, mask in zip(r.boxes, r.scores, r.class_ids, r.masks):
+        for box, score, cls, mask in zip(r.boxes, r.scores, r.class_ids, r.masks, strict=True):
             x1, y1, x2, y2 = (float(v) for v in box)
             dets.append({"image_id": img["id"], "category_id": int(cls) + 1, "score": float(score),
                          "bbox": [x1, y1, x2 - x1, y2 - y1], "segmentation": mask.rle()})

@@ -27,7 +27,7 @@ def test_render_is_deterministic_per_seed_and_index():
     a, b = render_scene(7, 2), render_scene(7, 2)
     assert np.array_equal(a.image, b.image)
     assert a.class_ids == b.class_ids and a.touching_pairs == b.touching_pairs
-    assert all(np.array_equal(x, y) for x, y in zip(a.masks, b.masks))
+    assert all(np.array_equal(x, y) for x, y in zip(a.masks, b.masks, strict=True))
     c = render_scene(7, 3)
     assert not np.array_equal(a.image, c.image)
 

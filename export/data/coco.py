@@ -14,8 +14,8 @@ objects that touch or overlap.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import cv2
 import numpy as np
@@ -69,7 +69,7 @@ def write_coco(scenes: Iterable, out: str | Path, class_names: tuple[str, ...], 
         name = f"images/{image_id - 1:06d}.jpg"
         cv2.imwrite(str(out / name), scene.image, [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality])
         first = len(anns) + 1
-        for k, (mask, cls) in enumerate(zip(scene.masks, scene.class_ids)):
+        for k, (mask, cls) in enumerate(zip(scene.masks, scene.class_ids, strict=True)):
             anns.append(mask_to_annotation(mask, cls, first + k, image_id))
         h, w = scene.image.shape[:2]
         pairs = [[first + a, first + b] for a, b in scene.touching_pairs]

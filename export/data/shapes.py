@@ -10,7 +10,7 @@ OpenCV's sub-pixel ``shift`` so small objects keep their shape.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import cv2
 import numpy as np

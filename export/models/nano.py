@@ -86,7 +86,7 @@ class NanoConfig:
         return json.dumps(asdict(self))
 
     @classmethod
-    def from_json(cls, text: str) -> "NanoConfig":
+    def from_json(cls, text: str) -> NanoConfig:
         """Parses :meth:`to_json` output; unknown keys raise ``ValueError``."""
         raw = json.loads(text)
         known = {f.name for f in fields(cls)}
@@ -224,15 +224,15 @@ class NanoSeg(nn.Module):
         p3 = self.smooth3(self.lat3(c3) + self.up(p4))
         n4 = self.pan4(p4 + self.down3(p3))
         n5 = self.pan5(p5 + self.down4(n4))
-        levels = [stem(f) for stem, f in zip(self.head_stems, (p3, n4, n5))]
-        boxes = torch.cat([_flat(h(f)) for h, f in zip(self.box_heads, levels)], 1)
-        scores = torch.cat([_flat(h(f)) for h, f in zip(self.cls_heads, levels)], 1)
-        coeffs = torch.cat([_flat(h(f)) for h, f in zip(self.coef_heads, levels)], 1)
+        levels = [stem(f) for stem, f in zip(self.head_stems, (p3, n4, n5), strict=True)]
+        boxes = torch.cat([_flat(h(f)) for h, f in zip(self.box_heads, levels, strict=True)], 1)
+        scores = torch.cat([_flat(h(f)) for h, f in zip(self.cls_heads, levels, strict=True)], 1)
+        coeffs = torch.cat([_flat(h(f)) for h, f in zip(self.coef_heads, levels, strict=True)], 1)
         protos = self.proto(self.up(self.proto_in(p3)) + self.proto_lat(c2))
         boxes = torch.sigmoid(boxes) * self.cfg.reg_max
         return boxes, scores, coeffs, protos
 
-    def fuse(self) -> "NanoSeg":
+    def fuse(self) -> NanoSeg:
         """Folds every batch norm into its conv (export-ready); returns self in eval mode."""
         return fuse_bn(self)
 
