@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import shlex
 import sys
+import warnings
 from pathlib import Path
 
 from export.formats import CALIBRATION_METHODS, FORMATS, ExportOptions, parse_formats
@@ -42,12 +44,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-float-layers", type=int, default=_DEFAULTS.max_float_layers,
                    help="most layers the automatic mixed-precision search may keep in float")
     p.add_argument("--latency-runs", type=int, default=_DEFAULTS.latency_runs, help="timed runs per bundle in the report")
+    p.add_argument("--threads", type=int, default=_DEFAULTS.threads,
+                   help="threads for PyTorch and the runtimes while exporting and timing (0: library default)")
     p.add_argument("--force", action="store_true", help="overwrite existing bundles")
     return p
 
 
+def _quiet_converters() -> None:
+    """Keeps converter chatter (C++ info logs, deprecation notices) out of the user's terminal."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    for name in ("torch.onnx", "torch._export", "onnxscript", "onnx_ir", "root"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    _quiet_converters()
     args = build_parser().parse_args(argv)
     formats = parse_formats(args.formats)  # unknown names fail before the model is even loaded
     options = ExportOptions(
@@ -57,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         float_layers=tuple(n.strip() for n in args.float_layers.split(",") if n.strip()),
         max_float_layers=args.max_float_layers,
         latency_runs=args.latency_runs,
+        threads=args.threads,
     )
     from export.models.loading import load_model
     from export.pipeline import export_bundles

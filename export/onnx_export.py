@@ -9,7 +9,6 @@ from pathlib import Path
 import torch
 
 from edgeseg.bundle import Bundle
-
 from export.bundler import build_manifest, bundle_model_file
 from export.spec import ModelSpec
 
@@ -71,11 +70,11 @@ def check_outputs(outs: object, spec: ModelSpec) -> None:
             f"model forward must return {len(spec.output_names)} tensors {list(spec.output_names)} "
             f"(roles {list(spec.output_roles)}), got {got}"
         )
-    for name, t in zip(spec.output_names, outs):
+    for name, t in zip(spec.output_names, outs, strict=True):
         if not isinstance(t, torch.Tensor):
             raise ValueError(f"model output {name!r} must be a tensor, got {type(t).__name__}")
     if spec.family == "proto":
-        roles = dict(zip(spec.output_roles, outs))
+        roles = dict(zip(spec.output_roles, outs, strict=True))
         b, s, c, p = roles["boxes"], roles["scores"], roles["coeffs"], roles["protos"]
         if b.ndim != 3 or b.shape[-1] != 4:
             raise ValueError(f"output 'boxes' must be (1, A, 4), got {tuple(b.shape)}")

@@ -12,6 +12,7 @@ next to the bundles, and formats over the gate raise :class:`GateError`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import shutil
@@ -152,9 +153,25 @@ def export_bundles(
     """
     names = parse_formats(formats)
     options = options or ExportOptions()
+    with _torch_threads(options.threads):
+        return _export_bundles(model, spec, names, Path(out), calib, val, imgsz, options, force, enforce_gate, command)
+
+
+@contextlib.contextmanager
+def _torch_threads(n: int):
+    """Runs the block with ``n`` PyTorch intra-op threads (0: unchanged), restoring the old count."""
+    old = torch.get_num_threads()
+    if n > 0:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def _export_bundles(model, spec, names, out, calib, val, imgsz, options, force, enforce_gate, command) -> ParityReport:
     if imgsz is not None:
         spec = dataclasses.replace(spec, imgsz=(int(imgsz), int(imgsz)))
-    out = Path(out)
     model = model.eval()
     _preflight(model, spec, names, out, calib=calib, val=val, force=force)
     out.mkdir(parents=True, exist_ok=True)
@@ -220,7 +237,7 @@ class _MixedPrecisionSearch:
             return export_format(name, job, tmp / f"{name}-{len(layers)}")
 
         def check(bundle: Bundle) -> tuple[bool, dict]:
-            with load_segmenter(bundle) as seg:
+            with _open(bundle, opts) as seg:
                 measured[bundle.root] = acc = evaluate(seg, self.val, desc=f"evaluating {name}")
             mask_drop, box_drop = drop(self.ref.accuracy, acc)
             return mask_drop <= opts.gate, {"mask_drop": round(mask_drop, 2), "box_drop": round(box_drop, 2)}
@@ -230,9 +247,14 @@ class _MixedPrecisionSearch:
         return candidate, measured[candidate.root], tuple(dataclasses.asdict(s) for s in steps)
 
 
+def _open(bundle: Bundle, options: ExportOptions):
+    """The runtime's segmenter for ``bundle`` with the report's thread count."""
+    return load_segmenter(bundle, DeviceConfig(backend=BackendOptions(threads=options.threads)))
+
+
 def _measure(name: str, bundle: Bundle, ref: Reference, accuracy, val, options: ExportOptions, steps) -> FormatResult:
     """Measures one installed bundle through the runtime."""
-    seg = load_segmenter(bundle, DeviceConfig(backend=BackendOptions(threads=options.threads)))
+    seg = _open(bundle, options)
     try:
         if accuracy is None and val is not None:
             accuracy = evaluate(seg, val, desc=f"evaluating {name}")

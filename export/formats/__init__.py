@@ -69,7 +69,10 @@ class ExportOptions:
             may keep in float before giving up.
         sensitivity_images: Calibration images used to rank layer sensitivity.
         latency_runs: Timed runs per bundle in the parity report.
-        threads: Inference threads in the parity report (0: backend default).
+        threads: Threads for PyTorch and for each bundle's backend during the
+            export and the report (0: each library's default). One thread keeps
+            timings stable and comparable on a shared machine; PyTorch's
+            default pool can be 100x slower when other processes hold the cores.
     """
 
     calibration_method: str = "minmax"
@@ -80,7 +83,7 @@ class ExportOptions:
     max_float_layers: int = 16
     sensitivity_images: int = 8
     latency_runs: int = 50
-    threads: int = 0
+    threads: int = 1
 
     def __post_init__(self) -> None:
         if self.calibration_method not in CALIBRATION_METHODS:

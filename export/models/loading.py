@@ -3,11 +3,24 @@
 from __future__ import annotations
 
 import importlib
+import sys
 from pathlib import Path
 
 import torch
 
 from export.spec import ModelSpec, spec_for_nano
+
+
+def _import(module_name: str):
+    """Imports ``module_name``; modules in the current directory work too (the ``edgeseg`` script
+    does not put it on ``sys.path``, ``python -m`` does)."""
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name != module_name.split(".")[0] or str(Path.cwd()) in sys.path:
+            raise
+        sys.path.insert(0, str(Path.cwd()))
+        return importlib.import_module(module_name)
 
 
 def load_model(ref: str) -> tuple[torch.nn.Module, ModelSpec]:
@@ -26,8 +39,11 @@ def load_model(ref: str) -> tuple[torch.nn.Module, ModelSpec]:
         return fuse_bn(model), spec_for_nano(cfg, source=str(path))
     if ":" in ref and not path.exists():
         module_name, func_name = ref.split(":", 1)
-        factory = getattr(importlib.import_module(module_name), func_name)
-        model, spec = factory()
+        module = _import(module_name)
+        if not hasattr(module, func_name):
+            raise ValueError(f"module {module_name!r} has no function {func_name!r} (from MODEL {ref!r})")
+        result = getattr(module, func_name)()
+        model, spec = result if isinstance(result, tuple) and len(result) == 2 else (result, None)
         if not isinstance(model, torch.nn.Module) or not isinstance(spec, ModelSpec):
             raise TypeError(
                 f"{ref} must return (torch.nn.Module, export.spec.ModelSpec), got "
