@@ -22,7 +22,7 @@ import argparse
 import math
 import time
 from dataclasses import dataclass, field
-from multiprocessing import Pool
+import multiprocessing
 from pathlib import Path
 
 import cv2
@@ -279,7 +279,8 @@ def generate(out: str | Path, num: int, seed: int, cfg: SceneConfig = SceneConfi
 
     jobs = [(seed, i, cfg) for i in range(num)]
     if workers > 1:
-        with Pool(workers) as pool:
+        # "spawn": forking a process that has imported JAX/torch threads can deadlock.
+        with multiprocessing.get_context("spawn").Pool(workers) as pool:
             scenes = pool.imap(_render_one, jobs, chunksize=16)
             return write_coco(tqdm(scenes, total=num, desc="render"), out, CLASS_NAMES, jpeg_quality=jpeg_quality)
     scenes = (_render_one(j) for j in jobs)
