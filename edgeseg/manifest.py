@@ -164,7 +164,7 @@ class Manifest:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n"
 
-    def replace(self, **changes: Any) -> "Manifest":
+    def replace(self, **changes: Any) -> Manifest:
         return dataclasses.replace(self, **changes)
 
 

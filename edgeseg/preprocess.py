@@ -38,7 +38,7 @@ class LetterboxInfo:
     pad_top: int
 
     @classmethod
-    def fit(cls, orig_size: tuple[int, int], input_size: tuple[int, int], *, center: bool = True) -> "LetterboxInfo":
+    def fit(cls, orig_size: tuple[int, int], input_size: tuple[int, int], *, center: bool = True) -> LetterboxInfo:
         """Computes the letterbox of an ``orig_size`` image into ``input_size``."""
         h, w = orig_size
         ih, iw = input_size

@@ -12,8 +12,8 @@ pixel sits at integer image coordinates ``(x0, y0)``.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
 import numpy as np
 
@@ -147,7 +147,7 @@ class Result:
             )
 
     @classmethod
-    def empty(cls, class_names: tuple[str, ...], image_size: tuple[int, int]) -> "Result":
+    def empty(cls, class_names: tuple[str, ...], image_size: tuple[int, int]) -> Result:
         return cls(
             boxes=np.zeros((0, 4), np.float32),
             scores=np.zeros((0,), np.float32),

@@ -97,7 +97,7 @@ class Segmenter:
     def close(self) -> None:
         self.backend.close()
 
-    def __enter__(self) -> "Segmenter":
+    def __enter__(self) -> Segmenter:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -6,9 +6,10 @@ A source yields :class:`Frame` objects; a frame that cannot be read carries
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Protocol
+from typing import Protocol
 
 import cv2
 import numpy as np

@@ -7,8 +7,16 @@ import math
 import numpy as np
 import pytest
 
-from edgeseg.decode import Decoder, DecodeOptions
-from edgeseg.decode.reference import anchor_grid, decode_boxes, mask_in_box, nms, pixel_span, raw_score_threshold, select_candidates
+from edgeseg.decode import DecodeOptions, Decoder
+from edgeseg.decode.reference import (
+    anchor_grid,
+    decode_boxes,
+    mask_in_box,
+    nms,
+    pixel_span,
+    raw_score_threshold,
+    select_candidates,
+)
 from edgeseg.manifest import Anchors, InputSpec, Manifest, OutputSpec, Quant
 from edgeseg.preprocess import LetterboxInfo
 

@@ -21,7 +21,7 @@ def test_onnxruntime_matches_pytorch(tiny_model, tiny_bundle, scene):
     with torch.no_grad():
         ref = model(torch.from_numpy(x))
     diffs = {}
-    for name, t in zip(["boxes", "scores", "coeffs", "protos"], ref):
+    for name, t in zip(["boxes", "scores", "coeffs", "protos"], ref, strict=True):
         assert ort_out[name].shape == tuple(t.shape)
         diffs[name] = float(np.abs(ort_out[name] - t.numpy()).max())
     print("max abs diff ORT vs PyTorch:", diffs)

@@ -99,7 +99,7 @@ class OnnxRuntimeBackend:
     def run(self, tensor: np.ndarray) -> dict[str, np.ndarray]:
         check_input(tensor, self._input.shape, self._input.dtype)
         values = self.session.run(self._output_names, {self._input.name: tensor})
-        return dict(zip(self._output_names, values))
+        return dict(zip(self._output_names, values, strict=True))
 
     def close(self) -> None:
         self.session = None

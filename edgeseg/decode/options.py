@@ -28,7 +28,7 @@ class DecodeOptions:
     score_activation: str = "sigmoid"
 
     @classmethod
-    def from_manifest(cls, manifest: Manifest) -> "DecodeOptions":
+    def from_manifest(cls, manifest: Manifest) -> DecodeOptions:
         th = manifest.thresholds
         boxes = manifest.output("boxes")
         scores = manifest.output("scores")

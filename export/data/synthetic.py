@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import argparse
 import math
+import multiprocessing
 import time
 from dataclasses import dataclass, field
-import multiprocessing
 from pathlib import Path
 
 import cv2
