@@ -41,7 +41,7 @@ from export.calibration import CalibrationSet, list_images
 from export.formats import FORMATS, ExportJob, ExportOptions, export_format, parse_formats
 from export.onnx_export import check_outputs
 from export.parity import FormatResult, ParityReport, check_gate, drop, write_report
-from export.sensitivity import float_layer_schedule, layer_sensitivity, search_float_layers
+from export.sensitivity import float_layer_schedule, layer_sensitivity, output_layers, search_float_layers
 from export.spec import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -211,14 +211,21 @@ def _export_bundles(model, spec, names, out, calib, val, imgsz, options, force, 
 
 
 class _MixedPrecisionSearch:
-    """Runs :func:`~export.sensitivity.search_float_layers` for int8 formats against the mAP gate.
+    """Keeps in float what int8 breaks, until the mask mAP gate passes (see :mod:`export.sensitivity`).
 
-    The layer ranking is computed once (it depends on the model, not the format).
+    Full int8 first; if it fails, its per-output error on the calibration
+    images orders the outputs, whose head layers go to float one output at a
+    time, then the most sensitive layers of the per-layer ranking. The
+    ranking and head layers depend on the model only and are computed once.
     """
+
+    #: Calibration images on which a failed candidate's per-output error is measured.
+    OUTPUT_ERROR_IMAGES = 16
 
     def __init__(self, job: ExportJob, ref: Reference, val) -> None:
         self.job, self.ref, self.val = job, ref, val
         self._ranking: list[str] | None = None
+        self._heads: dict[str, list[str]] | None = None
 
     def ranking(self) -> list[str]:
         if self._ranking is None:
@@ -227,6 +234,12 @@ class _MixedPrecisionSearch:
             log.info("most int8-sensitive layers: %s", [(s.name, round(s.score, 3)) for s in ranked[:5]])
             self._ranking = [s.name for s in ranked]
         return self._ranking
+
+    def heads(self) -> dict[str, list[str]]:
+        if self._heads is None:
+            sample = torch.from_numpy(self.job.calibration.head(1)[0])
+            self._heads = output_layers(self.job.model, self.job.spec.output_roles, sample)
+        return self._heads
 
     def run(self, name: str, tmp: Path) -> tuple[Bundle, Accuracy, tuple[dict, ...]]:
         opts = self.job.options
@@ -242,9 +255,20 @@ class _MixedPrecisionSearch:
             mask_drop, box_drop = drop(self.ref.accuracy, acc)
             return mask_drop <= opts.gate, {"mask_drop": round(mask_drop, 2), "box_drop": round(box_drop, 2)}
 
-        schedule = float_layer_schedule(self.ranking(), opts.float_layers, opts.max_float_layers)
-        candidate, steps = search_float_layers(build, check, schedule)
-        return candidate, measured[candidate.root], tuple(dataclasses.asdict(s) for s in steps)
+        forced = tuple(opts.float_layers)
+        first, steps = search_float_layers(build, check, [forced])
+        if not steps[0].passed:
+            n = self.OUTPUT_ERROR_IMAGES
+            with _open(first, opts) as seg:
+                error = output_deviation(seg, self.ref.images[:n], self.ref.outputs[:n], desc=f"output error {name}")
+            worst = sorted(error, key=lambda role: -error[role]["rel_rms"])
+            steps[0].metrics["output_rel_rms"] = {r: round(error[r]["rel_rms"], 4) for r in worst}
+            groups = [self.heads()[role] for role in worst]
+            schedule = float_layer_schedule(forced, groups, self.ranking(), opts.max_float_layers)[1:]
+            if schedule:
+                first, more = search_float_layers(build, check, schedule)
+                steps += more
+        return first, measured[first.root], tuple(dataclasses.asdict(s) for s in steps)
 
 
 def _open(bundle: Bundle, options: ExportOptions):

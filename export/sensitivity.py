@@ -2,19 +2,24 @@
 
 Two measurements, both on the calibration images:
 
+* **Per-output error** of a real quantized artifact against PyTorch (relative
+  RMS of each output through the runtime, :mod:`export.accuracy`). An output
+  that int8 breaks (box regression whose logits span a wide range, scores
+  sharing one scale across pyramid levels) gets its *head layers* — the
+  convolutions nearest to it in the graph, :func:`output_layers` — kept in
+  float first, worst output first.
 * **Per-layer sensitivity** (format-agnostic, in PyTorch): each convolution
   in turn is simulated in int8 (per-channel symmetric int8 weights, per-tensor
   int8 input and output with ranges observed on the same images) while the
   rest stays float; its score is the summed relative RMS error it causes on
   the model outputs. A layer whose rounding the outputs amplify (typically the
   last layers of the head, box regression) scores high.
-* **Per-output error** of a real quantized artifact against PyTorch, computed
-  by :mod:`export.parity` through the runtime.
 
-:func:`search_float_layers` then quantizes with the ``k`` most sensitive
-layers kept in float, ``k = 0, 1, 2, 4, ...``, until the caller's accuracy
-check passes (the mask mAP gate on the validation set) or
-``max_float_layers`` is reached.
+:func:`search_float_layers` quantizes along a schedule of growing float
+sets (:func:`float_layer_schedule`: nothing, then the worst outputs' head
+layers one output at a time, then the ``k`` most sensitive layers, ``k = 1,
+2, 4, ...``) until the caller's accuracy check passes (the mask mAP gate on
+the validation set) or ``max_float_layers`` is reached.
 """
 
 from __future__ import annotations
@@ -125,6 +130,38 @@ def layer_sensitivity(
     return sorted(results, key=lambda s: -s.score)
 
 
+def output_layers(model: torch.nn.Module, roles: Sequence[str], sample: torch.Tensor) -> dict[str, list[str]]:
+    """The convolutions nearest to each output: the layers that write it.
+
+    Walks the exported graph back from each output through non-convolution
+    ops (reshapes, concatenations, activations) and stops at convolutions.
+
+    Args:
+        model: Float model in eval mode.
+        roles: Role of each output, in forward order.
+        sample: ``(1, 3, H, W)`` example input.
+
+    Returns:
+        Role -> module names (as in ``model.named_modules()``), sorted.
+    """
+    graph = torch.export.export(model, (sample,)).graph
+    (result,) = (n for n in graph.nodes if n.op == "output")
+    layers: dict[str, list[str]] = {}
+    for role, node in zip(roles, result.args[0], strict=True):
+        found, stack, seen = set(), [node], set()
+        while stack:
+            n = stack.pop()
+            if n in seen:
+                continue
+            seen.add(n)
+            if n.op == "call_function" and ("conv2d" in str(n.target) or "convolution" in str(n.target)):
+                found.add(list(n.meta["nn_module_stack"].values())[-1][0])
+            else:
+                stack.extend(n.all_input_nodes)
+        layers[role] = sorted(found)
+    return layers
+
+
 @dataclass(frozen=True)
 class SearchStep:
     """One candidate of the mixed-precision search.
@@ -140,15 +177,36 @@ class SearchStep:
     metrics: dict
 
 
-def float_layer_schedule(ranking: Sequence[str], forced: Sequence[str], max_float_layers: int) -> list[tuple[str, ...]]:
-    """Float-layer sets to try: ``forced`` plus the top ``k`` ranked, ``k = 0, 1, 2, 4, ...``."""
-    extra = [n for n in ranking if n not in forced]
-    sets, k = [], 0
-    while True:
-        sets.append(tuple(forced) + tuple(extra[:k]))
-        if k >= min(max_float_layers, len(extra)):
+def float_layer_schedule(
+    forced: Sequence[str],
+    output_groups: Sequence[Sequence[str]],
+    ranking: Sequence[str],
+    max_float_layers: int,
+) -> list[tuple[str, ...]]:
+    """Float-layer sets to try, fewest first.
+
+    ``forced``; then ``forced`` plus the first 1, 2, ... of ``output_groups``
+    (the head layers of each broken output, worst first); then on top the
+    ``k`` most sensitive remaining layers of ``ranking``, ``k = 1, 2, 4, ...``.
+    No set grows beyond ``len(forced) + max_float_layers``.
+    """
+    base = list(forced)
+    sets = [tuple(base)]
+    budget = len(base) + max_float_layers
+    for group in output_groups:
+        grown = base + [n for n in group if n not in base]
+        if len(grown) > budget:
             return sets
-        k = min(max(1, 2 * k), max_float_layers, len(extra))
+        base = grown
+        sets.append(tuple(base))
+    extra = [n for n in ranking if n not in base]
+    k = 1
+    while extra and len(base) + min(k, len(extra)) <= budget:
+        sets.append(tuple(base + extra[:k]))
+        if k >= len(extra):
+            break
+        k *= 2
+    return sets
 
 
 def search_float_layers(
