@@ -104,6 +104,25 @@ def convert(job: ExportJob, precision: str, path: Path) -> Path:
     else:
         raise ValueError(f"export.formats.tflite writes fp32, fp16 or int8, got {precision!r}")
     edge.export(str(path))
+    return strip_tensor_names(path)
+
+
+def strip_tensor_names(path: Path) -> Path:
+    """Shortens the names of intermediate tensors to ``t<index>``, in place.
+
+    The converter names every tensor after its MLIR source location (about
+    a tenth of an int8 edgeseg-nano file); only input and output names are
+    read by anyone (the manifest, the runtime), and those are kept.
+    """
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model(str(path))
+    for graph in model.subgraphs:
+        keep = set(graph.inputs) | set(graph.outputs)
+        for index, tensor in enumerate(graph.tensors):
+            if index not in keep:
+                tensor.name = f"t{index}".encode()
+    flatbuffer_utils.write_model(model, str(path))
     return path
 
 
