@@ -145,18 +145,39 @@ def coco_metrics(coco: dict, dets: list[dict], *, verbose: bool = True) -> Metri
     return Metrics(*stats["segm"], *stats["bbox"], images=len(coco["images"]))
 
 
-def pair_separation(coco: dict, results: dict[int, Result], *, iou: float = 0.5, score: float = 0.25) -> tuple[int, int]:
-    """How many touching same-class pairs come out as two separate instances.
+@dataclass(frozen=True)
+class PairStats:
+    """Touching same-class pairs and how the model handled them.
 
-    A pair counts as separated when each of its two ground-truth masks is
-    matched (mask IoU >= ``iou``, same class, score >= ``score``) by a
-    different predicted instance.
+    Attributes:
+        separated: Pairs whose two objects are each matched (mask IoU >= 0.5,
+            same class) by a different predicted instance.
+        merged: Pairs with one predicted instance covering at least half of
+            each object (what a semantic, not instance, segmenter produces).
+        total: Pairs evaluated.
+    """
 
-    Returns:
-        ``(separated, total)`` over the images' ``touching_pairs``.
+    separated: int
+    merged: int
+    total: int
+
+
+def _enc(rle: dict) -> dict:
+    counts = rle["counts"]
+    return dict(rle, counts=counts.encode("ascii") if isinstance(counts, str) else counts)
+
+
+def pair_separation(coco: dict, results: dict[int, Result], *, iou: float = 0.5, score: float = 0.25) -> PairStats:
+    """How touching same-class pairs (the images' ``touching_pairs``) come out.
+
+    Args:
+        coco: Ground truth with ``touching_pairs`` per image.
+        results: Predictions per image id.
+        iou: Mask IoU that counts as a match.
+        score: Predictions below this score are ignored (the runtime's default threshold).
     """
     by_image = annotations_by_image(coco)
-    separated = total = 0
+    separated = merged = total = 0
     for img in coco["images"]:
         pairs = img.get("touching_pairs", [])
         if not pairs or img["id"] not in results:
@@ -164,30 +185,33 @@ def pair_separation(coco: dict, results: dict[int, Result], *, iou: float = 0.5,
         r = results[img["id"]]
         keep = [i for i in range(len(r)) if r.scores[i] >= score]
         anns = {a["id"]: a for a in by_image[img["id"]]}
-        pred_rles = [r.masks[i].rle() for i in keep]
-        for a_id, b_id in pairs:
+        preds = [_enc(r.masks[i].rle()) for i in keep]
+        for pair in pairs:
             total += 1
-            a, b = anns[a_id], anns[b_id]
-            if not pred_rles:
+            if not preds:
                 continue
-            gt_rles = [dict(x["segmentation"], counts=x["segmentation"]["counts"].encode()) for x in (a, b)]
-            ious = mask_utils.iou([dict(p, counts=p["counts"].encode()) for p in pred_rles], gt_rles, [0, 0])
-            same = np.array([[int(r.class_ids[i]) + 1 == x["category_id"] for x in (a, b)] for i in keep])
-            ok = (np.asarray(ious) >= iou) & same
+            gts = [_enc(anns[k]["segmentation"]) for k in pair]
+            ious = np.asarray(mask_utils.iou(preds, gts, [0, 0]))
+            same = np.array([[int(r.class_ids[i]) + 1 == anns[k]["category_id"] for k in pair] for i in keep])
+            ok = (ious >= iou) & same
             ia, ib = np.flatnonzero(ok[:, 0]), np.flatnonzero(ok[:, 1])
-            if any(i != j for i in ia for j in ib):
-                separated += 1
-    return separated, total
+            separated += any(i != j for i in ia for j in ib)
+            areas = [anns[k]["area"] for k in pair]
+            merged += any(
+                all(mask_utils.area(mask_utils.merge([p, g], intersect=True)) >= 0.5 * a for g, a in zip(gts, areas, strict=True))
+                for p in preds
+            )
+    return PairStats(separated, merged, total)
 
 
-def evaluate(predict: Predictor, data_dir: str | Path, *, limit: int = 0, verbose: bool = True) -> tuple[Metrics, tuple[int, int]]:
+def evaluate(predict: Predictor, data_dir: str | Path, *, limit: int = 0, verbose: bool = True) -> tuple[Metrics, PairStats]:
     """mAP and touching-pair separation of ``predict`` on a split."""
     coco, dets, results = predict_dataset(predict, data_dir, limit=limit)
     return coco_metrics(coco, dets, verbose=verbose), pair_separation(coco, results)
 
 
-def _row(name: str, m: Metrics, pairs: tuple[int, int]) -> str:
-    sep = f"{pairs[0]}/{pairs[1]}" if pairs[1] else "-"
+def _row(name: str, m: Metrics, pairs: PairStats) -> str:
+    sep = f"{pairs.separated}/{pairs.total} | {pairs.merged}/{pairs.total}" if pairs.total else "- | -"
     return (f"| {name} | {100 * m.mask_map:.1f} | {100 * m.mask_map50:.1f} | {100 * m.box_map:.1f} | "
             f"{100 * m.box_map50:.1f} | {sep} |")
 
@@ -208,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"== PyTorch {args.weights}")
         m, pairs = evaluate(torch_predictor(args.weights), args.data, limit=args.limit, verbose=not args.quiet)
         rows.append(_row("PyTorch fp32", m, pairs))
-        out["pytorch"] = {**asdict(m), "pairs_separated": pairs[0], "pairs": pairs[1]}
+        out["pytorch"] = {**asdict(m), "pairs": asdict(pairs)}
     if args.bundle:
         import edgeseg
 
@@ -216,10 +240,10 @@ def main(argv: list[str] | None = None) -> int:
         seg = edgeseg.load(args.bundle)
         m, pairs = evaluate(seg, args.data, limit=args.limit, verbose=not args.quiet)
         rows.append(_row(f"bundle {seg.manifest.format} {seg.manifest.precision}", m, pairs))
-        out["bundle"] = {**asdict(m), "pairs_separated": pairs[0], "pairs": pairs[1]}
+        out["bundle"] = {**asdict(m), "pairs": asdict(pairs)}
     print(f"\n{out[next(iter(out))]['images']} images from {args.data}\n")
-    print("| model | mask mAP50-95 | mask mAP50 | box mAP50-95 | box mAP50 | touching pairs separated |")
-    print("|---|---|---|---|---|---|")
+    print("| model | mask mAP50-95 | mask mAP50 | box mAP50-95 | box mAP50 | pairs separated | pairs merged |")
+    print("|---|---|---|---|---|---|---|")
     print("\n".join(rows))
     if len(out) == 2:
         d = 100 * (out["bundle"]["mask_map"] - out["pytorch"]["mask_map"])

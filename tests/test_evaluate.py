@@ -56,8 +56,8 @@ def test_ground_truth_scores_perfectly(split):
     m = coco_metrics(coco, dets, verbose=False)
     assert (m.mask_map, m.mask_map50, m.box_map, m.box_map50) == pytest.approx((1.0, 1.0, 1.0, 1.0))
     assert m.images == 6
-    separated, total = pair_separation(coco, results)
-    assert total > 0 and separated == total
+    pairs = pair_separation(coco, results)
+    assert pairs.total > 0 and pairs.separated == pairs.total and pairs.merged == 0
 
 
 def test_missing_instances_lower_the_score(split, capsys):
@@ -65,8 +65,29 @@ def test_missing_instances_lower_the_score(split, capsys):
     m = coco_metrics(coco, dets, verbose=True)
     assert "Average Precision" in capsys.readouterr().out
     assert 0.2 < m.mask_map < 0.8 and 0.2 < m.box_map < 0.8
-    separated, total = pair_separation(coco, results)
-    assert separated < total
+    pairs = pair_separation(coco, results)
+    assert pairs.separated < pairs.total
+
+
+def test_a_mask_covering_both_objects_counts_as_merged(split):
+    gt = GroundTruthPredictor(split)
+
+    def semantic(image, **kwargs):
+        """Union of every pair into its first object's instance: what semantic segmentation gives."""
+        r = gt(image, **kwargs)
+        full = r.full_masks()
+        anns = next(a for im, a in gt.lookup if np.array_equal(im, image))
+        ids = [a["id"] for a in anns]
+        img = next(i for i in coco["images"] if i["id"] == anns[0]["image_id"]) if anns else None
+        for a_id, b_id in (img or {}).get("touching_pairs", []):
+            full[ids.index(a_id)] |= full[ids.index(b_id)]
+        masks = tuple(CroppedMask(0, 0, m, r.image_size) for m in full)
+        return Result(r.boxes, r.scores, r.class_ids, masks, r.class_names, r.image_size)
+
+    coco, _ = load_coco(split)
+    _, _, results = predict_dataset(semantic, split)
+    pairs = pair_separation(coco, results)
+    assert pairs.merged == pairs.total > 0
 
 
 @pytest.mark.skipif(not WEIGHTS.is_file(), reason="trained weights not committed yet")
@@ -82,8 +103,9 @@ def test_committed_weights_separate_touching_same_class_objects(tmp_path):
         coco, dets, results = predict_dataset(torch_predictor(WEIGHTS), tmp_path)
     finally:
         torch.set_num_threads(before)
-    separated, total = pair_separation(coco, results)
-    assert total >= 8
-    assert separated / total >= 0.8, (separated, total)
+    pairs = pair_separation(coco, results)
+    assert pairs.total >= 8
+    assert pairs.merged <= 0.1 * pairs.total, pairs
+    assert pairs.separated >= 0.5 * pairs.total, pairs
     m = coco_metrics(coco, dets, verbose=False)
     assert m.mask_map50 >= 0.7 and m.mask_map >= 0.4, m
