@@ -54,7 +54,7 @@ def _quiet_converters() -> None:
     """Keeps converter chatter (C++ info logs, deprecation notices) out of the user's terminal."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     warnings.filterwarnings("ignore", category=FutureWarning)
-    for name in ("torch.onnx", "torch._export", "onnxscript", "onnx_ir"):
+    for name in ("torch.onnx", "torch._export", "torchao", "onnxscript", "onnx_ir"):
         logging.getLogger(name).setLevel(logging.ERROR)
 
 

@@ -72,6 +72,7 @@ class ParityReport:
         gate: Allowed mask mAP drop, in points.
         val: Validation folder (``None``: no mAP measured).
         calibration_images: Calibration images used.
+        deviation_images: Images on which outputs were compared against PyTorch.
         pytorch: PyTorch accuracy through the runtime's pre/post-processing.
         pytorch_latency_ms: PyTorch ``(median, p90)`` inference time.
         formats: One entry per exported format.
@@ -84,6 +85,7 @@ class ParityReport:
     gate: float
     val: str | None
     calibration_images: int
+    deviation_images: int
     pytorch: Accuracy | None
     pytorch_latency_ms: tuple[float, float]
     formats: tuple[FormatResult, ...]
@@ -143,7 +145,7 @@ def render_markdown(r: ParityReport) -> str:
     )
     for f in r.formats:
         acc = f.accuracy
-        ratio = "" if f.size_ratio is None else f"{100 * f.size_ratio:.0f}%"
+        ratio = "" if f.size_ratio is None else f"{100 * f.size_ratio:.1f}%"
         lines.append(
             f"| {f.name} | {f.precision} | {f.size_bytes / 1e6:.2f} | {ratio} | {_f(acc and acc.mask_map)} | "
             f"{_f(acc and acc.box_map)} | {_f(f.mask_drop, 2)} | {_f(f.box_drop, 2)} | "
@@ -152,8 +154,8 @@ def render_markdown(r: ParityReport) -> str:
     roles = sorted({role for f in r.formats for role in f.deviation})
     lines += [
         "",
-        "Largest absolute output deviation against PyTorch on the calibration images "
-        "(relative RMS in brackets):",
+        f"Largest absolute output deviation against PyTorch on {r.deviation_images} calibration images "
+        "(relative RMS in brackets; outputs in the decoder's layout, dequantized):",
         "",
         "| format | " + " | ".join(roles) + " |",
         "|---|" + "---|" * len(roles),

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from edgeseg.bundle import MANIFEST_NAME, Bundle, load_bundle
 from edgeseg.device_config import BackendOptions, DeviceConfig
@@ -184,7 +185,7 @@ def _export_bundles(model, spec, names, out, calib, val, imgsz, options, force, 
     job = ExportJob(model, spec, options, calibration, frozenset(options.float_layers))
     search = _MixedPrecisionSearch(job, ref, val) if val is not None else None
     results = []
-    for name in names:
+    for name in tqdm(names, desc="export formats", unit="format"):
         with tempfile.TemporaryDirectory(dir=out, prefix=".tmp-") as tmp:
             if FORMATS[name].quantized and search is not None:
                 candidate, accuracy, steps = search.run(name, Path(tmp))
@@ -199,6 +200,7 @@ def _export_bundles(model, spec, names, out, calib, val, imgsz, options, force, 
         gate=options.gate,
         val=None if val is None else str(val),
         calibration_images=0 if calibration is None else len(calibration),
+        deviation_images=len(ref.images),
         pytorch=ref.accuracy,
         pytorch_latency_ms=ref.latency_ms,
         formats=tuple(_with_size_ratios(results)),

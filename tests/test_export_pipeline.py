@@ -169,7 +169,7 @@ def test_gate_failure_is_loud():
     from export.parity import FormatResult
 
     bad = FormatResult("tflite-int8", "b", "int8", 10, 0.3, None, 2.5, 1.0, (1.0, 2.0), {}, passed=False)
-    report = ParityReport("m", (64, 64), "cmd", 1.0, "val", 10, None, (1.0, 1.0), (bad,))
+    report = ParityReport("m", (64, 64), "cmd", 1.0, "val", 10, 10, None, (1.0, 1.0), (bad,))
     with pytest.raises(GateError, match=r"tflite-int8 \(drop 2.50\)"):
         check_gate(report)
     assert "**FAIL**" in report.to_markdown()
