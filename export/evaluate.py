@@ -17,47 +17,24 @@ CLI (prints pycocotools' tables, then a summary; ``--weights`` and
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import json
 import sys
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 from pycocotools import mask as mask_utils
-from pycocotools.coco import COCO
-from pycocotools.cocoeval import COCOeval
-from tqdm import tqdm
 
+from edgeseg.metrics import (  # noqa: F401 - re-exported: the one COCO evaluation lives in the runtime
+    EVAL_MAX_DETECTIONS,
+    EVAL_SCORE_THRESHOLD,
+    Metrics,
+    Predictor,
+    coco_metrics,
+    predict_dataset,
+)
 from edgeseg.result import Result
-from export.data.coco import annotations_by_image, load_coco
-
-Predictor = Callable[..., Result]
-"""``predict(image_bgr (H, W, 3) uint8, *, score_threshold, max_detections) -> Result``."""
-
-EVAL_SCORE_THRESHOLD = 0.001
-EVAL_MAX_DETECTIONS = 100
-
-
-@dataclass(frozen=True)
-class Metrics:
-    """COCO metrics in [0, 1].
-
-    Attributes:
-        mask_map: Mask AP@[.50:.95].
-        mask_map50: Mask AP@.50.
-        box_map: Box AP@[.50:.95].
-        box_map50: Box AP@.50.
-        images: Images evaluated.
-    """
-
-    mask_map: float
-    mask_map50: float
-    box_map: float
-    box_map50: float
-    images: int
+from export.data.coco import annotations_by_image
 
 
 def torch_predictor(weights: str | Path) -> Predictor:
@@ -70,79 +47,6 @@ def torch_predictor(weights: str | Path) -> Predictor:
     model, cfg = load_nano(weights)
     manifest = build_manifest(spec_for_nano(cfg), fmt="onnx", precision="fp32", model_file="model.onnx")
     return TorchSegmenter(fuse_bn(model), manifest)
-
-
-def _read(path: Path) -> np.ndarray:
-    import cv2
-
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise ValueError(f"cannot read image {path}")
-    return image
-
-
-def predict_dataset(predict: Predictor, data_dir: str | Path, *, limit: int = 0,
-                    score_threshold: float = EVAL_SCORE_THRESHOLD) -> tuple[dict, list[dict], dict[int, Result]]:
-    """Runs ``predict`` over a COCO split.
-
-    Args:
-        predict: The predictor.
-        data_dir: Dataset directory (``annotations.json`` + images).
-        limit: Only the first ``limit`` images (0: all).
-        score_threshold: Lowest score kept (COCO AP wants the whole PR curve).
-
-    Returns:
-        ``(coco_dict restricted to the evaluated images, COCO detections,
-        {image_id: Result})``; category id = class id + 1.
-    """
-    coco, root = load_coco(data_dir)
-    images = coco["images"][:limit] if limit else coco["images"]
-    ids = {img["id"] for img in images}
-    coco = {**coco, "images": images, "annotations": [a for a in coco["annotations"] if a["image_id"] in ids]}
-    dets, results = [], {}
-    for img in tqdm(images, desc="predict", unit="img", leave=False, mininterval=5.0):
-        r = predict(_read(Path(root) / img["file_name"]), score_threshold=score_threshold,
-                    max_detections=EVAL_MAX_DETECTIONS)
-        results[img["id"]] = r
-        for box, score, cls, mask in zip(r.boxes, r.scores, r.class_ids, r.masks, strict=True):
-            x1, y1, x2, y2 = (float(v) for v in box)
-            dets.append({"image_id": img["id"], "category_id": int(cls) + 1, "score": float(score),
-                         "bbox": [x1, y1, x2 - x1, y2 - y1], "segmentation": mask.rle()})
-    return coco, dets, results
-
-
-def coco_metrics(coco: dict, dets: list[dict], *, verbose: bool = True) -> Metrics:
-    """Box and mask mAP of COCO detections against ground truth.
-
-    Args:
-        coco: Ground-truth COCO dict.
-        dets: Detections (``bbox`` XYWH, ``segmentation`` RLE, ``score``, ``category_id``).
-        verbose: Print pycocotools' summary tables.
-    """
-    gt = COCO()
-    gt.dataset = coco
-    quiet = contextlib.nullcontext() if verbose else contextlib.redirect_stdout(io.StringIO())
-    stats = {}
-    with contextlib.redirect_stdout(io.StringIO()):
-        gt.createIndex()
-    for iou_type in ("segm", "bbox"):
-        if not dets:
-            stats[iou_type] = (0.0, 0.0)
-            continue
-        with contextlib.redirect_stdout(io.StringIO()):
-            res = gt.loadRes([dict(d) for d in dets])  # loadRes edits its input
-        ev = COCOeval(gt, res, iou_type)
-        ev.params.imgIds = [img["id"] for img in coco["images"]]
-        ev.params.maxDets = [1, 10, EVAL_MAX_DETECTIONS]
-        with quiet:
-            if verbose:
-                print(f"--- {'mask' if iou_type == 'segm' else 'box'} ---")
-            with contextlib.redirect_stdout(io.StringIO()):
-                ev.evaluate()
-                ev.accumulate()
-            ev.summarize()
-        stats[iou_type] = (max(0.0, float(ev.stats[0])), max(0.0, float(ev.stats[1])))
-    return Metrics(*stats["segm"], *stats["bbox"], images=len(coco["images"]))
 
 
 @dataclass(frozen=True)

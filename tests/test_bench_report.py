@@ -99,21 +99,21 @@ def test_cli_errors_are_one_line(tmp_path):
 
 def test_mask_map_is_one_against_its_own_predictions_and_drops_when_boxes_move(image_dir, tmp_path):
     pytest.importorskip("pycocotools")
-    from edgeseg.bench.accuracy import evaluate_masks, predictions
+    from edgeseg.metrics import evaluate, predict_dataset
 
     seg = edgeseg.load()
-    dets, ids = predictions(seg, _coco_set(image_dir, tmp_path / "empty", []), score_threshold=0.001)
+    _, dets, _ = predict_dataset(seg, _coco_set(image_dir, tmp_path / "empty", []), progress=False)
     if not dets:
         pytest.skip("the bundled model detects nothing on these images")
     # Ground truth = the model's own boxes: box AP must be 1; moved boxes: AP collapses.
     same = _coco_set(image_dir, tmp_path / "same", dets)
     moved = _coco_set(image_dir, tmp_path / "moved", [{**d, "bbox": [d["bbox"][0] + 2 * d["bbox"][2] + 20,
                                                                       *d["bbox"][1:]]} for d in dets])
-    good = evaluate_masks(seg, same)
-    bad = evaluate_masks(seg, moved)
-    assert good["images"] == 2 and good["box_map"] == pytest.approx(1.0) and good["box_map50"] == pytest.approx(1.0)
-    assert bad["box_map50"] < 0.2
-    assert 0.0 <= good["mask_map"] <= 1.0
+    good = evaluate(seg, same)
+    bad = evaluate(seg, moved)
+    assert good.images == 2 and good.box_map == pytest.approx(1.0) and good.box_map50 == pytest.approx(1.0)
+    assert bad.box_map50 < 0.2
+    assert 0.0 <= good.mask_map <= 1.0
 
 
 def _coco_set(image_dir: Path, out: Path, dets: list[dict]) -> Path:

@@ -235,9 +235,9 @@ def bench_bundle(
                 frame(i)
         accuracy = None
         if options.val_dir:
-            from edgeseg.bench.accuracy import evaluate_masks
+            from edgeseg.metrics import evaluate
 
-            accuracy = evaluate_masks(seg, options.val_dir, limit=options.val_limit)
+            accuracy = asdict(evaluate(seg, options.val_dir, limit=options.val_limit))
     finally:
         if hook is not None:
             hook.close()
