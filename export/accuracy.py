@@ -84,10 +84,11 @@ class Accuracy:
 def evaluate(segmenter: Segmenter, val_dir: str | Path, *, desc: str = "evaluating") -> Accuracy:
     """Box and mask mAP of ``segmenter`` on a COCO dataset, in points.
 
-    Uses :mod:`export.evaluate` (the project's one COCO evaluation: same
-    thresholds, category ids ``class_id + 1``) and adds the end-to-end time.
+    Uses :mod:`edgeseg.metrics` (the project's one COCO evaluation: same
+    thresholds and category matching as ``export.evaluate`` and ``edgeseg
+    bench --val``) and adds the end-to-end time.
     """
-    from export.evaluate import coco_metrics, predict_dataset
+    from edgeseg.metrics import coco_metrics, predict_dataset
 
     log.info("%s on %s", desc, val_dir)
     coco, dets, results = predict_dataset(segmenter, val_dir)
