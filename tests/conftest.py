@@ -10,6 +10,24 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(autouse=True, scope="session")
+def one_torch_thread():
+    """One PyTorch intra-op thread for the whole suite, where torch is installed.
+
+    On a busy 2-core CI machine torch's default pool is 5-200x slower than one
+    thread (measured here); the runtime tests never need torch.
+    """
+    try:
+        import torch
+    except ImportError:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def tiny_model():
     """An untrained width-8 edgeseg-nano, BN folded, and its ModelSpec."""

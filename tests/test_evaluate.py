@@ -92,17 +92,12 @@ def test_a_mask_covering_both_objects_counts_as_merged(split):
 
 @pytest.mark.skipif(not WEIGHTS.is_file(), reason="trained weights not committed yet")
 def test_committed_weights_separate_touching_same_class_objects(tmp_path):
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     from export.evaluate import torch_predictor
 
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        # Unseen seed, many same-class pairs pressed together (the case semantic segmentation cannot split).
-        generate(tmp_path, num=8, seed=4242, cfg=SceneConfig(pair_prob=0.7))
-        coco, dets, results = predict_dataset(torch_predictor(WEIGHTS), tmp_path)
-    finally:
-        torch.set_num_threads(before)
+    # Unseen seed, many same-class pairs pressed together (the case semantic segmentation cannot split).
+    generate(tmp_path, num=8, seed=4242, cfg=SceneConfig(pair_prob=0.7))
+    coco, dets, results = predict_dataset(torch_predictor(WEIGHTS), tmp_path)
     pairs = pair_separation(coco, results)
     assert pairs.total >= 8
     assert pairs.merged <= 0.1 * pairs.total, pairs

@@ -33,15 +33,6 @@ IMGSZ = 96
 REL_RMS_LIMIT = {"fp32": 1e-4, "fp16": 1e-2, "int8": 0.25, "mixed": 0.25}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """PyTorch's default thread pool crawls when other processes hold the cores (CI, shared boxes)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 @pytest.fixture(scope="module")
 def lively(tiny_model):
     """The tiny model with head/prototype output layers scaled up, so every output has a real range.

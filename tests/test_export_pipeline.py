@@ -26,15 +26,6 @@ from export.sensitivity import (  # noqa: E402
 IMGSZ = 64
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """PyTorch's default thread pool crawls when other processes hold the cores (CI, shared boxes)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 @pytest.fixture(scope="module")
 def small(tiny_model):
     model, spec = tiny_model

@@ -20,15 +20,6 @@ from export.train import TrainConfig, train  # noqa: E402
 IMGSZ = 128
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: on a busy 2-core CI, two threads are many times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def tiny_split(tmp_path_factory):
     out = tmp_path_factory.mktemp("train_split")
