@@ -33,6 +33,7 @@ demo: $(VENV)/.runtime
 	$(VENV)/bin/edgeseg run edgeseg/assets/samples --grasps --out out/demo
 
 test: $(VENV)/.dev
+	$(VENV)/bin/ruff check edgeseg export tests benchmarks
 	$(PY) -m pytest -q
 
 # Slow (minutes), needs root and the package index: the deploy package on an
@@ -41,7 +42,7 @@ arm64-check: $(VENV)/.runtime
 	scripts/arm64_check.sh out/arm64_check
 
 lint: $(VENV)/.dev
-	$(VENV)/bin/ruff check edgeseg export tests
+	$(VENV)/bin/ruff check edgeseg export tests benchmarks
 
 clean:
 	rm -rf out build *.egg-info
