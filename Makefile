@@ -30,7 +30,7 @@ install: $(VENV)/.runtime
 install-dev: $(VENV)/.dev
 
 demo: $(VENV)/.runtime
-	$(VENV)/bin/edgeseg run edgeseg/assets/samples --grasps --out out/demo
+	$(VENV)/bin/edgeseg run edgeseg/assets/samples --device-config device_configs/x86-cpu.yaml --grasps --out out/demo
 
 test: $(VENV)/.dev
 	$(VENV)/bin/ruff check edgeseg export tests benchmarks

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgeseg.grasp.types import GripperSpec
+from edgeseg.grasp.types import CameraIntrinsics, GripperSpec, TablePlane
 from edgeseg.manifest import FORMATS, PRECISIONS
 
 GRAPH_OPTIMIZATION_LEVELS = ("disable", "basic", "extended", "all")
@@ -169,6 +169,34 @@ class RobotLink:
 
 
 @dataclass(frozen=True)
+class Calibration:
+    """Where the camera sits, for 3D grasps; every part optional.
+
+    Attributes:
+        intrinsics: Pinhole intrinsics (pixels) and OpenCV distortion.
+        table: The support plane in the camera frame (metres), used when no
+            depth image comes with the frame.
+        hand_eye: 4x4 camera -> robot base transform, row-major (metres);
+            adds robot-frame poses to the grasps.
+        pixels_per_metre: Fixed image scale of an overhead camera, for a
+            metric gripper without intrinsics.
+    """
+
+    intrinsics: CameraIntrinsics | None = None
+    table: TablePlane | None = None
+    hand_eye: tuple[tuple[float, float, float, float], ...] | None = None
+    pixels_per_metre: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.hand_eye is not None and len(self.hand_eye) != 4:
+            raise ConfigError(f"calibration.hand_eye must be 4 rows of 4 numbers, got {len(self.hand_eye)} rows")
+        if (self.table is not None or self.hand_eye is not None) and self.intrinsics is None:
+            raise ConfigError("calibration.table and calibration.hand_eye need calibration.intrinsics")
+        if self.pixels_per_metre is not None and not self.pixels_per_metre > 0:
+            raise ConfigError(f"calibration.pixels_per_metre must be > 0, got {self.pixels_per_metre}")
+
+
+@dataclass(frozen=True)
 class DeviceConfig:
     """Settings of one board.
 
@@ -179,6 +207,7 @@ class DeviceConfig:
         backend: Backend options.
         camera: Camera source.
         gripper: Gripper geometry (metres for a physical gripper).
+        calibration: Camera intrinsics, table plane and hand-eye transform.
         robot: Robot link.
     """
 
@@ -188,7 +217,27 @@ class DeviceConfig:
     backend: BackendOptions = field(default_factory=BackendOptions)
     camera: CameraOptions = field(default_factory=CameraOptions)
     gripper: GripperSpec = field(default_factory=GripperSpec)
+    calibration: Calibration = field(default_factory=Calibration)
     robot: RobotLink = field(default_factory=RobotLink)
+
+    def grasp_planner(self, *, pixels_per_metre: float | None = None):
+        """A :class:`~edgeseg.grasp.GraspPlanner` for this board's gripper and calibration.
+
+        Args:
+            pixels_per_metre: Overrides ``calibration.pixels_per_metre``.
+        """
+        import numpy as np
+
+        from edgeseg.grasp import GraspPlanner
+
+        cal = self.calibration
+        return GraspPlanner(
+            self.gripper,
+            camera=cal.intrinsics,
+            table=cal.table,
+            hand_eye=np.asarray(cal.hand_eye, np.float64) if cal.hand_eye is not None else None,
+            pixels_per_metre=pixels_per_metre if pixels_per_metre is not None else cal.pixels_per_metre,
+        )
 
 
 def apply_cpu_affinity(options: BackendOptions) -> tuple[int, ...]:

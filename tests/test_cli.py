@@ -84,6 +84,7 @@ def test_run_sends_grasps_to_hooks(tmp_path):
         jsonl = tmp_path / "grasps.jsonl"
         proc = edgeseg(
             "run", str(src), str(src), "--hook", f"jsonl:{jsonl}", "--hook", f"serial://{port.path}?baud=115200",
+            "--device-config", str(Path(__file__).resolve().parents[1] / "device_configs" / "x86-cpu.yaml"),
         )
         assert proc.returncode == 0, proc.stderr
         assert "grasps" in proc.stdout
@@ -95,3 +96,5 @@ def test_run_sends_grasps_to_hooks(tmp_path):
         assert all(m.type == protocol.MsgType.GRASPS for m in messages)
         assert [len(m.grasps) for m in messages] == [len(x["grasps"]) for x in lines]
         assert [g.class_id for g in messages[0].grasps] == [g["class_id"] for g in lines[0]["grasps"]]
+        # The config's calibration (intrinsics, table plane, hand-eye) gives every grasp a robot pose.
+        assert all(g.robot is not None for g in messages[0].grasps)

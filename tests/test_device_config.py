@@ -149,3 +149,20 @@ def test_missing_ort_providers_fall_back_to_cpu_with_one_line_each(caplog):
         assert provider in line and "not available" in line and "falling back to CPUExecutionProvider" in line
     assert seg.backend.session.get_providers() == ["CPUExecutionProvider"]
     assert seg(np.zeros((240, 320, 3), np.uint8)).image_size == (240, 320)  # and it runs
+
+
+def test_calibration_section_builds_a_3d_grasp_planner(tmp_path):
+    cfg = load_device_config(Path(__file__).resolve().parents[1] / "device_configs" / "x86-cpu.yaml")
+    planner = cfg.grasp_planner()
+    assert planner.camera.fx == 600.0 and planner.table.offset == 0.6
+    assert planner.hand_eye.shape == (4, 4)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\ncalibration:\n  table: {normal: [0.0, 0.0, -1.0], offset: 0.6}\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml.*calibration.*need calibration.intrinsics"):
+        load_device_config(bad)
+    bad.write_text("name: bad\ncalibration:\n  intrinsics: {fx: -1.0, fy: 600.0, cx: 1.0, cy: 1.0}\n")
+    with pytest.raises(ConfigError, match=r"calibration\.intrinsics.*focal lengths must be > 0"):
+        load_device_config(bad)
+    bad.write_text("name: bad\ncalibration:\n  intrinsics: {fx: 1.0, fy: 1.0, cx: 1.0, cy: 1.0}\n  hand_eye: [[1, 0, 0, 0]]\n")
+    with pytest.raises(ConfigError, match="4 rows"):
+        load_device_config(bad)

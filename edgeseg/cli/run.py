@@ -34,7 +34,7 @@ def main(args: argparse.Namespace) -> int:
 
     import edgeseg
     from edgeseg.device_config import apply_cpu_affinity
-    from edgeseg.grasp import GraspPlanner, draw_grasps
+    from edgeseg.grasp import draw_grasps
     from edgeseg.health import Heartbeat
     from edgeseg.hooks import open_hook
     from edgeseg.overlay import MaskAnnotator
@@ -45,7 +45,7 @@ def main(args: argparse.Namespace) -> int:
     log.info("backend %s, decoder %s, cores %s", seg.backend.device, seg.decoder.path, list(cores))
     annotator = MaskAnnotator()
     hooks = [open_hook(url) for url in args.hook]
-    planner = GraspPlanner(seg.device_config.gripper) if (hooks or args.grasps) else None
+    planner = seg.device_config.grasp_planner() if (hooks or args.grasps) else None
     # A JSON-lines hook on stdout owns stdout; the human summary moves to stderr.
     summary_stream = sys.stderr if any(url.startswith("jsonl:-") for url in args.hook) else sys.stdout
     if args.out:
