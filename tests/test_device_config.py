@@ -154,7 +154,7 @@ def test_missing_ort_providers_fall_back_to_cpu_with_one_line_each(caplog):
 def test_calibration_section_builds_a_3d_grasp_planner(tmp_path):
     cfg = load_device_config(Path(__file__).resolve().parents[1] / "device_configs" / "x86-cpu.yaml")
     planner = cfg.grasp_planner()
-    assert planner.camera.fx == 600.0 and planner.table.offset == 0.6
+    assert planner.camera.fx == 600.0 and planner.table.offset == 0.35
     assert planner.hand_eye.shape == (4, 4)
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: bad\ncalibration:\n  table: {normal: [0.0, 0.0, -1.0], offset: 0.6}\n")
