@@ -12,6 +12,7 @@ from edgeseg.backends import Backend, load_backend
 from edgeseg.bundle import Bundle, load_bundle
 from edgeseg.decode import Decoder
 from edgeseg.device_config import DeviceConfig, load_device_config
+from edgeseg.manifest import Manifest
 from edgeseg.preprocess import Preprocessor
 from edgeseg.result import Result, StageTimings
 
@@ -19,23 +20,41 @@ DEFAULT_BUNDLE = Path(__file__).parent / "assets" / "edgeseg-nano"
 
 
 class Segmenter:
-    """Runs one bundle on one board: preprocess -> backend -> decode.
+    """Runs one model on one board: preprocess -> backend -> decode.
 
-    State is the loaded session and reusable buffers only; each call is
-    independent. Use :func:`edgeseg.load` to build one.
+    State is the backend session and reusable buffers only; each call is
+    independent. Use :func:`edgeseg.load` (or :meth:`from_bundle`) to build
+    one from a bundle; the constructor takes any backend meeting
+    :class:`~edgeseg.backends.Backend`, which is how the export pipeline runs
+    a PyTorch model through the very same preprocessing and decoding.
 
     Args:
-        bundle: A verified bundle.
-        device_config: The board's settings.
+        manifest: What the model's input and outputs mean.
+        backend: Runs the model: ``run(tensor) -> {output name: array}``.
+        device_config: The board's settings (defaults when ``None``).
+        bundle: The bundle the model came from, if any (kept alive with the
+            Segmenter: a packed bundle's files live in a temporary directory).
     """
 
-    def __init__(self, bundle: Bundle, device_config: DeviceConfig) -> None:
+    def __init__(
+        self,
+        manifest: Manifest,
+        backend: Backend,
+        device_config: DeviceConfig | None = None,
+        *,
+        bundle: Bundle | None = None,
+    ) -> None:
+        self.manifest = manifest
+        self.backend = backend
+        self.device_config = device_config or DeviceConfig()
         self.bundle = bundle
-        self.device_config = device_config
-        self.manifest = bundle.manifest
-        self.preprocessor = Preprocessor(self.manifest.input)
-        self.decoder = Decoder(self.manifest)
-        self.backend: Backend = load_backend(bundle, device_config.backend)
+        self.preprocessor = Preprocessor(manifest.input)
+        self.decoder = Decoder(manifest)
+
+    @classmethod
+    def from_bundle(cls, bundle: Bundle, device_config: DeviceConfig) -> Segmenter:
+        """Opens ``bundle``'s backend (chosen by its format) with the board's options."""
+        return cls(bundle.manifest, load_backend(bundle, device_config.backend), device_config, bundle=bundle)
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -122,4 +141,4 @@ def load(bundle: str | Path | Bundle | None = None, device_config: str | Path | 
         device_config = DeviceConfig()
     elif not isinstance(device_config, DeviceConfig):
         device_config = load_device_config(device_config)
-    return Segmenter(bundle, device_config)
+    return Segmenter.from_bundle(bundle, device_config)

@@ -18,10 +18,8 @@ import cv2
 import numpy as np
 import torch
 
-from edgeseg.decode import Decoder
 from edgeseg.decode.tensors import proto_tensors
 from edgeseg.manifest import Manifest
-from edgeseg.preprocess import Preprocessor
 from edgeseg.segmenter import Segmenter
 
 log = logging.getLogger(__name__)
@@ -50,14 +48,9 @@ class TorchBackend:
         pass
 
 
-class TorchSegmenter(Segmenter):
+def torch_segmenter(model: torch.nn.Module, manifest: Manifest) -> Segmenter:
     """A :class:`~edgeseg.segmenter.Segmenter` whose inference is the PyTorch model."""
-
-    def __init__(self, model: torch.nn.Module, manifest: Manifest) -> None:  # noqa: D107 - no bundle to load
-        self.manifest = manifest
-        self.preprocessor = Preprocessor(manifest.input)
-        self.decoder = Decoder(manifest)
-        self.backend = TorchBackend(model, manifest)
+    return Segmenter(manifest, TorchBackend(model, manifest))
 
 
 @dataclass(frozen=True)

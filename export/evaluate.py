@@ -3,7 +3,7 @@
 Both sides share one code path: a *predictor* is any callable
 ``predict(image_bgr, *, score_threshold, max_detections) -> edgeseg.Result``.
 A bundle's predictor is ``edgeseg.load(bundle)``; PyTorch weights run as
-:class:`export.accuracy.TorchSegmenter` (the runtime's own preprocessor and
+:func:`export.accuracy.torch_segmenter` (the runtime's own preprocessor and
 decoder around the PyTorch forward), so the thresholds, NMS and mask decoding
 are identical and any difference in the numbers is the exported model's.
 
@@ -39,14 +39,14 @@ from export.data.coco import annotations_by_image
 
 def torch_predictor(weights: str | Path) -> Predictor:
     """The runtime pipeline around edgeseg-nano PyTorch weights (BN folded, CPU)."""
-    from export.accuracy import TorchSegmenter
+    from export.accuracy import torch_segmenter
     from export.bundler import build_manifest
     from export.models.nano import fuse_bn, load_nano
     from export.spec import spec_for_nano
 
     model, cfg = load_nano(weights)
     manifest = build_manifest(spec_for_nano(cfg), fmt="onnx", precision="fp32", model_file="model.onnx")
-    return TorchSegmenter(fuse_bn(model), manifest)
+    return torch_segmenter(fuse_bn(model), manifest)
 
 
 @dataclass(frozen=True)

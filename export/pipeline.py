@@ -30,12 +30,12 @@ from edgeseg.device_config import BackendOptions, DeviceConfig
 from edgeseg.segmenter import load as load_segmenter
 from export.accuracy import (
     Accuracy,
-    TorchSegmenter,
     canonical_outputs,
     evaluate,
     latency_ms,
     output_deviation,
     read_image,
+    torch_segmenter,
 )
 from export.bundler import build_manifest, input_spec
 from export.calibration import CalibrationSet, list_images
@@ -95,7 +95,7 @@ class Reference:
         outputs: Its canonical outputs on ``images``.
     """
 
-    segmenter: TorchSegmenter
+    segmenter: torch_segmenter
     accuracy: Accuracy | None
     latency_ms: tuple[float, float]
     probe: np.ndarray
@@ -104,7 +104,7 @@ class Reference:
 
 
 def _reference(model, spec: ModelSpec, calibration: CalibrationSet | None, val, options: ExportOptions) -> Reference:
-    seg = TorchSegmenter(model, build_manifest(spec, fmt="onnx", precision="fp32", model_file="model.onnx"))
+    seg = torch_segmenter(model, build_manifest(spec, fmt="onnx", precision="fp32", model_file="model.onnx"))
     images = calibration.files if calibration is not None else list_images(val) if val is not None else []
     images = images[:DEVIATION_IMAGES]
     # Latency needs any image of the right kind; without folders, a letterbox-grey frame.

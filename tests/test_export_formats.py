@@ -20,7 +20,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("litert_torch")
 
 from edgeseg.decode import Decoder  # noqa: E402
-from export.accuracy import TorchSegmenter, canonical_outputs  # noqa: E402
+from export.accuracy import canonical_outputs, torch_segmenter  # noqa: E402
 from export.bundler import build_manifest, input_spec  # noqa: E402
 from export.calibration import CalibrationSet  # noqa: E402
 from export.formats import FORMATS, ExportJob, export_format  # noqa: E402
@@ -73,7 +73,7 @@ def bundles(lively, calib_dir, tmp_path_factory):
 @pytest.fixture(scope="module")
 def reference(lively):
     model, spec = lively
-    return TorchSegmenter(model, build_manifest(spec, fmt="onnx", precision="fp32", model_file="model.onnx"))
+    return torch_segmenter(model, build_manifest(spec, fmt="onnx", precision="fp32", model_file="model.onnx"))
 
 
 @pytest.mark.parametrize("name", list(FORMATS))

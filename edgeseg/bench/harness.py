@@ -200,7 +200,7 @@ def bench_bundle(
 
     t_load = time.perf_counter()
     bundle = load_bundle(bundle_path)
-    seg = Segmenter(bundle, config)
+    seg = Segmenter.from_bundle(bundle, config)
     model_load_ms = (time.perf_counter() - t_load) * 1e3
     info = bundle_info(bundle, bundle_path)
     planner = config.grasp_planner(pixels_per_metre=options.pixels_per_metre) if options.grasp else None
