@@ -136,3 +136,12 @@ def test_decoder_dequantizes_and_rejects_bad_shapes():
         dec(bad, LetterboxInfo.fit((32, 32), (32, 32)))
     with pytest.raises(ValueError, match="no output 's'"):
         dec({k: v for k, v in raw.items() if k != "s"}, LetterboxInfo.fit((32, 32), (32, 32)))
+
+
+def test_decode_options_are_validated_on_construction():
+    with pytest.raises(ValueError, match="unknown box encoding 'xywh'"):
+        DecodeOptions(box_encoding="xywh")
+    with pytest.raises(ValueError, match="score_activation must be one of"):
+        DecodeOptions(score_activation="softmax")
+    with pytest.raises(ValueError, match=r"iou_threshold must be in \(0, 1\], got 0.0"):
+        DecodeOptions(iou_threshold=0.0)

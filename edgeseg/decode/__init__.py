@@ -90,7 +90,6 @@ class Decoder:
             options: Overrides of the manifest's defaults.
         """
         opts = options or self.options
-        opts.validate()
         tensors = proto_tensors(raw, self.manifest, self.anchor_count)
         return self._decode(tensors, letterbox, opts, self._grid)
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from edgeseg.decode.options import DecodeOptions, Detections
-from edgeseg.decode.reference import raw_score_threshold
+from edgeseg.decode.reference import raw_score_threshold, scores_from_raw
 from edgeseg.decode.tensors import ProtoTensors, QTensor
 from edgeseg.preprocess import LetterboxInfo
 from edgeseg.result import CroppedMask
@@ -66,9 +66,6 @@ def _letterbox(lb: LetterboxInfo) -> tuple:
 def _detect(t: ProtoTensors, lb: LetterboxInfo, opts: DecodeOptions, grid) -> tuple[np.ndarray, Detections]:
     """Steps 1-4 in C; returns the kept anchors and detections without masks."""
     _require()
-    opts.validate()
-    if opts.box_encoding not in _ENCODINGS:
-        raise ValueError(f"unknown box encoding {opts.box_encoding!r}, expected one of {_ENCODINGS}")
     if opts.box_encoding == "ltrb" and grid is None:
         raise ValueError("ltrb boxes need the anchor grid (manifest 'anchors')")
     centres, strides = grid if grid is not None and opts.box_encoding == "ltrb" else (None, None)
@@ -78,11 +75,7 @@ def _detect(t: ProtoTensors, lb: LetterboxInfo, opts: DecodeOptions, grid) -> tu
         int(opts.pre_nms_topk), int(opts.max_detections), _ENCODINGS.index(opts.box_encoding),
         bool(opts.class_agnostic), _letterbox(lb),
     )
-    raw = raw[:n]
-    if opts.score_activation == "sigmoid":
-        score = (np.float32(1) / (np.float32(1) + np.exp(-raw.astype(np.float32)))).astype(np.float32)
-    else:
-        score = raw.astype(np.float32)
+    score = scores_from_raw(raw[:n], opts.score_activation)
     return anchor[:n], Detections(boxes=boxes[:n], scores=score, class_ids=cls[:n], masks=())
 
 

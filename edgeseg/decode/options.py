@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgeseg.manifest import Manifest
+from edgeseg.manifest import BOX_ENCODINGS, SCORE_ACTIVATIONS, Manifest
 from edgeseg.result import CroppedMask
 
 
@@ -42,7 +42,12 @@ class DecodeOptions:
             score_activation=scores.activation or "none",
         )
 
-    def validate(self) -> None:
+    def __post_init__(self) -> None:
+        """Validated once, on construction (``dataclasses.replace`` validates again)."""
+        if self.box_encoding not in BOX_ENCODINGS:
+            raise ValueError(f"unknown box encoding {self.box_encoding!r}, expected one of {BOX_ENCODINGS}")
+        if self.score_activation not in SCORE_ACTIVATIONS:
+            raise ValueError(f"score_activation must be one of {SCORE_ACTIVATIONS}, got {self.score_activation!r}")
         if not 0.0 <= self.score_threshold <= 1.0:
             raise ValueError(f"score_threshold must be in [0, 1], got {self.score_threshold}")
         if not 0.0 < self.iou_threshold <= 1.0:

@@ -76,6 +76,14 @@ def raw_score_threshold(threshold: float, activation: str | None) -> float:
     return threshold
 
 
+def scores_from_raw(raw: np.ndarray, activation: str) -> np.ndarray:
+    """Reported ``(N,)`` float32 scores of kept raw values: ``1 / (1 + exp(-x))`` for sigmoid outputs."""
+    raw = raw.astype(np.float32)
+    if activation == "sigmoid":
+        return (np.float32(1) / (np.float32(1) + np.exp(-raw))).astype(np.float32)
+    return raw
+
+
 def select_candidates(scores: np.ndarray, raw_threshold: float, topk: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Returns ``(anchor_idx, class_id, raw_value)`` of candidates, best first.
 
@@ -263,10 +271,7 @@ def decode_proto(t: ProtoTensors, lb: LetterboxInfo, opts: DecodeOptions, grid: 
     boxes_in = decode_boxes(t.boxes.rows(idx), opts.box_encoding, centres, strides)
     keep = nms(boxes_in, cls, opts.iou_threshold, opts.max_detections, class_agnostic=opts.class_agnostic)
     idx, cls, raw, boxes_in = idx[keep], cls[keep], raw[keep], boxes_in[keep]
-    if opts.score_activation == "sigmoid":
-        score = (np.float32(1) / (np.float32(1) + np.exp(-raw.astype(np.float32)))).astype(np.float32)
-    else:
-        score = raw.astype(np.float32)
+    score = scores_from_raw(raw, opts.score_activation)
     boxes = lb.boxes_to_original(boxes_in)
     masks: tuple[CroppedMask, ...] = ()
     if opts.with_masks:
