@@ -39,7 +39,7 @@ from export.accuracy import (
 )
 from export.bundler import build_manifest, input_spec
 from export.calibration import CalibrationSet, list_images
-from export.formats import FORMATS, ExportJob, ExportOptions, export_format, parse_formats
+from export.formats import FORMATS, ExportJob, ExportOptions, check_float_layers, export_format, parse_formats
 from export.onnx_export import check_outputs
 from export.parity import FormatResult, ParityReport, check_gate, drop, write_report
 from export.sensitivity import float_layer_schedule, layer_sensitivity, output_layers, search_float_layers
@@ -56,11 +56,13 @@ def bundle_dir(out: Path, spec: ModelSpec, name: str) -> Path:
     return Path(out) / f"{spec.name}-{name}"
 
 
-def _preflight(model: torch.nn.Module, spec: ModelSpec, names: list[str], out: Path, *, calib, val, force: bool) -> None:
+def _preflight(model: torch.nn.Module, spec: ModelSpec, names: list[str], out: Path, *, calib, val, force: bool,
+               float_layers=()) -> None:
     """Every check that needs no conversion; raises ValueError naming the problem."""
     h, w = spec.imgsz
     with torch.no_grad():
         check_outputs(model.eval()(torch.rand(1, 3, h, w)), spec)
+    check_float_layers(model, float_layers)
     if any(FORMATS[n].quantized for n in names) and calib is None:
         int8 = [n for n in names if FORMATS[n].quantized]
         raise ValueError(f"formats {int8} need calibration images: pass --calib DIR (a folder of real images)")
@@ -174,7 +176,7 @@ def _export_bundles(model, spec, names, out, calib, val, imgsz, options, force, 
     if imgsz is not None:
         spec = dataclasses.replace(spec, imgsz=(int(imgsz), int(imgsz)))
     model = model.eval()
-    _preflight(model, spec, names, out, calib=calib, val=val, force=force)
+    _preflight(model, spec, names, out, calib=calib, val=val, force=force, float_layers=options.float_layers)
     out.mkdir(parents=True, exist_ok=True)
     calibration = None
     if calib is not None:

@@ -72,6 +72,9 @@ def test_bad_input_fails_before_any_conversion(small, folders, tmp_path):
     _fails_fast(lambda: export_bundles(model, spec, "onnx-int8", out, calib=empty), r"no images", tmp_path)
     _fails_fast(lambda: export_bundles(model, spec, "tflite-int8", out, calib=junk), r"could be decoded", tmp_path)
     _fails_fast(lambda: export_bundles(model, spec, "onnx", out, val=calib), r"annotations.json", tmp_path)
+    misspelt = ExportOptions(float_layers=("box_heads.0.outt",))
+    _fails_fast(lambda: export_bundles(model, spec, "tflite-int8", out, calib=calib, options=misspelt),
+                r"float layers \['box_heads.0.outt'\] are not modules", tmp_path)
     with pytest.raises(ValueError, match="calibration method"):
         ExportOptions(calibration_method="kl")
 
@@ -124,8 +127,58 @@ def test_float_layers_stay_float_in_onnx_int8(small, folders, tmp_path):
             weight = node.input[1]
             float_weight = weight in init
             assert float_weight == (node.name in q["float_nodes"]), (node.name, produced_by.get(weight))
-    with pytest.raises(ValueError, match="match no node"):
-        export_format("onnx-int8", dataclasses.replace(job, float_layers=frozenset({"nope.conv"})), tmp_path / "c")
+    with pytest.raises(ValueError, match="not modules of the model"):
+        dataclasses.replace(job, float_layers=frozenset({"nope.conv"}))
+
+
+def test_float_layers_in_tflite_int8_compute_in_float_from_int8_weights(small, folders, tmp_path, caplog):
+    """A float output runs in float end to end; its weights are still stored int8; all else is int8."""
+    pytest.importorskip("litert_torch")
+    from ai_edge_litert import schema_py_generated as schema
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    from export.bundler import input_spec
+    from export.calibration import CalibrationSet
+
+    model, spec = small
+    calib, _ = folders
+    box_head = frozenset(f"box_heads.{i}.out" for i in range(3))
+    job = ExportJob(model, spec, calibration=CalibrationSet(calib, input_spec(spec)), float_layers=box_head)
+    bundle = export_format("tflite-int8", job, tmp_path / "b")
+    q = bundle.manifest.provenance["quantization"]
+    assert bundle.manifest.precision == "mixed" and q["float_layers"] == sorted(box_head) and q["float_ops"] == 3
+    quant = {out.role: out.quant for out in bundle.manifest.outputs}
+    assert quant["boxes"] is None and quant["scores"] is not None
+
+    flat = flatbuffer_utils.read_model(str(bundle.model_path))
+    graph = flat.subgraphs[0]
+    op_name = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    ops = [(op_name[flat.operatorCodes[op.opcodeIndex].builtinCode], op) for op in graph.operators]
+
+    def dtype(index: int) -> int:
+        return graph.tensors[index].type
+
+    constants = {i for i, t in enumerate(graph.tensors) if flat.buffers[t.buffer].data is not None}
+    float_convs = [op for name, op in ops if name in ("CONV_2D", "DEPTHWISE_CONV_2D")
+                   and dtype(op.inputs[0]) == schema.TensorType.FLOAT32]
+    assert len(float_convs) == 3
+    # Each float layer's weights come from a DEQUANTIZE of an int8 constant.
+    dequantized = {op.outputs[0]: op.inputs[0] for name, op in ops if name == "DEQUANTIZE"}
+    for op in float_convs:
+        w = op.inputs[1]
+        assert w in dequantized and dequantized[w] in constants and dtype(dequantized[w]) == schema.TensorType.INT8
+    stored_float = [i for i in constants if dtype(i) == schema.TensorType.FLOAT32 and len(graph.tensors[i].shape) > 1]
+    assert stored_float == []
+    # Residual and FPN adds run in int8, not between a dequantize and a quantize.
+    adds = [op for name, op in ops if name == "ADD"]
+    assert adds and all(dtype(i) == schema.TensorType.INT8 for op in adds for i in op.inputs)
+
+    # One level of an output cannot stay float (the concatenation requantizes it): said, not hidden.
+    with caplog.at_level(logging.WARNING, logger="export.formats.tflite"):
+        one = export_format("tflite-int8", dataclasses.replace(job, float_layers=frozenset({"cls_heads.1.out"})),
+                            tmp_path / "one")
+    assert one.manifest.provenance["quantization"]["float_ops"] == 0 and one.manifest.precision == "int8"
+    assert "0 of 1 float layers run in float" in caplog.text
 
 
 def test_layer_sensitivity_and_search(small):

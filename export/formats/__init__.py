@@ -118,6 +118,21 @@ class ExportJob:
     calibration: CalibrationSet | None = None
     float_layers: frozenset[str] = frozenset()
 
+    def __post_init__(self) -> None:
+        check_float_layers(self.model, self.float_layers)
+
+
+def check_float_layers(model: torch.nn.Module, names) -> None:
+    """Raises ValueError for float-layer names that are not modules of ``model``.
+
+    A misspelt name would otherwise quantize the layer the user meant to
+    keep in float and say nothing.
+    """
+    modules = dict(model.named_modules())
+    unknown = sorted(n for n in names if n not in modules)
+    if unknown:
+        raise ValueError(f"float layers {unknown} are not modules of the model; use names from model.named_modules()")
+
 
 def parse_formats(text: str | list[str] | tuple[str, ...]) -> list[str]:
     """Splits and checks a ``--formats`` value.

@@ -53,29 +53,116 @@ def _sample_input(job: ExportJob) -> torch.Tensor:
     return torch.rand(1, h, w, 3, generator=torch.Generator().manual_seed(0))
 
 
-def _int8_program(model: torch.nn.Module, sample: torch.Tensor, job: ExportJob):
-    """PT2E: annotate (skipping float layers), calibrate, convert. Returns (program, quantizer)."""
+def _quantizer(float_layers: frozenset[str]):
+    """The LiteRT PT2E quantizer, adapted to what edgeseg models need.
+
+    * Everything is static int8 (per-channel symmetric weights, histogram-
+      observed activations) except the layers in ``float_layers``.
+    * Those compute in float, but their weights are still stored int8 and
+      dequantized once when the interpreter loads the model: what int8 breaks
+      in them is the output scale, not the weights (box pixels and logits
+      share no range with the features), and float32 weights would be most
+      of a small head's size.
+    * What only moves or element-wise transforms a float layer's values
+      stays float too (:func:`_float_region`).
+    * Residual and FPN ``add`` nodes are annotated directly: the stock
+      ``add`` annotator finds them by ``source_fn_stack``, which
+      ``torch.export`` no longer records, and would leave every add in float
+      between a dequantize and a quantize.
+    """
     from litert_torch.quantize import pt2e_quantizer as pq
+    from litert_torch.quantize.pt2e_quantizer_utils import get_input_act_qspec, get_output_act_qspec
+    from torchao.quantization.pt2e.quantizer import QuantizationAnnotation
+
+    keep = {_WRAPPED + name for name in float_layers}
+    static = pq.get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False)
+    weights_only = pq.get_symmetric_quantization_config(is_per_channel=True, is_dynamic=True)
+
+    def in_float_layer(node) -> bool:
+        return any(path in keep for path, _ in node.meta.get("nn_module_stack", {}).values())
+
+    region: set = set()
+
+    def quantized(node) -> bool:
+        return node not in region
+
+    def float_op_or_constant(node) -> bool:
+        # Weight and bias constants carry no module stack; their op decides.
+        return "nn_module_stack" not in node.meta or in_float_layer(node)
+
+    def annotate_adds(gm) -> None:
+        for node in gm.graph.nodes:
+            if node.target != torch.ops.aten.add.Tensor or "quantization_annotation" in node.meta:
+                continue
+            inputs = [a for a in node.args[:2] if isinstance(a, torch.fx.Node)]
+            if len(inputs) != 2 or not quantized(node):
+                continue
+            node.meta["quantization_annotation"] = QuantizationAnnotation(
+                input_qspec_map={a: get_input_act_qspec(static) for a in inputs},
+                output_qspec=get_output_act_qspec(static),
+                _annotated=True,
+            )
+
+    class Quantizer(pq.PT2EQuantizer):
+        def annotate(self, gm):
+            region.clear()
+            region.update(_float_region(gm, in_float_layer))
+            self._annotate_all_static_patterns(gm, static, quantized)
+            annotate_adds(gm)
+            self._annotate_all_dynamic_patterns(gm, weights_only, float_op_or_constant)
+            pq.propagate_annotation(gm)
+            return gm
+
+    return Quantizer().set_global(static)
+
+
+#: Ops that only move values.
+_MOVES_VALUES = frozenset(
+    f"aten.{name}" for name in (
+        "permute.default", "transpose.int", "flatten.using_ints", "view.default", "reshape.default",
+        "_unsafe_view.default", "squeeze.dim", "unsqueeze.default", "cat.default", "contiguous.default",
+    )
+)
+#: Element-wise ops: they stay float after a float layer when their other operands are constants.
+_ELEMENTWISE = frozenset(
+    f"aten.{name}" for name in ("sigmoid.default", "mul.Tensor", "add.Tensor", "sub.Tensor", "div.Tensor")
+)
+
+
+def _float_region(gm: torch.fx.GraphModule, in_float_layer) -> set:
+    """The nodes that must stay float for the float layers to run in float.
+
+    The float layers' own nodes, then every node reached from them through
+    ops that move values (reshape, transpose, the concatenation of levels)
+    or transform them element-wise with constants (a box decode's
+    ``sigmoid(x) * reg_max``). Quantizing any of those would put the float
+    layer between a dequantize and a quantize, which the LiteRT converter
+    folds back into an int8 layer. It still does so where the values meet
+    int8 ones (one level of a concatenated output, a layer inside the
+    backbone); :func:`_float_layer_ops` counts what survived.
+    """
+    region = {n for n in gm.graph.nodes if n.op == "call_function" and in_float_layer(n)}
+    for node in gm.graph.nodes:  # topological order: one pass reaches the whole closure
+        if node.op != "call_function" or node in region:
+            continue
+        inputs = node.all_input_nodes
+        if not any(a in region for a in inputs):
+            continue
+        target = str(node.target)
+        if target in _MOVES_VALUES or (target in _ELEMENTWISE and all(a in region or a.op == "get_attr" for a in inputs)):
+            region.add(node)
+    return region
+
+
+def _int8_program(model: torch.nn.Module, sample: torch.Tensor, job: ExportJob):
+    """PT2E: annotate, calibrate, convert. Returns (program, quantizer)."""
     from torchao.quantization.pt2e import move_exported_model_to_eval
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
     from tqdm import tqdm
 
     if job.calibration is None:
         raise ValueError("tflite-int8 needs calibration images (--calib DIR)")
-    keep = {_WRAPPED + name for name in job.float_layers}
-
-    def quantize_node(node) -> bool:
-        return not any(path in keep for path, _ in node.meta.get("nn_module_stack", {}).values())
-
-    class Quantizer(pq.PT2EQuantizer):
-        """The LiteRT PT2E quantizer with a per-node filter for the float layers."""
-
-        def annotate(self, gm):
-            self._annotate_all_static_patterns(gm, self.global_config, quantize_node)
-            pq.propagate_annotation(gm)
-            return gm
-
-    quantizer = Quantizer().set_global(pq.get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False))
+    quantizer = _quantizer(job.float_layers)
     program = torch.export.export(model, (sample,)).module()
     prepared = prepare_pt2e(program, quantizer)
     with torch.no_grad():
@@ -105,6 +192,39 @@ def convert(job: ExportJob, precision: str, path: Path) -> Path:
         raise ValueError(f"export.formats.tflite writes fp32, fp16 or int8, got {precision!r}")
     edge.export(str(path))
     return strip_tensor_names(path)
+
+
+#: LiteRT ops that carry a layer's weights.
+_WEIGHT_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "TRANSPOSE_CONV", "FULLY_CONNECTED")
+
+
+def _float_layer_ops(path: Path, job: ExportJob) -> int:
+    """Counts the weight-carrying ops of an int8 ``.tflite`` file that compute in float.
+
+    Warns when there are fewer than the float layers asked for: the
+    converter folds a float layer whose output is requantized by an int8
+    consumer back into int8 (keep a whole output in float, every level of a
+    head, rather than one layer of it).
+    """
+    from ai_edge_litert import schema_py_generated as schema
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model(str(path))
+    codes = {getattr(schema.BuiltinOperator, name) for name in _WEIGHT_OPS}
+    count = 0
+    for graph in model.subgraphs:
+        for op in graph.operators:
+            if model.operatorCodes[op.opcodeIndex].builtinCode in codes:
+                count += graph.tensors[op.inputs[0]].type == schema.TensorType.FLOAT32
+    modules = dict(job.model.named_modules())
+    asked = sum(isinstance(modules[n], (torch.nn.Conv2d, torch.nn.Linear)) for n in job.float_layers)
+    if count < asked:
+        log.warning(
+            "tflite-int8: %d of %d float layers run in float; LiteRT folded the others back into int8 "
+            "because int8 ops consume their outputs (keep every level of a head output in float instead)",
+            count, asked,
+        )
+    return count
 
 
 def strip_tensor_names(path: Path) -> Path:
@@ -210,15 +330,18 @@ def export(job: ExportJob, precision: str, out_dir: Path) -> Bundle:
         path = convert(job, precision, Path(tmp) / MODEL_FILE)
         fields = describe(path, job, precision)
         extra = {}
+        float_ops = 0
         if precision == "int8":
+            float_ops = _float_layer_ops(path, job)
             extra["quantization"] = {
                 "calibration": {"method": "pt2e-histogram", "images": len(job.calibration)},
                 "float_layers": sorted(job.float_layers),
+                "float_ops": float_ops,
             }
         manifest = build_manifest(
             job.spec,
             fmt="tflite",
-            precision="mixed" if precision == "int8" and job.float_layers else precision,
+            precision="mixed" if float_ops else precision,
             model_file=MODEL_FILE,
             extra_provenance=extra,
             **fields,
