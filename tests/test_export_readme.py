@@ -69,3 +69,29 @@ def test_python_example(small_data, tmp_path, monkeypatch):
     report = namespace["report"]
     assert [f.name for f in report.formats] == ["onnx", "tflite-int8"]
     assert report.pytorch is not None and all(f.passed for f in report.formats)
+
+
+def test_committed_parity_report_meets_the_targets_and_readme_quotes_it():
+    """The edgeseg-nano parity report in benchmarks/ holds the export targets, and README shows its numbers.
+
+    fp32 formats within 0.3 mask-mAP points of PyTorch, int8 ones within 1.0
+    and at most 30% of their family's fp32 file; re-running the export with a
+    regression and committing the report fails here.
+    """
+    import json
+
+    report = json.loads((REPO / "benchmarks/results/parity/parity.json").read_text())
+    assert report["imgsz"] == [320, 320] and report["val"] == "data/synth/val"
+    formats = {f["name"]: f for f in report["formats"]}
+    assert set(formats) == {"onnx", "onnx-fp16", "onnx-int8", "tflite", "tflite-fp16", "tflite-int8"}
+    for name in ("onnx", "tflite"):
+        assert abs(formats[name]["mask_drop"]) <= 0.3, name
+    for name in ("onnx-int8", "tflite-int8"):
+        assert formats[name]["mask_drop"] <= 1.0 and formats[name]["size_ratio"] <= 0.30, name
+
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index(SECTION):]
+    for name, f in formats.items():
+        share = "100" if f["size_ratio"] == 1 else f"{100 * f['size_ratio']:.1f}"
+        row = f"| {name} | {f['precision']} | {f['size_bytes'] / 1e6:.2f} | {share}% | {f['accuracy']['mask_map']:.1f} |"
+        assert row in section, row
