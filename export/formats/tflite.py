@@ -168,7 +168,12 @@ def _int8_program(model: torch.nn.Module, sample: torch.Tensor, job: ExportJob):
     with torch.no_grad():
         for tensor in tqdm(job.calibration, desc="calibrating tflite-int8", unit="img", leave=False):
             prepared(torch.from_numpy(tensor).permute(0, 2, 3, 1))
-    return move_exported_model_to_eval(convert_pt2e(prepared, fold_quantize=False)), quantizer
+    program = move_exported_model_to_eval(convert_pt2e(prepared, fold_quantize=False))
+    # An exported module cannot .eval(); its graph now has eval semantics, so say so
+    # (LiteRT warns about "training mode" otherwise).
+    for module in program.modules():
+        module.training = False
+    return program, quantizer
 
 
 def convert(job: ExportJob, precision: str, path: Path) -> Path:
