@@ -71,8 +71,6 @@ def _quantizer(float_layers: frozenset[str]):
       between a dequantize and a quantize.
     """
     from litert_torch.quantize import pt2e_quantizer as pq
-    from litert_torch.quantize.pt2e_quantizer_utils import get_input_act_qspec, get_output_act_qspec
-    from torchao.quantization.pt2e.quantizer import QuantizationAnnotation
 
     keep = {_WRAPPED + name for name in float_layers}
     static = pq.get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False)
@@ -81,39 +79,41 @@ def _quantizer(float_layers: frozenset[str]):
     def in_float_layer(node) -> bool:
         return any(path in keep for path, _ in node.meta.get("nn_module_stack", {}).values())
 
-    region: set = set()
-
-    def quantized(node) -> bool:
-        return node not in region
-
     def float_op_or_constant(node) -> bool:
         # Weight and bias constants carry no module stack; their op decides.
         return "nn_module_stack" not in node.meta or in_float_layer(node)
 
-    def annotate_adds(gm) -> None:
-        for node in gm.graph.nodes:
-            if node.target != torch.ops.aten.add.Tensor or "quantization_annotation" in node.meta:
-                continue
-            inputs = [a for a in node.args[:2] if isinstance(a, torch.fx.Node)]
-            if len(inputs) != 2 or not quantized(node):
-                continue
-            node.meta["quantization_annotation"] = QuantizationAnnotation(
-                input_qspec_map={a: get_input_act_qspec(static) for a in inputs},
-                output_qspec=get_output_act_qspec(static),
-                _annotated=True,
-            )
-
     class Quantizer(pq.PT2EQuantizer):
         def annotate(self, gm):
-            region.clear()
-            region.update(_float_region(gm, in_float_layer))
+            region = _float_region(gm, in_float_layer)
+
+            def quantized(node) -> bool:
+                return node not in region
+
             self._annotate_all_static_patterns(gm, static, quantized)
-            annotate_adds(gm)
+            _annotate_adds(gm, static, quantized)
             self._annotate_all_dynamic_patterns(gm, weights_only, float_op_or_constant)
             pq.propagate_annotation(gm)
             return gm
 
     return Quantizer().set_global(static)
+
+
+def _annotate_adds(gm: torch.fx.GraphModule, config, quantized) -> None:
+    """Static int8 for every tensor + tensor ``add`` that ``quantized`` accepts."""
+    from litert_torch.quantize.pt2e_quantizer_utils import get_input_act_qspec, get_output_act_qspec
+    from torchao.quantization.pt2e.quantizer import QuantizationAnnotation
+
+    for node in gm.graph.nodes:
+        if node.target != torch.ops.aten.add.Tensor or "quantization_annotation" in node.meta:
+            continue
+        inputs = [a for a in node.args[:2] if isinstance(a, torch.fx.Node)]
+        if len(inputs) == 2 and quantized(node):
+            node.meta["quantization_annotation"] = QuantizationAnnotation(
+                input_qspec_map={a: get_input_act_qspec(config) for a in inputs},
+                output_qspec=get_output_act_qspec(config),
+                _annotated=True,
+            )
 
 
 #: Ops that only move values.
