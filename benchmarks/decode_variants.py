@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from edgeseg.decode import DecodeOptions, reference
+from edgeseg.decode import ProtoOptions, reference
 from edgeseg.decode.tensors import ProtoTensors, QTensor
 from edgeseg.preprocess import LetterboxInfo
 
@@ -34,7 +34,7 @@ class Scene:
 
     tensors: ProtoTensors
     letterbox: LetterboxInfo
-    options: DecodeOptions
+    options: ProtoOptions
     grid: tuple[np.ndarray, np.ndarray]
     n: int
 
@@ -87,7 +87,7 @@ def make_scene(
     grid = reference.anchor_grid((input_size, input_size), (8, 16, 32), 0.5)
     centres, strides = grid
     a = centres.shape[0]
-    opts = DecodeOptions(score_threshold=0.25, iou_threshold=0.5, max_detections=max(100, n), pre_nms_topk=1000)
+    opts = ProtoOptions(score_threshold=0.25, iou_threshold=0.5, max_detections=max(100, n), pre_nms_topk=1000)
     inside = np.flatnonzero(
         (centres[:, 1] > lb.pad_top + 8) & (centres[:, 1] < input_size - lb.pad_top - 8) & (strides == 8)
     )
@@ -103,7 +103,7 @@ def make_scene(
         box_in = reference.decode_boxes(boxes[chosen], "ltrb", centres[chosen], strides[chosen])
         coeffs[chosen] = _fit_objects(fields, box_in * (proto_size / input_size))
         t = ProtoTensors(QTensor(boxes), QTensor(scores), QTensor(coeffs), QTensor(fields))
-        kept = reference.decode_proto(t, lb, DecodeOptions(**{**opts.__dict__, "with_masks": False}), grid)
+        kept = reference.decode_proto(t, lb, ProtoOptions(**{**opts.__dict__, "with_masks": False}), grid)
         if len(kept.scores) == n:
             return Scene(t, lb, opts, grid, n)
     raise RuntimeError(f"could not place {n} non-overlapping instances")

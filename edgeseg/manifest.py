@@ -34,20 +34,10 @@ from typing import Any
 
 SCHEMA_VERSION = 1
 
-#: Output roles each model family must provide, exactly.
-FAMILY_ROLES: dict[str, frozenset[str]] = {
-    "proto": frozenset({"boxes", "scores", "coeffs", "protos"}),
-    "roi": frozenset({"boxes", "scores", "labels", "masks"}),
-}
 FORMATS = ("onnx", "tflite")
 PRECISIONS = ("fp32", "fp16", "int8", "mixed")
 INPUT_LAYOUTS = ("NCHW", "NHWC")
 INPUT_DTYPES = ("float32", "float16", "uint8", "int8")
-#: Layouts of per-anchor outputs: batch, anchors, channels (or channels first).
-ANCHOR_LAYOUTS = ("BAC", "BCA")
-PROTO_LAYOUTS = ("NCHW", "NHWC")
-BOX_ENCODINGS = ("ltrb", "xyxy", "cxcywh")
-SCORE_ACTIVATIONS = ("sigmoid", "none")
 
 
 class ManifestError(ValueError):
@@ -103,7 +93,12 @@ class OutputSpec:
     layout: str
     encoding: str | None = None  # boxes only
     activation: str | None = None  # scores only
+    normalized: bool | None = None  # boxes only: values are fractions of the input size
     quant: Quant | None = None
+    #: ``[start, stop)`` channels of a tensor shared with other roles (Ultralytics'
+    #: ``output0``: boxes 0:4, scores 4:4+nc, coefficients after), or ``None``
+    #: for a tensor of its own. Read as a zero-copy view.
+    channels: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -123,6 +118,12 @@ class Thresholds:
     max_detections: int = 100
     pre_nms_topk: int = 1000
     class_agnostic: bool = False
+    #: Keep scores ``> score`` (Ultralytics) instead of ``>= score``.
+    score_strict: bool = False
+    #: ``False`` for end-to-end (NMS-free) models: no suppression at run time.
+    nms: bool = True
+    #: Drop a detection whose decoded mask is empty (Ultralytics' ``predict`` does).
+    drop_empty_masks: bool = False
 
 
 @dataclass(frozen=True)
@@ -221,7 +222,11 @@ def parse_manifest(data: dict[str, Any]) -> Manifest:
             f"unsupported manifest schema_version {version!r}; this edgeseg reads version "
             f"{SCHEMA_VERSION} (re-export the bundle, or upgrade edgeseg)"
         )
-    family = _choice(_require(data, "family", "root"), tuple(FAMILY_ROLES), "family")
+    from edgeseg.families import FAMILIES  # late: families import this module
+
+    family = _require(data, "family", "root")
+    if family not in FAMILIES:
+        raise ManifestError(f"manifest family must be one of {FAMILIES.names()}, got {family!r}")
     _choice(_require(data, "format", "root"), FORMATS, "format")
     _choice(_require(data, "precision", "root"), PRECISIONS, "precision")
 
@@ -247,19 +252,14 @@ def parse_manifest(data: dict[str, Any]) -> Manifest:
     raw_outs = _require(data, "outputs", "root")
     if not isinstance(raw_outs, list) or not raw_outs:
         raise ManifestError("manifest outputs must be a non-empty list")
-    outputs = tuple(
-        _build(OutputSpec, o, f"outputs[{i}]", quant=_quant(o.get("quant"), f"outputs[{i}]"))
-        for i, o in enumerate(raw_outs)
-    )
-    _check_roles(family, outputs)
+    outputs = tuple(_output(o, f"outputs[{i}]") for i, o in enumerate(raw_outs))
+    _check_shared(outputs)
 
     anchors = None
     if data.get("anchors") is not None:
         anchors = _build(Anchors, data["anchors"], "anchors")
         if not anchors.strides or any(not isinstance(s, int) or s <= 0 for s in anchors.strides):
             raise ManifestError(f"manifest anchors.strides must be positive ints, got {list(anchors.strides)}")
-    if family == "proto" and outputs_by_role(outputs)["boxes"].encoding == "ltrb" and anchors is None:
-        raise ManifestError("manifest: boxes with encoding 'ltrb' need 'anchors' (strides)")
 
     classes = tuple(_require(data, "classes", "root"))
     if not classes or not all(isinstance(c, str) and c for c in classes):
@@ -277,7 +277,7 @@ def parse_manifest(data: dict[str, Any]) -> Manifest:
     unknown = set(data) - known
     if unknown:
         raise ManifestError(f"manifest has unknown keys {sorted(unknown)}")
-    return Manifest(
+    manifest = Manifest(
         name=str(_require(data, "name", "root")),
         family=family,
         format=data["format"],
@@ -292,30 +292,41 @@ def parse_manifest(data: dict[str, Any]) -> Manifest:
         provenance=dict(data.get("provenance", {})),
         schema_version=version,
     )
+    FAMILIES.get(family).check(manifest)
+    return manifest
 
 
 def outputs_by_role(outputs: tuple[OutputSpec, ...]) -> dict[str, OutputSpec]:
     return {o.role: o for o in outputs}
 
 
-def _check_roles(family: str, outputs: tuple[OutputSpec, ...]) -> None:
-    roles = [o.role for o in outputs]
-    expected = FAMILY_ROLES[family]
-    if len(set(roles)) != len(roles) or set(roles) != expected:
-        raise ManifestError(
-            f"manifest outputs have roles {sorted(roles)}, but family {family!r} needs exactly "
-            f"{sorted(expected)}"
-        )
-    names = [o.name for o in outputs]
-    if len(set(names)) != len(names):
-        raise ManifestError(f"manifest output names must be unique, got {names}")
+def _output(d: Any, where: str) -> OutputSpec:
+    if not isinstance(d, dict):
+        raise ManifestError(f"manifest {where} must be an object, got {type(d).__name__}")
+    spec = _build(OutputSpec, d, where, quant=_quant(d.get("quant"), where))
+    if spec.channels is not None:
+        ch = spec.channels
+        if len(ch) != 2 or not all(isinstance(c, int) and not isinstance(c, bool) for c in ch) or not 0 <= ch[0] < ch[1]:
+            raise ManifestError(f"manifest {where}.channels must be [start, stop) with 0 <= start < stop, got {list(ch)}")
+    return spec
+
+
+def _check_shared(outputs: tuple[OutputSpec, ...]) -> None:
+    """Outputs sharing one tensor must all name disjoint channel ranges of the same layout and quant."""
+    by_name: dict[str, list[OutputSpec]] = {}
     for o in outputs:
-        where = f"output {o.name!r} (role {o.role})"
-        if o.role in ("protos", "masks"):
-            _choice(o.layout, PROTO_LAYOUTS, f"{where} layout")
-        else:
-            _choice(o.layout, ANCHOR_LAYOUTS, f"{where} layout")
-        if o.role == "boxes" and family == "proto":
-            _choice(o.encoding, BOX_ENCODINGS, f"{where} encoding")
-        if o.role == "scores":
-            _choice(o.activation or "none", SCORE_ACTIVATIONS, f"{where} activation")
+        by_name.setdefault(o.name, []).append(o)
+    for name, specs in by_name.items():
+        if len(specs) == 1:
+            continue
+        roles = [s.role for s in specs]
+        if any(s.channels is None for s in specs):
+            raise ManifestError(
+                f"manifest outputs {roles} share tensor {name!r}: each needs 'channels' [start, stop)"
+            )
+        if len({s.layout for s in specs}) != 1 or len({s.quant for s in specs}) != 1:
+            raise ManifestError(f"manifest outputs {roles} share tensor {name!r} but differ in layout or quant")
+        ranges = sorted(s.channels for s in specs)
+        for (a0, a1), (b0, b1) in zip(ranges, ranges[1:]):
+            if b0 < a1:
+                raise ManifestError(f"manifest outputs of tensor {name!r} overlap: channels {[a0, a1]} and {[b0, b1]}")

@@ -12,6 +12,7 @@ pixel sits at integer image coordinates ``(x0, y0)``.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -159,6 +160,17 @@ class Result:
 
     def __len__(self) -> int:
         return len(self.scores)
+
+    def select(self, keep) -> Result:
+        """The instances where ``keep`` (``(N,)`` bool, or indices) is set, in their order."""
+        idx = np.asarray(keep)
+        idx = np.flatnonzero(idx) if idx.dtype == np.bool_ else idx.astype(np.int64)
+        if len(idx) == len(self) and np.array_equal(idx, np.arange(len(self))):
+            return self
+        return dataclasses.replace(
+            self, boxes=self.boxes[idx], scores=self.scores[idx], class_ids=self.class_ids[idx],
+            masks=tuple(self.masks[i] for i in idx.tolist()) if self.masks else (),
+        )
 
     def __iter__(self) -> Iterator[Instance]:
         return iter(self.instances)

@@ -100,17 +100,10 @@ class Segmenter:
         t1 = time.perf_counter()
         raw = self.backend.run(tensor)
         t2 = time.perf_counter()
-        det = self.decoder(raw, letterbox, options)
+        result = self.decoder(raw, letterbox, options)
         t3 = time.perf_counter()
-        return Result(
-            boxes=det.boxes,
-            scores=det.scores,
-            class_ids=det.class_ids,
-            masks=det.masks,
-            class_names=self.manifest.classes,
-            image_size=letterbox.orig_size,
-            timings=StageTimings((t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3),
-            frame_id=frame_id,
+        return dataclasses.replace(
+            result, timings=StageTimings((t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3), frame_id=frame_id
         )
 
     def close(self) -> None:

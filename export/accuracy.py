@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 import torch
 
-from edgeseg.decode.tensors import proto_tensors
+from edgeseg.families.proto import proto_tensors
 from edgeseg.manifest import Manifest
 from edgeseg.segmenter import Segmenter
 
@@ -110,7 +110,8 @@ def canonical_outputs(segmenter: Segmenter, image: np.ndarray) -> dict[str, np.n
     """Role -> float32 output in the decoder's canonical layout (``(A, C)``, ``(K, Hp, Wp)``)."""
     tensor, _ = segmenter.preprocessor(image)
     t = proto_tensors(segmenter.backend.run(tensor), segmenter.manifest, None)
-    return {role: getattr(t, role).dequantize() for role in ("boxes", "scores", "coeffs", "protos")}
+    roles = ("boxes", "scores", "coeffs", "protos", "objectness", "labels")
+    return {role: getattr(t, role).dequantize() for role in roles if getattr(t, role) is not None}
 
 
 def output_deviation(

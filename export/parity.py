@@ -90,6 +90,8 @@ class ParityReport:
     pytorch_latency_ms: tuple[float, float]
     formats: tuple[FormatResult, ...]
     machine: dict = field(default_factory=lambda: machine_info())
+    #: What ``pytorch`` measured: the PyTorch model (export) or the float model (import).
+    reference: str = "PyTorch"
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -140,7 +142,7 @@ def render_markdown(r: ParityReport) -> str:
     ]
     pt = r.pytorch
     lines.append(
-        f"| PyTorch | fp32 | | | {_f(pt and pt.mask_map)} | {_f(pt and pt.box_map)} | | | "
+        f"| {r.reference} | fp32 | | | {_f(pt and pt.mask_map)} | {_f(pt and pt.box_map)} | | | "
         f"{r.pytorch_latency_ms[0]:.1f} / {r.pytorch_latency_ms[1]:.1f} | |"
     )
     for f in r.formats:
@@ -154,7 +156,7 @@ def render_markdown(r: ParityReport) -> str:
     roles = sorted({role for f in r.formats for role in f.deviation})
     lines += [
         "",
-        f"Largest absolute output deviation against PyTorch on {r.deviation_images} calibration images "
+        f"Largest absolute output deviation against {r.reference} on {r.deviation_images} calibration images "
         "(relative RMS in brackets; outputs in the decoder's layout, dequantized):",
         "",
         "| format | " + " | ".join(roles) + " |",

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edgeseg.decode import DecodeOptions, QTensor, reference, reference_roi
+from edgeseg.decode import ProtoOptions, QTensor, reference, reference_roi
 from edgeseg.decode.tensors import ProtoTensors
 from edgeseg.manifest import Quant
 from edgeseg.preprocess import LetterboxInfo
@@ -78,7 +78,7 @@ def frames(draw):
     if draw(st.booleans()):  # channels-first heads and NHWC protos arrive as strided views
         t[1] = QTensor(np.ascontiguousarray(t[1].data.T).T, t[1].quant)
         t[3] = QTensor(np.ascontiguousarray(t[3].data.transpose(1, 2, 0)).transpose(2, 0, 1), t[3].quant)
-    opts = DecodeOptions(
+    opts = ProtoOptions(
         score_threshold=draw(st.sampled_from([0.0, 0.05, 0.3, 0.7, 1.0])),
         iou_threshold=draw(st.sampled_from([0.05, 0.5, 0.9, 1.0])),
         max_detections=draw(st.integers(1, 30)),
@@ -174,11 +174,11 @@ def test_bad_inputs_raise_with_expected_and_found():
     protos = np.zeros((2, 8, 8), np.float32)
     t = ProtoTensors(QTensor(np.zeros((3, 4), np.float32)), QTensor(np.ones((3, 2), np.float32)),
                      QTensor(np.zeros((3, 2), np.float32)), QTensor(protos))
-    opts = DecodeOptions(box_encoding="xyxy", score_activation="none", score_threshold=0.5)
+    opts = ProtoOptions(box_encoding="xyxy", score_activation="none", score_threshold=0.5)
     with pytest.raises(ValueError, match=r"shape \(>= 3, 20, 30\), got bool \(5, 30, 20\)"):
         cpath.decode_proto_full(t, lb, opts, None, np.zeros((5, 30, 20), bool))
     with pytest.raises(ValueError, match="unknown box encoding"):
-        cpath.decode_proto(t, lb, DecodeOptions(box_encoding="xywh"), None)
+        cpath.decode_proto(t, lb, ProtoOptions(box_encoding="xywh"), None)
     with pytest.raises(ValueError, match="output must be one of"):
         cpath.paste_roi(QTensor(np.zeros((1, 4, 4), np.float32)), np.zeros((1, 4), np.float32), (8, 8), output="png")
     with pytest.raises(TypeError, match="maps must be aligned native float32, int8 or uint8"):
@@ -202,19 +202,19 @@ def test_real_model_outputs_decode_identically(scene):
     import dataclasses
 
     import edgeseg
-    from edgeseg.decode.tensors import proto_tensors
+    from edgeseg.families.proto import proto_tensors
 
     seg = edgeseg.load()
     tensor, lb = seg.preprocessor(scene)
     raw = seg.backend.run(tensor)
     dec = seg.decoder
-    t = proto_tensors(raw, dec.manifest, dec.anchor_count)
+    t = proto_tensors(raw, dec.manifest, dec.impl.anchor_count)
     opts = dataclasses.replace(dec.options, score_threshold=0.0, max_detections=300)
-    ref = reference.decode_proto(t, lb, opts, dec._grid)
-    det = cpath.decode_proto(t, lb, opts, dec._grid)
+    ref = reference.decode_proto(t, lb, opts, dec.impl.grid)
+    det = cpath.decode_proto(t, lb, opts, dec.impl.grid)
     assert len(ref.scores) > 20 and sum(m.area for m in ref.masks) > 0
     np.testing.assert_array_equal(det.boxes, ref.boxes)
     np.testing.assert_array_equal(det.scores, ref.scores)
     _same_masks(ref.masks, det.masks)
-    _, rles = cpath.decode_proto_rle(t, lb, opts, dec._grid)
+    _, rles = cpath.decode_proto_rle(t, lb, opts, dec.impl.grid)
     assert rles == [m.rle() for m in ref.masks]

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from edgeseg.decode import DecodeOptions, Decoder
+from edgeseg.decode import ProtoOptions, Decoder
 from edgeseg.decode.reference import (
     anchor_grid,
     decode_boxes,
@@ -112,7 +112,7 @@ def test_decoder_end_to_end_on_constructed_outputs():
     np.testing.assert_allclose(det.boxes[0], [4, 0, 20, 12])
     m = det.masks[0]
     assert (m.x0, m.y0, m.bitmap.shape) == (4, 0, (12, 16)) and m.bitmap.all()
-    agn = dec({"b": boxes, "s": scores, "c": coeffs, "p": protos}, lb, DecodeOptions(class_agnostic=True, iou_threshold=0.3))
+    agn = dec({"b": boxes, "s": scores, "c": coeffs, "p": protos}, lb, ProtoOptions(class_agnostic=True, iou_threshold=0.3))
     assert agn.class_ids.tolist() == [1]
 
 
@@ -140,8 +140,8 @@ def test_decoder_dequantizes_and_rejects_bad_shapes():
 
 def test_decode_options_are_validated_on_construction():
     with pytest.raises(ValueError, match="unknown box encoding 'xywh'"):
-        DecodeOptions(box_encoding="xywh")
+        ProtoOptions(box_encoding="xywh")
     with pytest.raises(ValueError, match="score_activation must be one of"):
-        DecodeOptions(score_activation="softmax")
+        ProtoOptions(score_activation="softmax")
     with pytest.raises(ValueError, match=r"iou_threshold must be in \(0, 1\], got 0.0"):
-        DecodeOptions(iou_threshold=0.0)
+        ProtoOptions(iou_threshold=0.0)

@@ -69,18 +69,21 @@ static PyArrayObject *float_array(PyObject *obj, npy_intp rows, npy_intp cols, c
 #define LB_ARGS(lb) &lb.orig_h, &lb.orig_w, &lb.input_h, &lb.input_w, &lb.pad_left, &lb.pad_top, &lb.scale_x, &lb.scale_y
 
 static PyObject *py_detect(PyObject *self, PyObject *args) {
-    PyObject *boxes_o, *scores_o, *centres_o, *strides_o;
-    double bs, bz, ss, sz, iou;
-    float thr;
-    Py_ssize_t topk, max_det;
-    int enc, agnostic;
+    PyObject *boxes_o, *scores_o, *obj_o, *labels_o, *centres_o, *strides_o;
+    double bs, bz, ss, sz, os, oz, ls, lz, iou;
+    float thr, box_sx, box_sy;
+    Py_ssize_t topk, max_det, num_classes;
+    int enc, agnostic, strict, nms;
     es_letterbox lb;
-    es_tensor boxes, scores;
+    es_tensor boxes, scores, obj, labels;
     (void)self;
-    if (!PyArg_ParseTuple(args, "OddOddOOfdnnip" LB_FORMAT, &boxes_o, &bs, &bz, &scores_o, &ss, &sz, &centres_o,
-                          &strides_o, &thr, &iou, &topk, &max_det, &enc, &agnostic, LB_ARGS(lb)))
+    if (!PyArg_ParseTuple(args, "OddOddOddOddOOfdnnipppnff" LB_FORMAT, &boxes_o, &bs, &bz, &scores_o, &ss, &sz, &obj_o,
+                          &os, &oz, &labels_o, &ls, &lz, &centres_o, &strides_o, &thr, &iou, &topk, &max_det, &enc,
+                          &agnostic, &strict, &nms, &num_classes, &box_sx, &box_sy, LB_ARGS(lb)))
         return NULL;
     if (to_tensor(boxes_o, 2, bs, bz, "boxes", &boxes) || to_tensor(scores_o, 2, ss, sz, "scores", &scores)) return NULL;
+    if (obj_o != Py_None && to_tensor(obj_o, 2, os, oz, "objectness", &obj)) return NULL;
+    if (labels_o != Py_None && to_tensor(labels_o, 2, ls, lz, "labels", &labels)) return NULL;
     npy_intp a_n = (npy_intp)scores.shape[0];
     PyArrayObject *centres = NULL, *strides = NULL;
     if (centres_o != Py_None && !(centres = float_array(centres_o, a_n, 2, "centres"))) return NULL;
@@ -88,7 +91,7 @@ static PyObject *py_detect(PyObject *self, PyObject *args) {
         Py_XDECREF(centres);
         return NULL;
     }
-    es_detect_params p = {thr, iou, topk, max_det, enc, agnostic};
+    es_detect_params p = {thr, iou, topk, max_det, enc, agnostic, strict, nms, num_classes, box_sx, box_sy};
     npy_intp cap = max_det < a_n ? max_det : a_n;
     npy_intp d1[1] = {cap}, d2[2] = {cap, 4};
     PyObject *anchor = PyArray_SimpleNew(1, d1, NPY_INT64), *cls = PyArray_SimpleNew(1, d1, NPY_INT32);
@@ -98,7 +101,7 @@ static PyObject *py_detect(PyObject *self, PyObject *args) {
     int st = ES_ERR_NOMEM;
     if (anchor && cls && raw && out && scratch) {
         Py_BEGIN_ALLOW_THREADS
-        st = es_detect(&boxes, &scores, centres ? PyArray_DATA(centres) : NULL, strides ? PyArray_DATA(strides) : NULL,
+        st = es_detect(&boxes, &scores, obj_o != Py_None ? &obj : NULL, labels_o != Py_None ? &labels : NULL, centres ? PyArray_DATA(centres) : NULL, strides ? PyArray_DATA(strides) : NULL,
                        &p, &lb, scratch, a_n, PyArray_DATA((PyArrayObject *)anchor), PyArray_DATA((PyArrayObject *)cls),
                        PyArray_DATA((PyArrayObject *)raw), PyArray_DATA((PyArrayObject *)out), cap, &n);
         Py_END_ALLOW_THREADS

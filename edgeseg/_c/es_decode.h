@@ -40,6 +40,10 @@ typedef struct {
     double iou_threshold;  /* drop when IoU > this */
     int64_t pre_nms_topk, max_detections;
     int box_encoding, class_agnostic;
+    int score_strict;      /* keep raw > threshold instead of >= */
+    int nms;               /* 0: no suppression (end-to-end models), keep the first max_detections */
+    int64_t num_classes;   /* labels: valid class ids are [0, num_classes) */
+    float box_scale_x, box_scale_y; /* xyxy/cxcywh raw values are multiplied by these first (1: pixels) */
 } es_detect_params;
 
 /* Scratch entry of es_detect (callers only allocate them). */
@@ -49,9 +53,12 @@ typedef struct { float raw, box[4]; int32_t cls; int64_t anchor; } es_candidate;
 typedef struct { int32_t x0, y0, w, h; } es_span;
 
 /* Candidates, box decode, greedy NMS, letterbox undo (steps 1-4 of the reference).
- * boxes (A,4) and scores (A,C) raw; centres (A,2)/strides (A,) for ES_LTRB else NULL.
+ * boxes (A,4) and scores (A,C) raw; objectness (A,1) multiplies every score, or NULL;
+ * labels (A,1) gives each row's class (scores then (A,1)), or NULL;
+ * centres (A,2)/strides (A,) for ES_LTRB else NULL.
  * scratch: cap_scratch >= A entries. Outputs hold cap_out rows; *n_out = kept count. */
-int es_detect(const es_tensor *boxes, const es_tensor *scores, const float *centres, const float *strides,
+int es_detect(const es_tensor *boxes, const es_tensor *scores, const es_tensor *objectness,
+              const es_tensor *labels, const float *centres, const float *strides,
               const es_detect_params *p, const es_letterbox *lb, es_candidate *scratch, int64_t cap_scratch,
               int64_t *anchor_out, int32_t *class_out, float *raw_out, float *boxes_out, int64_t cap_out,
               int64_t *n_out);

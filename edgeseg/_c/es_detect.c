@@ -48,21 +48,28 @@ static int check_2d(const es_tensor *t, int64_t rows, int64_t cols) {
 #define ES_F32_VALUE(q) (q)
 #define ES_INT_VALUE(q) (((float)(q) - zp) * sc)
 
-static void best_classes(const es_tensor *s, float thr, es_candidate *c) {
+/* Score of anchor a, class k: the raw value, times the objectness when the model has one. */
+static inline float score_at(const es_tensor *s, const es_tensor *obj, int64_t a, int64_t k) {
+    float v = tget2(s, a, k);
+    return obj ? v * tget2(obj, a, 0) : v;
+}
+
+static void best_classes(const es_tensor *s, const es_tensor *obj, float thr, es_candidate *c) {
     int64_t a_n = s->shape[0], c_n = s->shape[1];
     float zp = s->zero_point, sc = s->scale;
-    if (s->strides[1] == 1 && s->dtype == ES_F32) {
+    int contiguous = s->strides[1] == 1 && !obj; /* objectness (YOLOv5-seg): the product decides, below */
+    if (contiguous && s->dtype == ES_F32) {
         ES_ROW_SCAN(float, ES_F32_VALUE)
-    } else if (s->strides[1] == 1 && s->dtype == ES_I8) {
+    } else if (contiguous && s->dtype == ES_I8) {
         ES_ROW_SCAN(int8_t, ES_INT_VALUE)
-    } else if (s->strides[1] == 1 && s->dtype == ES_U8) {
+    } else if (contiguous && s->dtype == ES_U8) {
         ES_ROW_SCAN(uint8_t, ES_INT_VALUE)
     } else {
         /* strided (e.g. channels-first heads): flags per anchor, walking each class row contiguously */
         for (int64_t a = 0; a < a_n; a++) c[a].cls = 0; /* bit 0: some value >= thr, bit 1: some NaN */
         for (int64_t k = 0; k < c_n; k++)
             for (int64_t a = 0; a < a_n; a++) {
-                float v = tget2(s, a, k);
+                float v = score_at(s, obj, a, k);
                 int bits = (v >= thr) | ((v != v) << 1);
                 c[a].cls |= bits;
             }
@@ -70,10 +77,10 @@ static void best_classes(const es_tensor *s, float thr, es_candidate *c) {
     }
     for (int64_t a = 0; a < a_n; a++) {
         if (c[a].cls < 0) continue;
-        float best = tget2(s, a, 0); /* no NaN in this row: plain first maximum */
+        float best = score_at(s, obj, a, 0); /* no NaN in this row: plain first maximum */
         int32_t cls = 0;
         for (int64_t k = 1; k < c_n; k++) {
-            float v = tget2(s, a, k);
+            float v = score_at(s, obj, a, k);
             if (v > best) { best = v; cls = (int32_t)k; }
         }
         c[a].raw = best; c[a].cls = cls;
@@ -87,10 +94,14 @@ static int by_score_then_anchor(const void *pa, const void *pb) {
     return (a->anchor > b->anchor) - (a->anchor < b->anchor);
 }
 
-static void decode_box(const es_tensor *bt, const es_candidate *c, int enc, const float *centres,
+static void decode_box(const es_tensor *bt, const es_candidate *c, const es_detect_params *p, const float *centres,
                        const float *strides, float *out) {
+    int enc = p->box_encoding;
     float r0 = tget2(bt, c->anchor, 0), r1 = tget2(bt, c->anchor, 1);
     float r2 = tget2(bt, c->anchor, 2), r3 = tget2(bt, c->anchor, 3);
+    if (enc != ES_LTRB) { /* normalized boxes (e.g. Ultralytics TFLite) become input pixels first */
+        r0 *= p->box_scale_x; r1 *= p->box_scale_y; r2 *= p->box_scale_x; r3 *= p->box_scale_y;
+    }
     if (enc == ES_LTRB) {
         float cx = centres[2 * c->anchor], cy = centres[2 * c->anchor + 1], s = strides[c->anchor];
         out[0] = cx - r0 * s; out[1] = cy - r1 * s; out[2] = cx + r2 * s; out[3] = cy + r3 * s;
@@ -114,6 +125,7 @@ static int64_t greedy_nms(es_candidate *cand, int64_t n, const es_detect_params 
         if (cand[i].cls < 0) continue;
         kept[n_kept++] = i;
         if (n_kept >= p->max_detections) break;
+        if (!p->nms) continue;
         const float *bi = cand[i].box;
         double ai = box_area(bi);
         for (int64_t j = i + 1; j < n; j++) {
@@ -129,7 +141,8 @@ static int64_t greedy_nms(es_candidate *cand, int64_t n, const es_detect_params 
     return n_kept;
 }
 
-int es_detect(const es_tensor *boxes, const es_tensor *scores, const float *centres, const float *strides,
+int es_detect(const es_tensor *boxes, const es_tensor *scores, const es_tensor *objectness,
+              const es_tensor *labels, const float *centres, const float *strides,
               const es_detect_params *p, const es_letterbox *lb, es_candidate *scratch, int64_t cap_scratch,
               int64_t *anchor_out, int32_t *class_out, float *raw_out, float *boxes_out, int64_t cap_out,
               int64_t *n_out) {
@@ -139,20 +152,32 @@ int es_detect(const es_tensor *boxes, const es_tensor *scores, const float *cent
     if (!check_2d(boxes, a_n, 4) || p->pre_nms_topk < 1 || p->max_detections < 1 || lb->scale_x <= 0.0 ||
         lb->scale_y <= 0.0 || (p->box_encoding == ES_LTRB && (!centres || !strides)))
         return ES_ERR_ARG;
+    if ((objectness && !check_2d(objectness, a_n, 1)) ||
+        (labels && (!check_2d(labels, a_n, 1) || scores->shape[1] != 1 || p->num_classes < 1)))
+        return ES_ERR_ARG;
     if (cap_scratch < a_n) return ES_ERR_CAPACITY;
     *n_out = 0;
     if (a_n == 0) return ES_OK;
-    best_classes(scores, p->raw_threshold, scratch);
+    /* raw > t equals raw >= the next float32 above t (NaN for t = +inf: nothing passes) */
+    float thr = p->raw_threshold;
+    if (p->score_strict) thr = thr == INFINITY ? NAN : nextafterf(thr, INFINITY);
+    best_classes(scores, objectness, thr, scratch);
     int64_t n = 0;
     for (int64_t a = 0; a < a_n; a++) {
-        if (scratch[a].cls >= 0 && scratch[a].raw >= p->raw_threshold) {
-            scratch[n].raw = scratch[a].raw; scratch[n].cls = scratch[a].cls; scratch[n].anchor = a;
+        if (scratch[a].cls >= 0 && scratch[a].raw >= thr) {
+            int32_t cls = scratch[a].cls;
+            if (labels) {
+                float lv = tget2(labels, a, 0);
+                if (!(lv >= 0.0f && lv < (float)p->num_classes)) continue; /* NaN fails too */
+                cls = (int32_t)lv;
+            }
+            scratch[n].raw = scratch[a].raw; scratch[n].cls = cls; scratch[n].anchor = a;
             n++;
         }
     }
     qsort(scratch, (size_t)n, sizeof *scratch, by_score_then_anchor);
     if (n > p->pre_nms_topk) n = p->pre_nms_topk;
-    for (int64_t i = 0; i < n; i++) decode_box(boxes, &scratch[i], p->box_encoding, centres, strides, scratch[i].box);
+    for (int64_t i = 0; i < n; i++) decode_box(boxes, &scratch[i], p, centres, strides, scratch[i].box);
     int64_t cap = cap_out < p->max_detections ? cap_out : p->max_detections;
     int64_t n_kept = greedy_nms(scratch, n, p, anchor_out, cap); /* anchor_out holds candidate indices for now */
     if (n_kept == cap && cap < p->max_detections) {

@@ -87,7 +87,8 @@ class OnnxRuntimeBackend:
         log.info("onnxruntime %s running %s on %s", ort.__version__, bundle.manifest.name, self.device)
         manifest = bundle.manifest
         self._input = manifest.input
-        self._output_names = [o.name for o in manifest.outputs]
+        # roles may share one tensor (channel ranges): fetch each tensor once
+        self._output_names = list(dict.fromkeys(o.name for o in manifest.outputs))
         inputs = {i.name for i in self.session.get_inputs()}
         outputs = {o.name for o in self.session.get_outputs()}
         if manifest.input.name not in inputs:

@@ -86,7 +86,7 @@ class TFLiteBackend:
         missing = [o.name for o in manifest.outputs if o.name not in by_name]
         if missing:
             raise ValueError(f"TFLite model has outputs {sorted(by_name)}, manifest names {missing} that it lacks")
-        self._outputs = [(o.name, by_name[o.name]) for o in manifest.outputs]
+        self._outputs = [(name, by_name[name]) for name in dict.fromkeys(o.name for o in manifest.outputs)]
 
     def run(self, tensor: np.ndarray) -> dict[str, np.ndarray]:
         check_input(tensor, self._input.shape, self._input.dtype)

@@ -1,10 +1,10 @@
-"""Decoding: raw model outputs -> instances in original-image pixels.
+"""Decoding: raw model outputs -> :class:`~edgeseg.result.Result` in original-image pixels.
 
-:class:`Decoder` is built once per bundle from its manifest (anchor grid,
-default thresholds) and then called per frame. It picks the compiled C path
-when the extension is importable and the numpy reference otherwise; both take
-the same canonical tensors (:mod:`edgeseg.decode.tensors`), so no backend or
-format has decoder code of its own.
+:class:`Decoder` is built once per bundle from its manifest and then called
+per frame. The manifest's model family (:mod:`edgeseg.families`) supplies the
+options, the canonical tensors and the decode pair; the Decoder picks the
+compiled C path when the extension is importable and the numpy reference
+otherwise, so no backend, format or family has a decoder switch of its own.
 """
 
 from __future__ import annotations
@@ -16,13 +16,14 @@ import os
 
 import numpy as np
 
-from edgeseg.decode import cpath, reference
-from edgeseg.decode.options import DecodeOptions, Detections
-from edgeseg.decode.tensors import ProtoTensors, QTensor, proto_tensors
+from edgeseg.decode import cpath
+from edgeseg.decode.options import DecodeOptions, ProtoOptions
+from edgeseg.decode.tensors import ProtoTensors, QTensor
 from edgeseg.manifest import Manifest
 from edgeseg.preprocess import LetterboxInfo
+from edgeseg.result import Result
 
-__all__ = ["Decoder", "DecodeOptions", "Detections", "ProtoTensors", "QTensor", "active_path"]
+__all__ = ["Decoder", "DecodeOptions", "ProtoOptions", "ProtoTensors", "QTensor", "active_path"]
 
 log = logging.getLogger(__name__)
 
@@ -56,42 +57,45 @@ def _log_fallback_once() -> None:
 
 
 class Decoder:
-    """Per-bundle decoder for the ``proto`` family.
+    """Per-bundle decoder of any registered model family.
 
     Args:
-        manifest: Bundle manifest (family, output roles, anchors, thresholds).
+        manifest: Bundle manifest (family, output roles, thresholds).
+
+    Attributes:
+        family: The family plug-in (:mod:`edgeseg.families`).
+        options: The family's options with the manifest's defaults.
+        path: ``"c"`` or ``"numpy"``.
+        impl: The family's frame decoder (state built once: anchor grid, ...).
     """
 
     def __init__(self, manifest: Manifest) -> None:
-        if manifest.family != "proto":
-            raise ValueError(f"no decoder for model family {manifest.family!r} in this edgeseg version")
-        self.manifest = manifest
-        self.options = DecodeOptions.from_manifest(manifest)
-        inp = manifest.input
-        self.path = active_path()
-        self._decode = cpath.decode_proto if self.path == "c" else reference.decode_proto
-        self._grid = None
-        if self.options.box_encoding == "ltrb":
-            anchors = manifest.anchors
-            self._grid = reference.anchor_grid((inp.height, inp.width), anchors.strides, anchors.offset)
+        from edgeseg.families import get_family
 
-    @property
-    def anchor_count(self) -> int | None:
-        return None if self._grid is None else int(self._grid[0].shape[0])
+        self.manifest = manifest
+        self.family = get_family(manifest.family)
+        self.options = self.family.options(manifest)
+        self.path = active_path()
+        self.impl = self.family.decoder(manifest, self.path)
 
     def __call__(
         self, raw: dict[str, np.ndarray], letterbox: LetterboxInfo, options: DecodeOptions | None = None
-    ) -> Detections:
+    ) -> Result:
         """Decodes one frame.
 
         Args:
             raw: Backend outputs, name -> array.
             letterbox: Geometry of the frame's letterbox.
-            options: Overrides of the manifest's defaults.
+            options: Overrides of the manifest's defaults (see :meth:`with_options`).
+
+        Returns:
+            The frame's instances, best first, box-cropped masks; no timings yet.
         """
         opts = options or self.options
-        tensors = proto_tensors(raw, self.manifest, self.anchor_count)
-        return self._decode(tensors, letterbox, opts, self._grid)
+        result = self.impl(raw, letterbox, opts)
+        if opts.drop_empty_masks and opts.with_masks:
+            result = result.select([m.bitmap.any() for m in result.masks])
+        return result
 
     def with_options(self, **changes) -> DecodeOptions:
         """The manifest's default options with ``changes`` applied."""

@@ -3,7 +3,7 @@
 The C core (``edgeseg/_c/es_*.c``) runs candidate selection, box decode, NMS,
 letterbox undo and mask resampling with the GIL released; this module only
 maps canonical tensors to its arguments and its outputs back to
-:class:`~edgeseg.decode.Detections`. Scores are turned into probabilities
+:class:`~edgeseg.result.Result`. Scores are turned into probabilities
 here with the reference's own numpy expression (N values), so they match it
 exactly.
 
@@ -20,13 +20,15 @@ Three mask outputs share one renderer:
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
-from edgeseg.decode.options import DecodeOptions, Detections
-from edgeseg.decode.reference import raw_score_threshold, scores_from_raw
+from edgeseg.decode.options import ProtoOptions
+from edgeseg.decode.reference import class_names_for, raw_score_threshold, scores_from_raw
 from edgeseg.decode.tensors import ProtoTensors, QTensor
 from edgeseg.preprocess import LetterboxInfo
-from edgeseg.result import CroppedMask
+from edgeseg.result import CroppedMask, Result
 
 try:
     from edgeseg._c import _cdecode
@@ -63,20 +65,30 @@ def _letterbox(lb: LetterboxInfo) -> tuple:
     return (int(oh), int(ow), int(ih), int(iw), int(lb.pad_left), int(lb.pad_top), float(lb.scale_x), float(lb.scale_y))
 
 
-def _detect(t: ProtoTensors, lb: LetterboxInfo, opts: DecodeOptions, grid) -> tuple[np.ndarray, Detections]:
-    """Steps 1-4 in C; returns the kept anchors and detections without masks."""
+def _optional(q: QTensor | None) -> tuple:
+    return (None, 1.0, 0.0) if q is None else _c_tensor(q)
+
+
+def _detect(t: ProtoTensors, lb: LetterboxInfo, opts: ProtoOptions, grid, names) -> tuple[np.ndarray, Result]:
+    """Steps 1-4 in C; returns the kept anchors and the result without masks."""
     _require()
     if opts.box_encoding == "ltrb" and grid is None:
         raise ValueError("ltrb boxes need the anchor grid (manifest 'anchors')")
     centres, strides = grid if grid is not None and opts.box_encoding == "ltrb" else (None, None)
     threshold = raw_score_threshold(opts.score_threshold, opts.score_activation)
+    num_classes = len(names) if names is not None else int(t.scores.data.shape[1])
     anchor, cls, raw, boxes, n = _cdecode.detect(
-        *_c_tensor(t.boxes), *_c_tensor(t.scores), centres, strides, threshold, float(opts.iou_threshold),
-        int(opts.pre_nms_topk), int(opts.max_detections), _ENCODINGS.index(opts.box_encoding),
-        bool(opts.class_agnostic), _letterbox(lb),
+        *_c_tensor(t.boxes), *_c_tensor(t.scores), *_optional(t.objectness), *_optional(t.labels), centres, strides,
+        threshold, float(opts.iou_threshold), int(opts.pre_nms_topk), int(opts.max_detections),
+        _ENCODINGS.index(opts.box_encoding), bool(opts.class_agnostic), bool(opts.score_strict), bool(opts.nms),
+        num_classes, float(opts.box_scale[0]), float(opts.box_scale[1]), _letterbox(lb),
     )
     score = scores_from_raw(raw[:n], opts.score_activation)
-    return anchor[:n], Detections(boxes=boxes[:n], scores=score, class_ids=cls[:n], masks=())
+    result = Result(
+        boxes=boxes[:n], scores=score, class_ids=cls[:n], masks=(),
+        class_names=class_names_for(names, t, cls[:n]), image_size=lb.orig_size,
+    )
+    return anchor[:n], result
 
 
 def _cropped(bits: np.ndarray, spans: np.ndarray, offsets: np.ndarray, image_size: tuple[int, int]) -> tuple[CroppedMask, ...]:
@@ -99,15 +111,16 @@ def _check_frames(out, n: int, image_size: tuple[int, int]) -> None:
         raise ValueError(f"out must be a writable C-contiguous bool array of shape (>= {n}, {h}, {w}), got {found}")
 
 
-def _proto_masks(t: ProtoTensors, anchor: np.ndarray, det: Detections, lb: LetterboxInfo, kind: int, out, threads: int, flags: int):
+def _proto_masks(t: ProtoTensors, anchor: np.ndarray, det: Result, lb: LetterboxInfo, kind: int, out, threads: int, flags: int):
     maps, scale, zp = _c_tensor(t.protos)
     coeffs = np.ascontiguousarray(t.coeffs.rows(anchor), dtype=np.float32)
     return _cdecode.masks(kind, coeffs, maps, scale, zp, det.boxes, _letterbox(lb), out, int(threads), int(flags))
 
 
 def decode_proto(
-    t: ProtoTensors, lb: LetterboxInfo, opts: DecodeOptions, grid, *, threads: int = 1, flags: int = 0
-) -> Detections:
+    t: ProtoTensors, lb: LetterboxInfo, opts: ProtoOptions, grid, *, class_names: tuple[str, ...] | None = None,
+    threads: int = 1, flags: int = 0,
+) -> Result:
     """Decodes one frame of ``proto`` outputs in C; same contract as ``reference.decode_proto``.
 
     Args:
@@ -115,22 +128,24 @@ def decode_proto(
         lb: Letterbox geometry of the frame.
         opts: Thresholds and box/score conventions.
         grid: ``(centres (A, 2), strides (A,))`` float32 for ``ltrb`` boxes, else ``None``.
+        class_names: The manifest's class names (``None``: the ids as strings).
         threads: Worker threads for the masks (1: the calling thread only).
         flags: ``_cdecode.NO_*`` bits that switch single speed tricks off (benchmarks).
 
     Returns:
-        Detections with box-cropped bitmaps (views into one buffer).
+        The frame's instances with box-cropped bitmaps (views into one buffer).
     """
-    anchor, det = _detect(t, lb, opts, grid)
+    anchor, det = _detect(t, lb, opts, grid, class_names)
     if not opts.with_masks:
         return det
     bits, spans, offsets = _proto_masks(t, anchor, det, lb, _cdecode.CROPPED, None, threads, flags)
-    return Detections(det.boxes, det.scores, det.class_ids, _cropped(bits, spans, offsets, lb.orig_size))
+    return dataclasses.replace(det, masks=_cropped(bits, spans, offsets, lb.orig_size))
 
 
 def decode_proto_full(
-    t: ProtoTensors, lb: LetterboxInfo, opts: DecodeOptions, grid, out: np.ndarray, *, threads: int = 1, flags: int = 0
-) -> tuple[Detections, np.ndarray]:
+    t: ProtoTensors, lb: LetterboxInfo, opts: ProtoOptions, grid, out: np.ndarray, *,
+    class_names: tuple[str, ...] | None = None, threads: int = 1, flags: int = 0,
+) -> tuple[Result, np.ndarray]:
     """Like :func:`decode_proto`, masks as full frames written into ``out``.
 
     Args:
@@ -138,19 +153,20 @@ def decode_proto_full(
             frames (a fresh 90 MB array costs more in page faults than the decode).
 
     Returns:
-        ``(detections without masks, out[:N])``.
+        ``(result without masks, out[:N])``.
     """
-    anchor, det = _detect(t, lb, opts, grid)
+    anchor, det = _detect(t, lb, opts, grid, class_names)
     _check_frames(out, len(det.scores), lb.orig_size)
     _proto_masks(t, anchor, det, lb, _cdecode.FULL, out, threads, flags)
     return det, out[: len(det.scores)]
 
 
 def decode_proto_rle(
-    t: ProtoTensors, lb: LetterboxInfo, opts: DecodeOptions, grid, *, flags: int = 0
-) -> tuple[Detections, list[dict]]:
+    t: ProtoTensors, lb: LetterboxInfo, opts: ProtoOptions, grid, *, class_names: tuple[str, ...] | None = None,
+    flags: int = 0,
+) -> tuple[Result, list[dict]]:
     """Like :func:`decode_proto`, masks as COCO RLE ``{"size": [H, W], "counts": str}``."""
-    anchor, det = _detect(t, lb, opts, grid)
+    anchor, det = _detect(t, lb, opts, grid, class_names)
     strings, _ = _proto_masks(t, anchor, det, lb, _cdecode.RLE, None, 1, flags)
     return det, _rle(strings, lb.orig_size)
 

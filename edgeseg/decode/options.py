@@ -1,21 +1,34 @@
-"""Decoder settings and the decoder's raw output (before timings are attached)."""
+"""Decoder settings: the ones every family shares, and the ``proto`` family's conventions.
+
+Each family's :meth:`~edgeseg.families.base.Family.options` builds its options
+from the manifest's defaults; a caller overrides single fields with
+``dataclasses.replace`` (which validates again).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
+from edgeseg.manifest import Thresholds
 
-from edgeseg.manifest import BOX_ENCODINGS, SCORE_ACTIVATIONS, Manifest
-from edgeseg.result import CroppedMask
+BOX_ENCODINGS = ("ltrb", "xyxy", "cxcywh")
+SCORE_ACTIVATIONS = ("sigmoid", "none")
 
 
 @dataclass(frozen=True)
 class DecodeOptions:
-    """Everything a decoder needs besides the tensors and the letterbox.
+    """Thresholds every family honours.
 
-    Built from the manifest's defaults by :meth:`from_manifest`; a caller
-    overrides single fields with ``dataclasses.replace``.
+    Attributes:
+        score_threshold: Keep instances scoring ``>=`` this (``>`` when ``score_strict``).
+        iou_threshold: NMS drops a box whose IoU with a kept one is ``>`` this.
+        max_detections: At most this many instances per frame.
+        pre_nms_topk: Candidates entering NMS, best first.
+        class_agnostic: NMS across classes.
+        with_masks: Decode masks (``False``: boxes only).
+        score_strict: Strict score comparison (Ultralytics' ``conf``).
+        nms: Suppress overlaps; ``False`` for end-to-end models.
+        drop_empty_masks: Drop instances whose decoded mask has no pixel.
     """
 
     score_threshold: float = 0.25
@@ -24,30 +37,27 @@ class DecodeOptions:
     pre_nms_topk: int = 1000
     class_agnostic: bool = False
     with_masks: bool = True
-    box_encoding: str = "ltrb"
-    score_activation: str = "sigmoid"
+    score_strict: bool = False
+    nms: bool = True
+    drop_empty_masks: bool = False
 
     @classmethod
-    def from_manifest(cls, manifest: Manifest) -> DecodeOptions:
-        th = manifest.thresholds
-        boxes = manifest.output("boxes")
-        scores = manifest.output("scores")
-        return cls(
+    def thresholds(cls, th: Thresholds, **extra) -> dict:
+        """Keyword arguments of the shared fields from a manifest's :class:`Thresholds`."""
+        return dict(
             score_threshold=th.score,
             iou_threshold=th.iou,
             max_detections=th.max_detections,
             pre_nms_topk=th.pre_nms_topk,
             class_agnostic=th.class_agnostic,
-            box_encoding=boxes.encoding or "xyxy",
-            score_activation=scores.activation or "none",
+            score_strict=th.score_strict,
+            nms=th.nms,
+            drop_empty_masks=th.drop_empty_masks,
+            **extra,
         )
 
     def __post_init__(self) -> None:
         """Validated once, on construction (``dataclasses.replace`` validates again)."""
-        if self.box_encoding not in BOX_ENCODINGS:
-            raise ValueError(f"unknown box encoding {self.box_encoding!r}, expected one of {BOX_ENCODINGS}")
-        if self.score_activation not in SCORE_ACTIVATIONS:
-            raise ValueError(f"score_activation must be one of {SCORE_ACTIVATIONS}, got {self.score_activation!r}")
         if not 0.0 <= self.score_threshold <= 1.0:
             raise ValueError(f"score_threshold must be in [0, 1], got {self.score_threshold}")
         if not 0.0 < self.iou_threshold <= 1.0:
@@ -59,10 +69,24 @@ class DecodeOptions:
 
 
 @dataclass(frozen=True)
-class Detections:
-    """Decoded instances of one frame, original-image pixels (see :class:`edgeseg.Result`)."""
+class ProtoOptions(DecodeOptions):
+    """``proto`` family options: the shared thresholds plus the model's output conventions.
 
-    boxes: np.ndarray  # (N, 4) float32 XYXY
-    scores: np.ndarray  # (N,) float32
-    class_ids: np.ndarray  # (N,) int32
-    masks: tuple[CroppedMask, ...]
+    Attributes:
+        box_encoding: ``ltrb`` (distances from anchor points, in strides),
+            ``xyxy`` or ``cxcywh`` (input pixels).
+        score_activation: ``sigmoid`` (raw logits) or ``none`` (probabilities).
+        box_scale: ``(sx, sy)`` multiplying raw ``xyxy``/``cxcywh`` values:
+            the input size for boxes normalized to it, else ``(1, 1)``.
+    """
+
+    box_encoding: str = "ltrb"
+    score_activation: str = "sigmoid"
+    box_scale: tuple[float, float] = (1.0, 1.0)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.box_encoding not in BOX_ENCODINGS:
+            raise ValueError(f"unknown box encoding {self.box_encoding!r}, expected one of {BOX_ENCODINGS}")
+        if self.score_activation not in SCORE_ACTIVATIONS:
+            raise ValueError(f"score_activation must be one of {SCORE_ACTIVATIONS}, got {self.score_activation!r}")

@@ -7,18 +7,27 @@ without floating-point contraction (``-ffp-contract=off``).
 
 Steps, per frame:
 
-1. **Candidates.** Per anchor, the best class is the first maximum of the raw
-   score tensor; an anchor is kept when that raw value is >= the score
-   threshold mapped into raw space (``logit(t)`` for sigmoid outputs). The
-   kept anchors are ordered by raw value, descending, ties by anchor index,
-   and cut to ``pre_nms_topk``. Reported scores are ``1 / (1 + exp(-x))``
-   in float32 (sigmoid outputs) or the raw value.
+1. **Candidates.** With an objectness output (YOLOv5-seg), every raw class
+   score is first multiplied by its anchor's objectness (float32). Per
+   anchor, the best class is the first maximum of the raw score tensor; an
+   anchor is kept when that raw value is >= the score threshold mapped into
+   raw space (``logit(t)`` for sigmoid outputs), or > it with
+   ``score_strict``. With a labels output (end-to-end models: one detection
+   per row, a single score channel), the class is the label truncated to an
+   integer, and rows whose label is not a finite number in ``[0, classes)``
+   are dropped. The kept anchors are ordered by raw value, descending, ties
+   by anchor index, and cut to ``pre_nms_topk``. Reported scores are
+   ``1 / (1 + exp(-x))`` in float32 (sigmoid outputs) or the raw value.
 2. **Boxes** (input pixels, float32): ``ltrb``: ``(cx - l*s, cy - t*s,
    cx + r*s, cy + b*s)`` with anchor centre ``((j + offset) * s, ...)``;
    ``xyxy`` as is; ``cxcywh``: ``(cx - w/2, cy - h/2, cx + w/2, cy + h/2)``.
+   Boxes normalized to the input size (``xyxy``/``cxcywh`` only) are first
+   multiplied by the input width (x, w) and height (y, h), float32.
 3. **NMS**, greedy in candidate order: a box is dropped when its IoU (float64)
    with an already kept box of the same class (any class if class-agnostic)
-   is > the IoU threshold; at most ``max_detections`` are kept.
+   is > the IoU threshold; at most ``max_detections`` are kept. Without NMS
+   (``nms=False``, end-to-end models) the first ``max_detections`` candidates
+   are kept.
 4. **Letterbox undo** (float32): ``(u - pad) / scale``, clipped to the image.
 5. **Masks**, only for kept instances, at the original resolution and only
    inside the box: the pixels ``x`` with ``x1 <= x < x2`` (``ceil(x1) ..
@@ -44,10 +53,10 @@ import math
 
 import numpy as np
 
-from edgeseg.decode.options import DecodeOptions, Detections
+from edgeseg.decode.options import ProtoOptions
 from edgeseg.decode.tensors import ProtoTensors
 from edgeseg.preprocess import LetterboxInfo
-from edgeseg.result import CroppedMask
+from edgeseg.result import CroppedMask, Result
 
 
 def anchor_grid(input_size: tuple[int, int], strides: tuple[int, ...], offset: float) -> tuple[np.ndarray, np.ndarray]:
@@ -84,25 +93,66 @@ def scores_from_raw(raw: np.ndarray, activation: str) -> np.ndarray:
     return raw
 
 
-def select_candidates(scores: np.ndarray, raw_threshold: float, topk: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def select_candidates(
+    scores: np.ndarray, raw_threshold: float, topk: int, *, strict: bool = False, labels: np.ndarray | None = None,
+    num_classes: int = 0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Returns ``(anchor_idx, class_id, raw_value)`` of candidates, best first.
 
     Args:
-        scores: ``(A, C)`` float32 raw scores.
-        raw_threshold: Keep anchors whose best raw value is >= this.
+        scores: ``(A, C)`` float32 raw scores (``(A, 1)`` with ``labels``).
+        raw_threshold: Keep anchors whose best raw value is >= this (> when ``strict``).
         topk: Keep at most this many.
+        strict: Strict comparison with the threshold.
+        labels: ``(A,)`` float32 class ids of per-detection rows, or ``None``.
+        num_classes: Valid labels lie in ``[0, num_classes)``.
     """
-    cls = np.argmax(scores, axis=1) if scores.shape[0] else np.zeros(0, np.int64)
-    best = scores[np.arange(scores.shape[0]), cls]
-    keep = np.flatnonzero(best >= np.float32(raw_threshold) if math.isfinite(raw_threshold) else (best >= raw_threshold))
+    if labels is None:
+        cls = np.argmax(scores, axis=1) if scores.shape[0] else np.zeros(0, np.int64)
+        best = scores[np.arange(scores.shape[0]), cls]
+        valid = np.ones(len(best), bool)
+    else:
+        best = scores[:, 0]
+        with np.errstate(invalid="ignore"):
+            valid = (labels >= 0) & (labels < num_classes)
+        cls = np.where(valid, labels, 0).astype(np.int64)
+    thr = np.float32(raw_threshold) if math.isfinite(raw_threshold) else raw_threshold
+    passed = best > thr if strict else best >= thr
+    keep = np.flatnonzero(passed & valid)
     order = np.argsort(-best[keep], kind="stable")[:topk]
     idx = keep[order]
     return idx, cls[idx].astype(np.int32), best[idx]
 
 
-def decode_boxes(raw: np.ndarray, encoding: str, centres: np.ndarray | None, strides: np.ndarray | None) -> np.ndarray:
-    """Decodes ``(N, 4)`` raw box values to XYXY input pixels (float32)."""
+def effective_scores(t: ProtoTensors) -> np.ndarray:
+    """``(A, C)`` float32 raw scores, multiplied by the objectness where the model has one."""
+    scores = t.scores.dequantize()
+    if t.objectness is not None:
+        scores = scores * t.objectness.dequantize()[:, :1]
+    return scores
+
+
+def class_names_for(names: tuple[str, ...] | None, t: ProtoTensors, cls: np.ndarray) -> tuple[str, ...]:
+    """``names``, or the class indices as strings when a low-level caller passes none."""
+    if names is not None:
+        return tuple(names)
+    n = t.scores.data.shape[1] if t.labels is None else int(cls.max(initial=-1)) + 1
+    return tuple(str(i) for i in range(max(n, 1)))
+
+
+def decode_boxes(
+    raw: np.ndarray, encoding: str, centres: np.ndarray | None, strides: np.ndarray | None,
+    scale: tuple[float, float] = (1.0, 1.0),
+) -> np.ndarray:
+    """Decodes ``(N, 4)`` raw box values to XYXY input pixels (float32).
+
+    Args:
+        scale: ``(sx, sy)`` multiplying raw x/w and y/h values of ``xyxy`` and
+            ``cxcywh`` boxes first (input size for normalized boxes, else 1).
+    """
     raw = raw.astype(np.float32, copy=False)
+    if encoding != "ltrb" and tuple(scale) != (1.0, 1.0):
+        raw = raw * np.asarray([scale[0], scale[1], scale[0], scale[1]], np.float32)
     out = np.empty((raw.shape[0], 4), np.float32)
     if encoding == "ltrb":
         if centres is None or strides is None:
@@ -255,7 +305,14 @@ def mask_in_box(coeffs: np.ndarray, protos: np.ndarray, box: np.ndarray, lb: Let
     return CroppedMask(x_start, y_start, bitmap, lb.orig_size)
 
 
-def decode_proto(t: ProtoTensors, lb: LetterboxInfo, opts: DecodeOptions, grid: tuple[np.ndarray, np.ndarray] | None) -> Detections:
+def decode_proto(
+    t: ProtoTensors,
+    lb: LetterboxInfo,
+    opts: ProtoOptions,
+    grid: tuple[np.ndarray, np.ndarray] | None,
+    *,
+    class_names: tuple[str, ...] | None = None,
+) -> Result:
     """Decodes one frame of ``proto`` family outputs (numpy reference).
 
     Args:
@@ -263,13 +320,25 @@ def decode_proto(t: ProtoTensors, lb: LetterboxInfo, opts: DecodeOptions, grid: 
         lb: Letterbox geometry of the frame.
         opts: Thresholds and box/score conventions.
         grid: ``(centres, strides)`` from :func:`anchor_grid` for ``ltrb`` boxes.
+        class_names: Names of the class ids (the manifest's); ``None``: the ids as strings.
+
+    Returns:
+        The frame's instances, box-cropped masks (no timings).
     """
-    scores = t.scores.dequantize()
-    idx, cls, raw = select_candidates(scores, raw_score_threshold(opts.score_threshold, opts.score_activation), opts.pre_nms_topk)
+    scores = effective_scores(t)
+    labels = None if t.labels is None else t.labels.dequantize()[:, 0]
+    num_classes = len(class_names) if class_names is not None else scores.shape[1]
+    idx, cls, raw = select_candidates(
+        scores, raw_score_threshold(opts.score_threshold, opts.score_activation), opts.pre_nms_topk,
+        strict=opts.score_strict, labels=labels, num_classes=num_classes,
+    )
     centres = grid[0][idx] if grid is not None else None
     strides = grid[1][idx] if grid is not None else None
-    boxes_in = decode_boxes(t.boxes.rows(idx), opts.box_encoding, centres, strides)
-    keep = nms(boxes_in, cls, opts.iou_threshold, opts.max_detections, class_agnostic=opts.class_agnostic)
+    boxes_in = decode_boxes(t.boxes.rows(idx), opts.box_encoding, centres, strides, opts.box_scale)
+    if opts.nms:
+        keep = nms(boxes_in, cls, opts.iou_threshold, opts.max_detections, class_agnostic=opts.class_agnostic)
+    else:
+        keep = np.arange(min(len(idx), opts.max_detections))
     idx, cls, raw, boxes_in = idx[keep], cls[keep], raw[keep], boxes_in[keep]
     score = scores_from_raw(raw, opts.score_activation)
     boxes = lb.boxes_to_original(boxes_in)
@@ -278,5 +347,8 @@ def decode_proto(t: ProtoTensors, lb: LetterboxInfo, opts: DecodeOptions, grid: 
         coeffs = t.coeffs.rows(idx)
         protos = t.protos.dequantize()
         masks = tuple(mask_in_box(coeffs[i], protos, boxes[i], lb) for i in range(len(idx)))
-    return Detections(boxes=boxes, scores=score, class_ids=cls.astype(np.int32), masks=masks)
+    return Result(
+        boxes=boxes, scores=score, class_ids=cls.astype(np.int32), masks=masks,
+        class_names=class_names_for(class_names, t, cls), image_size=lb.orig_size,
+    )
 

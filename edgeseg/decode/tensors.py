@@ -2,11 +2,11 @@
 
 Backends return raw tensors keyed by output name, in whatever layout and
 dtype the format produced (NCHW or NHWC protos, anchors-first or
-channels-first heads, float or int8 with scale/zero-point). This module turns
-them into one canonical form without copying: per-anchor tensors ``(A, C)``,
-prototypes ``(K, Hp, Wp)``, each with its :class:`Quant` (or ``None``). Every
-decoder (numpy reference, C) starts from here, so no decoder has per-format
-code.
+channels-first heads, channel ranges of one shared tensor, float or int8 with
+scale/zero-point). The views here turn them into one canonical form without
+copying: per-anchor tensors ``(A, C)``, maps ``(K, Hp, Wp)``, each with its
+:class:`Quant` (or ``None``). Each family builds its canonical tensors from
+these views (:mod:`edgeseg.families`), so no decoder has per-format code.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgeseg.manifest import Manifest, OutputSpec, Quant
+from edgeseg.manifest import OutputSpec, Quant
 
 
 @dataclass(frozen=True)
@@ -41,22 +41,47 @@ class QTensor:
 
 @dataclass(frozen=True)
 class ProtoTensors:
-    """Canonical inputs of the ``proto`` family decoder.
+    """Canonical inputs of the ``proto`` family decoder (built by :mod:`edgeseg.families.proto`).
 
     Attributes:
         boxes: ``(A, 4)`` raw box regression (encoding per the manifest).
-        scores: ``(A, C)`` class scores or logits.
+        scores: ``(A, C)`` class scores or logits; ``(A, 1)`` when ``labels`` is set.
         coeffs: ``(A, K)`` mask coefficients.
         protos: ``(K, Hp, Wp)`` prototype maps.
+        objectness: ``(A, 1)`` probabilities multiplying every class score
+            (YOLOv5-seg), or ``None``.
+        labels: ``(A, 1)`` class ids stored as numbers, one detection per row
+            (end-to-end models), or ``None``.
     """
 
     boxes: QTensor
     scores: QTensor
     coeffs: QTensor
     protos: QTensor
+    objectness: QTensor | None = None
+    labels: QTensor | None = None
 
 
-def _anchor_view(arr: np.ndarray, spec: OutputSpec, channels: int | None) -> np.ndarray:
+def output_array(raw: dict[str, np.ndarray], spec: OutputSpec) -> np.ndarray:
+    """The backend's array for ``spec`` (a whole tensor, possibly shared with other roles)."""
+    if spec.name not in raw:
+        raise ValueError(f"backend returned no output {spec.name!r}; got {sorted(raw)}")
+    return raw[spec.name]
+
+
+def row_view(raw: dict[str, np.ndarray], spec: OutputSpec, channels: int | None = None) -> np.ndarray:
+    """``(A, C)`` view of a per-anchor (or per-detection) output, its channel range applied.
+
+    Args:
+        raw: Backend outputs by name.
+        spec: The output: layout ``BAC`` (1, A, C) or ``BCA`` (1, C, A), batch
+            dimension optional; ``spec.channels`` selects a range of a shared tensor.
+        channels: Expected C after the range, or ``None`` to skip the check.
+
+    Raises:
+        ValueError: naming the output and the expected vs. found shape.
+    """
+    arr = output_array(raw, spec)
     if arr.ndim == 3:
         if arr.shape[0] != 1:
             raise ValueError(f"output {spec.name!r}: batch size must be 1, got shape {arr.shape}")
@@ -68,6 +93,14 @@ def _anchor_view(arr: np.ndarray, spec: OutputSpec, channels: int | None) -> np.
         )
     if spec.layout == "BCA":
         arr = arr.T
+    if spec.channels is not None:
+        start, stop = spec.channels
+        if stop > arr.shape[1]:
+            raise ValueError(
+                f"output {spec.name!r} (role {spec.role}) takes channels [{start}, {stop}) but the tensor "
+                f"has {arr.shape[1]} (shape {output_array(raw, spec).shape}, layout {spec.layout})"
+            )
+        arr = arr[:, start:stop]
     if channels is not None and arr.shape[1] != channels:
         raise ValueError(
             f"output {spec.name!r} (role {spec.role}) must have {channels} channels, got shape {arr.shape}"
@@ -75,51 +108,17 @@ def _anchor_view(arr: np.ndarray, spec: OutputSpec, channels: int | None) -> np.
     return arr
 
 
-def _proto_view(arr: np.ndarray, spec: OutputSpec) -> np.ndarray:
+def map_view(raw: dict[str, np.ndarray], spec: OutputSpec) -> np.ndarray:
+    """``(K, H, W)`` view of a map output (``NCHW`` or ``NHWC``, batch dimension of 1)."""
+    arr = output_array(raw, spec)
     if arr.ndim == 4:
         if arr.shape[0] != 1:
             raise ValueError(f"output {spec.name!r}: batch size must be 1, got shape {arr.shape}")
         arr = arr[0]
     if arr.ndim != 3:
-        raise ValueError(f"output {spec.name!r} (protos) must be 4-D {spec.layout}, got shape {arr.shape}")
+        raise ValueError(f"output {spec.name!r} ({spec.role}) must be 4-D {spec.layout}, got shape {arr.shape}")
     if spec.layout == "NHWC":
         arr = arr.transpose(2, 0, 1)
+    if spec.channels is not None:
+        arr = arr[spec.channels[0] : spec.channels[1]]
     return arr
-
-
-def proto_tensors(raw: dict[str, np.ndarray], manifest: Manifest, anchor_count: int | None) -> ProtoTensors:
-    """Builds canonical :class:`ProtoTensors` from a backend's named outputs.
-
-    Args:
-        raw: Output name -> array, as the backend returned them.
-        manifest: The bundle manifest (roles, layouts, quantization).
-        anchor_count: Expected A (from the anchor grid), or ``None`` to skip.
-
-    Raises:
-        ValueError: naming the output and the expected vs. found shape.
-    """
-    views: dict[str, QTensor] = {}
-    for spec in manifest.outputs:
-        if spec.name not in raw:
-            raise ValueError(f"backend returned no output {spec.name!r}; got {sorted(raw)}")
-        arr = raw[spec.name]
-        if spec.role == "protos":
-            data = _proto_view(arr, spec)
-        else:
-            channels = {"boxes": 4, "scores": len(manifest.classes)}.get(spec.role)
-            data = _anchor_view(arr, spec, channels)
-        views[spec.role] = QTensor(data, spec.quant)
-    t = ProtoTensors(**views)
-    a = t.boxes.data.shape[0]
-    if t.scores.data.shape[0] != a or t.coeffs.data.shape[0] != a:
-        raise ValueError(
-            f"per-anchor outputs disagree on anchor count: boxes {t.boxes.data.shape}, "
-            f"scores {t.scores.data.shape}, coeffs {t.coeffs.data.shape}"
-        )
-    if anchor_count is not None and a != anchor_count:
-        raise ValueError(f"model gave {a} anchors, the manifest's strides and input size imply {anchor_count}")
-    if t.coeffs.data.shape[1] != t.protos.data.shape[0]:
-        raise ValueError(
-            f"coeffs have {t.coeffs.data.shape[1]} channels but protos have {t.protos.data.shape[0]}"
-        )
-    return t

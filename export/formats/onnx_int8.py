@@ -78,38 +78,56 @@ def nodes_of_modules(onnx_path: Path, modules: Iterable[str]) -> list[str]:
     return found
 
 
+def quantize_qdq(
+    fp32_path: Path, out_path: Path, reader, *, method: str = "minmax", percentile: float = 99.999,
+    nodes_to_exclude: Iterable[str] = (),
+) -> None:
+    """Static QDQ int8 (U8S8, per-channel weights) of any float ONNX model.
+
+    Args:
+        fp32_path: Float model.
+        out_path: Where the QDQ model is written.
+        reader: A ``CalibrationDataReader`` (``get_next() -> {input: tensor} | None``).
+        method: ``minmax``, ``entropy`` or ``percentile``.
+        percentile: For ``percentile`` calibration.
+        nodes_to_exclude: Node names left in float.
+    """
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    pre = out_path.with_name(out_path.stem + "-pre.onnx")
+    quant_pre_process(str(fp32_path), str(pre))
+    quantize_static(
+        str(pre),
+        str(out_path),
+        reader,
+        quant_format=QuantFormat.QDQ,
+        per_channel=True,
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+        calibrate_method={
+            "minmax": CalibrationMethod.MinMax,
+            "entropy": CalibrationMethod.Entropy,
+            "percentile": CalibrationMethod.Percentile,
+        }[method],
+        nodes_to_exclude=list(nodes_to_exclude),
+        extra_options={"ActivationSymmetric": False, "WeightSymmetric": True, "CalibPercentile": percentile},
+    )
+    pre.unlink(missing_ok=True)
+
+
 def quantize(fp32_path: Path, out_path: Path, job: ExportJob) -> dict:
     """Quantizes ``fp32_path`` to a QDQ int8 model at ``out_path``.
 
     Returns:
         Provenance details: method, image count, excluded nodes.
     """
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
     if job.calibration is None:
         raise ValueError("onnx-int8 needs calibration images (--calib DIR)")
     opts = job.options
     excluded = nodes_of_modules(fp32_path, job.float_layers)
-    pre = out_path.with_name("pre.onnx")
-    quant_pre_process(str(fp32_path), str(pre))
-    method = {
-        "minmax": CalibrationMethod.MinMax,
-        "entropy": CalibrationMethod.Entropy,
-        "percentile": CalibrationMethod.Percentile,
-    }[opts.calibration_method]
-    quantize_static(
-        str(pre),
-        str(out_path),
-        CalibrationReader(job.calibration, INPUT_NAME),
-        quant_format=QuantFormat.QDQ,
-        per_channel=True,
-        activation_type=QuantType.QUInt8,
-        weight_type=QuantType.QInt8,
-        calibrate_method=method,
-        nodes_to_exclude=excluded,
-        extra_options={"ActivationSymmetric": False, "WeightSymmetric": True, "CalibPercentile": opts.percentile},
-    )
+    quantize_qdq(fp32_path, out_path, CalibrationReader(job.calibration, INPUT_NAME), method=opts.calibration_method,
+                 percentile=opts.percentile, nodes_to_exclude=excluded)
     return {
         "calibration": {"method": opts.calibration_method, "images": len(job.calibration)},
         "float_layers": sorted(job.float_layers),
