@@ -327,6 +327,6 @@ def _check_shared(outputs: tuple[OutputSpec, ...]) -> None:
         if len({s.layout for s in specs}) != 1 or len({s.quant for s in specs}) != 1:
             raise ManifestError(f"manifest outputs {roles} share tensor {name!r} but differ in layout or quant")
         ranges = sorted(s.channels for s in specs)
-        for (a0, a1), (b0, b1) in zip(ranges, ranges[1:]):
+        for (a0, a1), (b0, b1) in zip(ranges, ranges[1:], strict=False):
             if b0 < a1:
                 raise ManifestError(f"manifest outputs of tensor {name!r} overlap: channels {[a0, a1]} and {[b0, b1]}")

@@ -73,11 +73,35 @@ def frames(draw):
     scores = _values(rng, (a, c), special, 2.0)
     coeffs = _values(rng, (a, k), special)
     protos = _values(rng, (k, hp, wp), special)
+    variant = draw(st.sampled_from(["plain", "plain", "objectness"] + (["labels"] if encoding != "ltrb" else [])))
+    box_scale = (1.0, 1.0)
+    if encoding != "ltrb" and draw(st.booleans()):  # boxes normalized to the input size (Ultralytics TFLite)
+        box_scale = (float(iw), float(ih))
+        boxes = (boxes / np.array([iw, ih, iw, ih], np.float32)).astype(np.float32)
+    if variant == "labels":  # end-to-end rows: one score, a class id stored as a number
+        scores = _values(rng, (a, 1), special, 2.0)
+        labels = rng.integers(-1, c + 1, (a, 1)).astype(np.float32)
+        labels[rng.random((a, 1)) < 0.1] = np.nan
+        labels += rng.choice([0.0, 0.3], (a, 1)).astype(np.float32)
     dtypes = [draw(st.sampled_from(["f32", "f32", "i8", "u8"])) for _ in range(4)]
     t = [_tensor(rng, x, d) for x, d in zip((boxes, scores, coeffs, protos), dtypes, strict=True)]
     if draw(st.booleans()):  # channels-first heads and NHWC protos arrive as strided views
         t[1] = QTensor(np.ascontiguousarray(t[1].data.T).T, t[1].quant)
         t[3] = QTensor(np.ascontiguousarray(t[3].data.transpose(1, 2, 0)).transpose(2, 0, 1), t[3].quant)
+    extra: dict = {}
+    if variant == "objectness":
+        extra["objectness"] = QTensor(rng.uniform(0, 1, (a, 1)).astype(np.float32))
+    elif variant == "labels":
+        extra["labels"] = QTensor(labels)
+    if draw(st.booleans()) and all(d == "f32" for d in dtypes[:3]):
+        # roles as channel ranges of one shared channels-first tensor (Ultralytics' output0)
+        parts = [t[0].data, *([extra["objectness"].data] if "objectness" in extra else []), t[1].data, t[2].data]
+        shared = np.ascontiguousarray(np.concatenate(parts, 1).T).T
+        bounds = np.cumsum([0, *(p.shape[1] for p in parts)])
+        views = [QTensor(shared[:, bounds[i]:bounds[i + 1]]) for i in range(len(parts))]
+        t[0], t[1], t[2] = views[0], views[-2], views[-1]
+        if "objectness" in extra:
+            extra["objectness"] = views[1]
     opts = ProtoOptions(
         score_threshold=draw(st.sampled_from([0.0, 0.05, 0.3, 0.7, 1.0])),
         iou_threshold=draw(st.sampled_from([0.05, 0.5, 0.9, 1.0])),
@@ -85,9 +109,12 @@ def frames(draw):
         pre_nms_topk=draw(st.integers(1, 80)),
         class_agnostic=draw(st.booleans()),
         box_encoding=encoding,
-        score_activation=draw(st.sampled_from(["sigmoid", "none"])),
+        score_activation="none" if variant == "objectness" else draw(st.sampled_from(["sigmoid", "none"])),
+        score_strict=draw(st.booleans()),
+        nms=draw(st.sampled_from([True, True, False])),
+        box_scale=box_scale,
     )
-    return ProtoTensors(*t), lb, opts, grid
+    return ProtoTensors(*t, **extra), lb, opts, grid
 
 
 def _same_masks(ref, masks) -> None:

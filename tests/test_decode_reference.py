@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from edgeseg.decode import ProtoOptions, Decoder
+from edgeseg.decode import Decoder, ProtoOptions
 from edgeseg.decode.reference import (
     anchor_grid,
     decode_boxes,
