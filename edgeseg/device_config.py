@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeseg.grasp.types import CameraIntrinsics, GripperSpec, TablePlane
-from edgeseg.manifest import FORMATS, PRECISIONS
+from edgeseg.manifest import PRECISIONS, known_formats
 
 GRAPH_OPTIMIZATION_LEVELS = ("disable", "basic", "extended", "all")
 BAUD_RANGE = (50, 12_000_000)
@@ -63,8 +63,8 @@ class BundlePreference:
     precision: str = "fp32"
 
     def __post_init__(self) -> None:
-        if self.format not in FORMATS:
-            raise ConfigError(f"bundle.format must be one of {list(FORMATS)}, got {self.format!r}")
+        if self.format not in known_formats():
+            raise ConfigError(f"bundle.format must be one of {list(known_formats())}, got {self.format!r}")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"bundle.precision must be one of {list(PRECISIONS)}, got {self.precision!r}")
 

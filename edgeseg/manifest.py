@@ -34,10 +34,16 @@ from typing import Any
 
 SCHEMA_VERSION = 1
 
-FORMATS = ("onnx", "tflite")
 PRECISIONS = ("fp32", "fp16", "int8", "mixed")
 INPUT_LAYOUTS = ("NCHW", "NHWC")
 INPUT_DTYPES = ("float32", "float16", "uint8", "int8")
+
+
+def known_formats() -> tuple[str, ...]:
+    """Bundle formats this runtime has a backend for (:data:`edgeseg.backends.BACKENDS`)."""
+    from edgeseg.backends import BACKENDS  # late: backends import this module
+
+    return tuple(BACKENDS.names())
 
 
 class ManifestError(ValueError):
@@ -227,7 +233,7 @@ def parse_manifest(data: dict[str, Any]) -> Manifest:
     family = _require(data, "family", "root")
     if family not in FAMILIES:
         raise ManifestError(f"manifest family must be one of {FAMILIES.names()}, got {family!r}")
-    _choice(_require(data, "format", "root"), FORMATS, "format")
+    _choice(_require(data, "format", "root"), known_formats(), "format")
     _choice(_require(data, "precision", "root"), PRECISIONS, "precision")
 
     raw_in = dict(_require(data, "input", "root"))

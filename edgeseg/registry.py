@@ -66,7 +66,7 @@ class Registry(Generic[T]):
         try:
             target = self._entries[name]
         except (KeyError, TypeError):
-            raise RegistryError(f"unknown {self.kind} {name!r}; known: {sorted(self._entries)}") from None
+            raise RegistryError(f"unknown {self.kind} {name!r}; known: {self.names()}") from None
         if isinstance(target, str):
             target = resolve(target)
             self._entries[name] = target
@@ -78,7 +78,14 @@ class Registry(Generic[T]):
         return target if isinstance(target, str) else None
 
     def names(self) -> list[str]:
-        return sorted(self._entries)
+        """Registered names, in registration order."""
+        return list(self._entries)
+
+    def items(self) -> list[tuple[str, T]]:
+        """``(name, plug-in)`` pairs, importing every entry."""
+        return [(name, self.get(name)) for name in self.names()]
+
+    __getitem__ = get
 
     def __contains__(self, name: object) -> bool:
         return name in self._entries

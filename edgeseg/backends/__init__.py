@@ -2,26 +2,31 @@
 
 Every backend meets :class:`Backend`: built by its module's ``load()`` from a
 verified bundle and the board's :class:`~edgeseg.device_config.BackendOptions`,
-it runs one input tensor and returns the outputs by manifest name. The
-registry maps the manifest's ``format`` to a module path, imported late, so a
-board without TFLite never imports it (and vice versa).
+it runs one input tensor and returns the outputs by manifest name.
+:data:`BACKENDS` maps the manifest's ``format`` to the backend's module
+(``load``, ``library_version``), imported late, so a board without TFLite
+never imports it (and vice versa); the manifest accepts exactly these formats.
 """
 
 from __future__ import annotations
 
-import importlib
+from types import ModuleType
 from typing import Protocol
 
 import numpy as np
 
 from edgeseg.bundle import Bundle
 from edgeseg.device_config import BackendOptions
+from edgeseg.registry import Registry
 
-#: Manifest ``format`` -> module implementing ``load(bundle, options) -> Backend``.
-REGISTRY: dict[str, str] = {
-    "onnx": "edgeseg.backends.onnxruntime",
-    "tflite": "edgeseg.backends.tflite",
-}
+#: Manifest ``format`` -> module with ``load(bundle, options) -> Backend`` and ``library_version()``.
+BACKENDS: Registry[ModuleType] = Registry(
+    "backend",
+    {
+        "onnx": "edgeseg.backends.onnxruntime",
+        "tflite": "edgeseg.backends.tflite",
+    },
+)
 
 
 class BackendUnavailable(ImportError):
@@ -45,19 +50,15 @@ class Backend(Protocol):
 
 def load_backend(bundle: Bundle, options: BackendOptions) -> Backend:
     """Opens the backend for ``bundle.manifest.format``."""
-    fmt = bundle.manifest.format
-    if fmt not in REGISTRY:
-        raise ValueError(f"no backend for bundle format {fmt!r}; known: {sorted(REGISTRY)}")
-    module = importlib.import_module(REGISTRY[fmt])
-    return module.load(bundle, options)
+    return BACKENDS.get(bundle.manifest.format).load(bundle, options)
 
 
 def available_backends() -> dict[str, str]:
     """Format -> library version, or why it is unavailable (for ``edgeseg info``)."""
     status = {}
-    for fmt, path in REGISTRY.items():
+    for fmt in BACKENDS:
         try:
-            status[fmt] = importlib.import_module(path).library_version()
+            status[fmt] = BACKENDS.get(fmt).library_version()
         except BackendUnavailable as exc:
             status[fmt] = f"unavailable ({exc})"
     return status

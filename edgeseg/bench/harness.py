@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import datetime
 import hashlib
-import importlib
 import itertools
 import logging
 import platform
@@ -126,7 +125,7 @@ def software_versions(bundle: Bundle) -> dict[str, str]:
     import cv2
 
     import edgeseg
-    from edgeseg.backends import REGISTRY
+    from edgeseg.backends import BACKENDS
     from edgeseg.decode import active_path
 
     return {
@@ -134,7 +133,7 @@ def software_versions(bundle: Bundle) -> dict[str, str]:
         "python": platform.python_version(),
         "numpy": np.__version__,
         "opencv": cv2.__version__,
-        "backend": importlib.import_module(REGISTRY[bundle.manifest.format]).library_version(),
+        "backend": BACKENDS.get(bundle.manifest.format).library_version(),
         "decoder": active_path(),
         "os": f"{platform.system()} {platform.release()}",
     }

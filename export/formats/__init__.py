@@ -10,10 +10,11 @@ gate passes. Nothing outside this package branches on a format name.
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from edgeseg.registry import Registry, resolve
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -44,14 +45,17 @@ class FormatInfo:
 
 
 #: ``--formats`` name -> how it is made. Bundles are written to ``OUT/<model>-<name>``.
-FORMATS: dict[str, FormatInfo] = {
-    "onnx": FormatInfo("export.formats.onnx", "fp32"),
-    "onnx-fp16": FormatInfo("export.formats.onnx", "fp16"),
-    "onnx-int8": FormatInfo("export.formats.onnx_int8", "int8"),
-    "tflite": FormatInfo("export.formats.tflite", "fp32"),
-    "tflite-fp16": FormatInfo("export.formats.tflite", "fp16"),
-    "tflite-int8": FormatInfo("export.formats.tflite", "int8"),
-}
+FORMATS: Registry[FormatInfo] = Registry(
+    "export format",
+    {
+        "onnx": FormatInfo("export.formats.onnx", "fp32"),
+        "onnx-fp16": FormatInfo("export.formats.onnx", "fp16"),
+        "onnx-int8": FormatInfo("export.formats.onnx_int8", "int8"),
+        "tflite": FormatInfo("export.formats.tflite", "fp32"),
+        "tflite-fp16": FormatInfo("export.formats.tflite", "fp16"),
+        "tflite-int8": FormatInfo("export.formats.tflite", "int8"),
+    },
+)
 
 
 @dataclass(frozen=True)
@@ -153,5 +157,5 @@ def parse_formats(text: str | list[str] | tuple[str, ...]) -> list[str]:
 def export_format(name: str, job: ExportJob, out_dir: Path) -> Bundle:
     """Writes the bundle for format ``name`` into ``out_dir`` and returns it."""
     info = FORMATS[name]
-    module = importlib.import_module(info.module)
+    module = resolve(info.module)
     return module.export(job, info.precision, Path(out_dir))
