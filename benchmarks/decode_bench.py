@@ -96,7 +96,7 @@ def binding_overhead_us(calls: int = 20000) -> dict:
 
     def trivial():
         for _ in range(calls):
-            _cdecode.masks(0, None, maps, 1.0, 0.0, boxes, lb, None, 1, 0)
+            _cdecode.masks(0, _cdecode.ROI, None, maps, 1.0, 0.0, boxes, lb, None, 1, 0)
 
     empty = dv.make_scene(0)
     one_frame = lambda: cpath.decode_proto(empty.tensors, empty.letterbox, empty.options, empty.grid)  # noqa: E731
@@ -132,7 +132,7 @@ def run_n(n: int, repeats: int, slow_repeats: int, frames: np.ndarray, bandwidth
         "c_full_fresh_buffer": lambda: cpath.decode_proto_full(t, lb, opts, grid, np.empty((n, *ORIG), bool)),
         # pure writes of the same n frames: the floor a full-frame output cannot beat
         "floor_numpy_fill": lambda: frames[:n].fill(False),
-        "floor_c_stream_zero": lambda: _cdecode.masks(_cdecode.FULL, None, empty_maps, 1.0, 0.0, empty_boxes, zero_lb, frames, 1, 0),
+        "floor_c_stream_zero": lambda: _cdecode.masks(_cdecode.FULL, _cdecode.ROI, None, empty_maps, 1.0, 0.0, empty_boxes, zero_lb, frames, 1, 0),
     }
     slow = {
         "numpy_reference": lambda: reference.decode_proto(t, lb, opts, grid),

@@ -209,7 +209,13 @@ def test_bad_inputs_raise_with_expected_and_found():
     with pytest.raises(ValueError, match="output must be one of"):
         cpath.paste_roi(QTensor(np.zeros((1, 4, 4), np.float32)), np.zeros((1, 4), np.float32), (8, 8), output="png")
     with pytest.raises(TypeError, match="maps must be aligned native float32, int8 or uint8"):
-        _cdecode.masks(0, None, np.zeros((1, 4, 4), np.int32), 1.0, 0.0, np.zeros((1, 4)), (8, 8, 8, 8, 0, 0, 1.0, 1.0), None, 1, 0)
+        _cdecode.masks(0, _cdecode.ROI, None, np.zeros((1, 4, 4), np.int32), 1.0, 0.0, np.zeros((1, 4)), (8, 8, 8, 8, 0, 0, 1.0, 1.0), None, 1, 0)
+    with pytest.raises(ValueError, match="mask mode PROTO needs coefficients"):  # the job names its mode
+        _cdecode.masks(0, _cdecode.PROTO, None, np.zeros((1, 4, 4), np.float32), 1.0, 0.0, np.zeros((1, 4), np.float32),
+                       (8, 8, 8, 8, 0, 0, 1.0, 1.0), None, 1, 0)
+    with pytest.raises(ValueError, match="unknown mask mode 7"):
+        _cdecode.masks(0, 7, None, np.zeros((1, 4, 4), np.float32), 1.0, 0.0, np.zeros((1, 4), np.float32),
+                       (8, 8, 8, 8, 0, 0, 1.0, 1.0), None, 1, 0)
     # float16 outputs (fp16 TFLite) are converted once, and decode the same
     t16 = ProtoTensors(t.boxes, QTensor(np.ones((3, 2), np.float16)), t.coeffs, QTensor(protos.astype(np.float16)))
     det, ref = cpath.decode_proto(t16, lb, opts, None), reference.decode_proto(t16, lb, opts, None)
@@ -219,7 +225,7 @@ def test_bad_inputs_raise_with_expected_and_found():
 def test_binding_per_call_overhead_is_measured_not_asserted():
     """Smoke: the trivial call works; benchmarks/decode_bench.py reports its cost."""
     maps = np.zeros((1, 4, 4), np.float32)
-    res = _cdecode.masks(_cdecode.CROPPED, None, maps[:0], 1.0, 0.0, np.zeros((0, 4), np.float32),
+    res = _cdecode.masks(_cdecode.CROPPED, _cdecode.ROI, None, maps[:0], 1.0, 0.0, np.zeros((0, 4), np.float32),
                          (8, 8, 1, 1, 0, 0, 1.0, 1.0), None, 1, 0)
     assert res[0].size == 0 and res[1].shape == (0, 4)
 

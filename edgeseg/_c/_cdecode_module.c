@@ -152,16 +152,20 @@ static PyObject *rle_strings(es_mask_job *job, uint8_t *work, size_t work_size) 
 }
 
 static PyObject *py_masks(PyObject *self, PyObject *args) {
-    int kind, threads, flags;
+    int kind, mode, threads, flags;
     PyObject *coeffs_o, *maps_o, *boxes_o, *out_o;
     double ms, mz;
     es_letterbox lb;
     es_tensor maps;
     (void)self;
-    if (!PyArg_ParseTuple(args, "iOOddO" LB_FORMAT "Oii", &kind, &coeffs_o, &maps_o, &ms, &mz, &boxes_o, LB_ARGS(lb),
-                          &out_o, &threads, &flags))
+    if (!PyArg_ParseTuple(args, "iiOOddO" LB_FORMAT "Oii", &kind, &mode, &coeffs_o, &maps_o, &ms, &mz, &boxes_o,
+                          LB_ARGS(lb), &out_o, &threads, &flags))
         return NULL;
     if (kind < ES_CROPPED || kind > ES_RLE) return PyErr_Format(PyExc_ValueError, "unknown output kind %d", kind);
+    if (mode != ES_MODE_PROTO && mode != ES_MODE_ROI) return PyErr_Format(PyExc_ValueError, "unknown mask mode %d", mode);
+    if ((mode == ES_MODE_PROTO) != (coeffs_o != Py_None))
+        return PyErr_Format(PyExc_ValueError, "mask mode %s %s coefficients", mode == ES_MODE_PROTO ? "PROTO" : "ROI",
+                            mode == ES_MODE_PROTO ? "needs" : "takes no");
     if (to_tensor(maps_o, 3, ms, mz, "maps", &maps)) return NULL;
     PyArrayObject *boxes = (PyArrayObject *)PyArray_FROMANY(boxes_o, NPY_FLOAT32, 2, 2, NPY_ARRAY_IN_ARRAY);
     if (!boxes) return NULL;
@@ -179,7 +183,7 @@ static PyObject *py_masks(PyObject *self, PyObject *args) {
     es_span *sp = PyArray_DATA((PyArrayObject *)spans);
     int st = es_spans(PyArray_DATA(boxes), n, lb.orig_h, lb.orig_w, sp, n);
     if (raise_status(st, "es_spans")) { Py_DECREF(spans); goto fail; }
-    es_mask_job job = {coeffs ? PyArray_DATA(coeffs) : NULL, &maps, PyArray_DATA(boxes), sp, n, &lb, flags};
+    es_mask_job job = {mode, coeffs ? PyArray_DATA(coeffs) : NULL, &maps, PyArray_DATA(boxes), sp, n, &lb, flags};
     int nthreads = kind == ES_RLE || threads < 1 ? 1 : threads;
     size_t per = es_workspace_size(maps.shape[1], maps.shape[2], lb.orig_h, lb.orig_w);
     if (per == 0) { PyErr_SetString(PyExc_ValueError, "empty map or image size"); Py_DECREF(spans); goto fail; }
@@ -241,7 +245,7 @@ static PyMethodDef methods[] = {
      "detect(boxes, b_scale, b_zp, scores, s_scale, s_zp, centres, strides, raw_threshold, iou, topk, max_det, "
      "encoding, agnostic, letterbox) -> (anchor, class, raw, boxes, n); see edgeseg.decode.cpath."},
     {"masks", py_masks, METH_VARARGS,
-     "masks(kind, coeffs, maps, m_scale, m_zp, boxes, letterbox, out, threads, flags); see edgeseg.decode.cpath."},
+     "masks(kind, mode, coeffs, maps, m_scale, m_zp, boxes, letterbox, out, threads, flags); see edgeseg.decode.cpath."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -254,6 +258,8 @@ PyMODINIT_FUNC PyInit__cdecode(void) {
     PyModule_AddIntConstant(m, "CROPPED", ES_CROPPED);
     PyModule_AddIntConstant(m, "FULL", ES_FULL);
     PyModule_AddIntConstant(m, "RLE", ES_RLE);
+    PyModule_AddIntConstant(m, "PROTO", ES_MODE_PROTO);
+    PyModule_AddIntConstant(m, "ROI", ES_MODE_ROI);
     PyModule_AddIntConstant(m, "NO_BLOCKFILL", ES_NO_BLOCKFILL);
     PyModule_AddIntConstant(m, "NO_STREAM", ES_NO_STREAM);
     PyModule_AddIntConstant(m, "FULL_LOGITS", ES_FULL_LOGITS);

@@ -18,6 +18,7 @@ enum { ES_OK = 0, ES_ERR_ARG = -1, ES_ERR_CAPACITY = -2, ES_ERR_NOMEM = -3 };
 enum { ES_F32 = 0, ES_I8 = 1, ES_U8 = 2 };                 /* tensor element types */
 enum { ES_LTRB = 0, ES_XYXY = 1, ES_CXCYWH = 2 };          /* box encodings */
 enum { ES_CROPPED = 0, ES_FULL = 1, ES_RLE = 2 };          /* mask output kinds */
+enum { ES_MODE_PROTO = 0, ES_MODE_ROI = 1 };               /* what a mask job's maps are */
 /* Flags that switch off one speed trick each (for benchmarks; results are identical). */
 enum { ES_NO_BLOCKFILL = 1, ES_NO_STREAM = 2, ES_FULL_LOGITS = 4 };
 
@@ -69,8 +70,9 @@ int es_spans(const float *boxes, int64_t n, int orig_h, int orig_w, es_span *out
 /* Work memory one thread needs for masks of a (K, Hp, Wp) map / ROI into an h x w image (bytes). */
 size_t es_workspace_size(int64_t hp, int64_t wp, int orig_h, int orig_w);
 
-/* One mask request: either proto (coeffs (n,K) float32 + protos (K,Hp,Wp)) or roi (logits (n,M,M)). */
+/* One mask request: proto (coeffs (n,K) float32 + protos (K,Hp,Wp)) or roi (logits (n,M,M)), named by mode. */
 typedef struct {
+    int mode;                  /* ES_MODE_PROTO or ES_MODE_ROI */
     const float *coeffs;       /* proto: (n, K) float32, C order; NULL for roi */
     const es_tensor *maps;     /* proto: protos (K,Hp,Wp); roi: logits (n,M,M) */
     const float *boxes;        /* (n, 4) original pixels */

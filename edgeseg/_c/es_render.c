@@ -90,7 +90,7 @@ static void roi_axis(int32_t start, int32_t n, float lo, float hi, int32_t size,
 static void window_logits(const es_mask_job *job, int64_t i, const es_instance *in, float *L) {
     const es_tensor *m = job->maps;
     int64_t ww = in->ww, wh = in->wh;
-    if (!job->coeffs) {
+    if (job->mode == ES_MODE_ROI) {
         for (int64_t y = 0; y < wh; y++)
             for (int64_t x = 0; x < ww; x++) L[y * ww + x] = tget3(m, i, in->wy0 + y, in->wx0 + x);
         return;
@@ -124,7 +124,7 @@ void es_prepare(const es_mask_job *job, int64_t i, es_work *w, es_instance *in) 
     in->sp = job->spans[i];
     int32_t n = in->sp.w, h = in->sp.h;
     if (n == 0 || h == 0) { in->nruns = 0; return; }
-    if (job->coeffs) {
+    if (job->mode == ES_MODE_PROTO) {
         const es_letterbox *lb = job->lb;
         proto_axis(in->sp.x0, n, lb->scale_x, lb->pad_left, mw, lb->input_w, w->xi0, w->xi1, w->fx);
         proto_axis(in->sp.y0, h, lb->scale_y, lb->pad_top, mh, lb->input_h, w->yi0, w->yi1, w->fy);
@@ -183,8 +183,13 @@ int es_check_job(const es_mask_job *job) {
     int oh = job->lb->orig_h, ow = job->lb->orig_w;
     if (m->ndim != 3 || !m->data || m->shape[1] < 1 || m->shape[2] < 1 || oh < 1 || ow < 1) return ES_ERR_ARG;
     if (m->dtype != ES_F32 && m->dtype != ES_I8 && m->dtype != ES_U8) return ES_ERR_ARG;
-    if (job->coeffs ? (job->lb->input_w < 1 || job->lb->input_h < 1 || m->shape[0] < 1) : m->shape[0] != job->n)
+    if (job->mode == ES_MODE_PROTO) {
+        if (!job->coeffs || job->lb->input_w < 1 || job->lb->input_h < 1 || m->shape[0] < 1) return ES_ERR_ARG;
+    } else if (job->mode == ES_MODE_ROI) {
+        if (job->coeffs || m->shape[0] != job->n) return ES_ERR_ARG;
+    } else {
         return ES_ERR_ARG;
+    }
     if (job->n > 0 && (!job->boxes || !job->spans)) return ES_ERR_ARG;
     for (int64_t i = 0; i < job->n; i++) {
         es_span s = job->spans[i];

@@ -114,7 +114,7 @@ def _check_frames(out, n: int, image_size: tuple[int, int]) -> None:
 def _proto_masks(t: ProtoTensors, anchor: np.ndarray, det: Result, lb: LetterboxInfo, kind: int, out, threads: int, flags: int):
     maps, scale, zp = _c_tensor(t.protos)
     coeffs = np.ascontiguousarray(t.coeffs.rows(anchor), dtype=np.float32)
-    return _cdecode.masks(kind, coeffs, maps, scale, zp, det.boxes, _letterbox(lb), out, int(threads), int(flags))
+    return _cdecode.masks(kind, _cdecode.PROTO, coeffs, maps, scale, zp, det.boxes, _letterbox(lb), out, int(threads), int(flags))
 
 
 def decode_proto(
@@ -205,7 +205,7 @@ def paste_roi(
     if output == "full":
         _check_frames(out, len(boxes), (int(h), int(w)))
     lb = (int(h), int(w), 1, 1, 0, 0, 1.0, 1.0)
-    res = _cdecode.masks(kinds[output], None, maps, scale, zp, boxes, lb, out, int(threads), int(flags))
+    res = _cdecode.masks(kinds[output], _cdecode.ROI, None, maps, scale, zp, boxes, lb, out, int(threads), int(flags))
     if output == "cropped":
         return _cropped(*res, (int(h), int(w)))
     if output == "full":
