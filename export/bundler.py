@@ -7,6 +7,7 @@ import importlib.metadata
 from pathlib import Path
 
 from edgeseg.bundle import Bundle, write_bundle
+from edgeseg.families import get_family
 from edgeseg.manifest import SCHEMA_VERSION, Anchors, InputSpec, Letterbox, Manifest, OutputSpec, Quant
 from export.spec import ModelSpec
 
@@ -95,8 +96,9 @@ def build_manifest(
     names = dict(zip(spec.output_roles, spec.output_names, strict=True))
     names.update(tensor_names or {})
     outputs = []
+    maps = get_family(spec.family).map_roles()
     for role in spec.output_roles:
-        default_layout = "NCHW" if role in ("protos", "masks") else "BAC"
+        default_layout = "NCHW" if role in maps else "BAC"
         outputs.append(
             OutputSpec(
                 name=names[role],

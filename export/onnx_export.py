@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from edgeseg.bundle import Bundle
+from edgeseg.families import get_family
 from export.bundler import build_manifest, bundle_model_file
 from export.spec import ModelSpec
 
@@ -73,27 +74,10 @@ def check_outputs(outs: object, spec: ModelSpec) -> None:
     for name, t in zip(spec.output_names, outs, strict=True):
         if not isinstance(t, torch.Tensor):
             raise ValueError(f"model output {name!r} must be a tensor, got {type(t).__name__}")
-    if spec.family == "proto":
-        roles = dict(zip(spec.output_roles, outs, strict=True))
-        b, s, c, p = roles["boxes"], roles["scores"], roles["coeffs"], roles["protos"]
-        if b.ndim != 3 or b.shape[-1] != 4:
-            raise ValueError(f"output 'boxes' must be (1, A, 4), got {tuple(b.shape)}")
-        if s.ndim != 3 or s.shape[:2] != b.shape[:2] or s.shape[-1] != len(spec.class_names):
-            raise ValueError(
-                f"output 'scores' must be (1, {b.shape[1]}, {len(spec.class_names)}), got {tuple(s.shape)}"
-            )
-        if p.ndim != 4 or c.ndim != 3 or c.shape[:2] != b.shape[:2] or c.shape[-1] != p.shape[1]:
-            raise ValueError(
-                f"outputs 'coeffs' (1, A, K) and 'protos' (1, K, Hp, Wp) disagree: "
-                f"{tuple(c.shape)} vs {tuple(p.shape)}"
-            )
-        if spec.box_encoding == "ltrb":
-            h, w = spec.imgsz
-            expected = sum((h // st) * (w // st) for st in spec.strides)
-            if b.shape[1] != expected:
-                raise ValueError(
-                    f"model has {b.shape[1]} anchors, strides {list(spec.strides)} at {h}x{w} give {expected}"
-                )
+    manifest = build_manifest(spec, fmt="onnx", precision="fp32", model_file="model.onnx", input_name=INPUT_NAME)
+    get_family(spec.family).check_output_shapes(
+        manifest, {name: tuple(t.shape) for name, t in zip(spec.output_names, outs, strict=True)}
+    )
 
 
 def export_onnx_bundle(model: torch.nn.Module, spec: ModelSpec, out_dir: str | Path, *, force: bool = False) -> Bundle:

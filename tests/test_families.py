@@ -168,3 +168,14 @@ def test_normalized_boxes_are_scaled_to_the_input_first(decode):
     opts = ProtoOptions(box_encoding="cxcywh", score_activation="none", box_scale=(128.0, 64.0))
     lb = LetterboxInfo.fit((64, 128), (64, 128))
     np.testing.assert_array_equal(decode(t, lb, opts, None).boxes, [[48, 0, 80, 32]])
+
+
+def test_output_shapes_are_checked_by_the_family_before_any_conversion():
+    m = parse_manifest(_shared_manifest())
+    proto = FAMILIES.get("proto")
+    proto.check_output_shapes(m, {"output0": (1, 9, 84), "output1": (1, 3, 16, 16)})
+    with pytest.raises(ValueError, match=r"takes channels \[6, 9\) but the tensor has 8"):
+        proto.check_output_shapes(m, {"output0": (1, 8, 84), "output1": (1, 3, 16, 16)})
+    with pytest.raises(ValueError, match="coeffs have 3 channels but protos have 5"):
+        proto.check_output_shapes(m, {"output0": (1, 9, 84), "output1": (1, 5, 16, 16)})
+    assert proto.map_roles() == {"protos"} and FAMILIES.get("roi").map_roles() == {"masks"}

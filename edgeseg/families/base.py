@@ -77,6 +77,16 @@ class Family:
         """
         check_roles(self, manifest.outputs)
 
+    def map_roles(self) -> frozenset[str]:
+        """Roles that are maps (``NCHW``/``NHWC``: prototypes, ROI masks); the rest are per-row tensors."""
+        return frozenset(r for r, rule in self.roles.items() if set(rule.layouts) <= set(MAP_LAYOUTS))
+
+    def check_output_shapes(self, manifest: Manifest, shapes: Mapping[str, tuple[int, ...]]) -> None:
+        """Raises ValueError unless outputs of these shapes (tensor name -> shape) fit the manifest.
+
+        Used before any conversion (export) and on import; the default checks nothing.
+        """
+
     def options(self, manifest: Manifest) -> DecodeOptions:
         """The decode options with the manifest's defaults."""
         raise NotImplementedError

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from edgeseg.bundle import Bundle
+from edgeseg.families import get_family
 from edgeseg.manifest import Quant
 from export.bundler import build_manifest, bundle_model_file
 from export.formats import ExportJob
@@ -41,7 +42,8 @@ def _nhwc_model(job: ExportJob) -> torch.nn.Module:
     import litert_torch
 
     roles = list(job.spec.output_roles)
-    nchw_outputs = [roles.index(r) for r in ("protos", "masks") if r in roles]
+    maps = get_family(job.spec.family).map_roles()
+    nchw_outputs = [roles.index(r) for r in roles if r in maps]
     return litert_torch.to_channel_last_io(job.model, args=[0], outputs=nchw_outputs).eval()
 
 
@@ -317,6 +319,7 @@ def describe(path: Path, job: ExportJob, precision: str) -> dict:
         outs = _nhwc_model(job)(sample)
     reference = {role: t.numpy() for role, t in zip(job.spec.output_roles, outs, strict=True)}
     names = match_outputs(details, values, reference)
+    maps = get_family(job.spec.family).map_roles()
     quant = {d["name"]: _quant(d) for d in details}
     return {
         "input_name": inp["name"],
@@ -324,7 +327,7 @@ def describe(path: Path, job: ExportJob, precision: str) -> dict:
         "input_dtype": np.dtype(inp["dtype"]).name,
         "input_quant": in_quant,
         "tensor_names": names,
-        "output_layouts": {r: "NHWC" for r in names if r in ("protos", "masks")},
+        "output_layouts": {r: "NHWC" for r in names if r in maps},
         "output_quant": {r: quant[n] for r, n in names.items() if quant[n] is not None},
     }
 
