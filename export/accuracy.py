@@ -74,7 +74,7 @@ class Accuracy:
     end_to_end_ms: float
 
 
-def evaluate(segmenter: Segmenter, val_dir: str | Path, *, desc: str = "evaluating") -> Accuracy:
+def evaluate(segmenter: Segmenter, val_dir: str | Path, *, desc: str = "evaluating", limit: int = 0) -> Accuracy:
     """Box and mask mAP of ``segmenter`` on a COCO dataset, in points.
 
     Uses :mod:`edgeseg.metrics` (the project's one COCO evaluation: same
@@ -84,7 +84,7 @@ def evaluate(segmenter: Segmenter, val_dir: str | Path, *, desc: str = "evaluati
     from edgeseg.metrics import coco_metrics, predict_dataset
 
     log.info("%s on %s", desc, val_dir)
-    coco, dets, results = predict_dataset(segmenter, val_dir)
+    coco, dets, results = predict_dataset(segmenter, val_dir, limit=limit)
     m = coco_metrics(coco, dets, verbose=False)
     times = [r.timings.total_ms for r in results.values()]
     return Accuracy(

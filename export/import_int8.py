@@ -236,7 +236,7 @@ def quantize_imported(
     Returns:
         The :class:`~export.parity.ParityReport` (``passed`` when the gate held).
     """
-    from export.accuracy import canonical_outputs, evaluate, latency_ms, output_deviation
+    from export.accuracy import canonical_outputs, evaluate, latency_ms, output_deviation, read_image
     from export.formats.onnx_int8 import CalibrationReader, quantize_qdq
     from export.parity import FormatResult, ParityReport, drop, write_report
 
@@ -249,14 +249,11 @@ def quantize_imported(
     calibration = _calibration(calib, m, calib_images)
     tensors = [calibration[i] for i in range(len(calibration))]
     float_seg = _segmenter(bundle, threads)
-    probe = np.full((m.input.height, m.input.width, 3), 114, np.uint8)
-    from export.accuracy import read_image
-
     probe = read_image(calibration.files[0])
     deviation_images = calibration.files[: min(8, len(calibration.files))]
     reference_outputs = [canonical_outputs(float_seg, read_image(p)) for p in deviation_images]
     log.info("evaluating the float model on %s", val)
-    float_acc = _limited(evaluate, float_seg, val, val_limit, "evaluating float onnx")
+    float_acc = evaluate(float_seg, val, desc="evaluating float onnx", limit=val_limit)
     float_latency = latency_ms(float_seg, probe, 30)
 
     with tempfile.TemporaryDirectory(prefix="edgeseg-int8-") as tmp:
@@ -290,7 +287,7 @@ def quantize_imported(
                     worst = [r for r in sorted(errors, key=errors.get, reverse=True) if r != "protos" and errors[r] > 0.02]
                     log.info("int8 output errors (relative RMS): %s", {k: round(v, 4) for k, v in errors.items()})
                     schedule += _schedule(candidate, outputs, worst)
-                acc = _limited(evaluate, seg, val, val_limit, f"evaluating int8 step {step}")
+                acc = evaluate(seg, val, desc=f"evaluating int8 step {step}", limit=val_limit)
             finally:
                 seg.close()
             mask_drop, _ = drop(float_acc, acc)
@@ -325,16 +322,9 @@ def quantize_imported(
         pytorch=float_acc, pytorch_latency_ms=float_latency, formats=(row,), reference="float ONNX (imported)",
     )
     write_report(report, out)
-    report_passed = row.passed
-    if not report_passed:
+    if not report.passed:
         log.warning("int8 bundle %s misses the gate: mask mAP drop %.2f > %.2f", out, mask_drop, gate)
-    return _Outcome(report, report_passed)
-
-
-@dataclasses.dataclass(frozen=True)
-class _Outcome:
-    report: object
-    passed: bool
+    return report
 
 
 def _schedule(model: Path, outputs: Sequence[OutputSpec], worst: Sequence[str]) -> list[tuple[str, ...]]:
@@ -347,17 +337,3 @@ def _schedule(model: Path, outputs: Sequence[OutputSpec], worst: Sequence[str]) 
             if nodes and nodes not in steps:
                 steps.append(nodes)
     return steps
-
-
-def _limited(evaluate_fn, seg: Segmenter, val: str, limit: int, desc: str):
-    """``evaluate`` on the first ``limit`` images of ``val`` (0: all)."""
-    if not limit:
-        return evaluate_fn(seg, val, desc=desc)
-    from edgeseg.metrics import coco_metrics, predict_dataset
-    from export.accuracy import Accuracy
-
-    coco, dets, results = predict_dataset(seg, val, limit=limit)
-    mm = coco_metrics(coco, dets, verbose=False)
-    times = [r.timings.total_ms for r in results.values()]
-    return Accuracy(100 * mm.mask_map, 100 * mm.mask_map50, 100 * mm.box_map, 100 * mm.box_map50, mm.images,
-                    float(np.median(times)))

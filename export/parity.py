@@ -93,6 +93,11 @@ class ParityReport:
     #: What ``pytorch`` measured: the PyTorch model (export) or the float model (import).
     reference: str = "PyTorch"
 
+    @property
+    def passed(self) -> bool:
+        """Whether every format held the gate."""
+        return all(f.passed for f in self.formats)
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
