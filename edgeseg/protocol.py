@@ -42,6 +42,8 @@ class MsgType(IntEnum):
     GRASPS = 1
     HEARTBEAT = 2
     ACK = 3
+    REQUEST = 4  # pick server: robot -> edgeseg (docs/pick_server.md)
+    REPLY = 5  # pick server: edgeseg -> robot
 
 
 class FrameFlags(IntEnum):
@@ -203,6 +205,8 @@ class Message:
         acked_seq: For ACK: the host sequence number acknowledged.
         ack_status: For ACK: 0 = ok, other values controller-defined.
         version: Protocol version of the message.
+        body: Bytes after the records of a REQUEST / REPLY (the pick
+            server's fields, docs/pick_server.md); empty otherwise.
     """
 
     type: MsgType
@@ -213,6 +217,7 @@ class Message:
     acked_seq: int = 0
     ack_status: int = 0
     version: int = VERSION
+    body: bytes = b""
 
 
 def _frame_flags(grasps: Sequence[GraspRecord]) -> int:
@@ -254,6 +259,8 @@ def encode_raw(msg: Message) -> bytes:
             out += ROBOT_BLOCK.pack(*(g.robot or nan4 * 2))
     if msg.type == MsgType.ACK:
         out += ACK_BODY.pack(msg.acked_seq & 0xFFFF, msg.ack_status, 0)
+    else:
+        out += msg.body
     out += CRC.pack(crc16(bytes(out)))
     return bytes(out)
 
@@ -304,15 +311,18 @@ def decode_raw(raw: bytes) -> Message:
             robot = ROBOT_BLOCK.unpack_from(raw, off)
         grasps.append(GraspRecord(cls_id, inst, rflags, *vals, camera=camera, robot=robot))
     acked = status = 0
+    extra = b""
     if mtype == MsgType.ACK:
         if body + ACK_BODY.size > len(raw) - 2:
             raise ProtocolError("ACK frame without its 4-byte body")
         acked, status, _ = ACK_BODY.unpack_from(raw, body)
+    elif mtype in (MsgType.REQUEST, MsgType.REPLY):
+        extra = bytes(raw[body:-2])
     try:
         mtype = MsgType(mtype)
     except ValueError:
         raise ProtocolError(f"unknown message type {mtype}") from None
-    return Message(mtype, seq, t_us, frame_id, tuple(grasps), acked, status, ver)
+    return Message(mtype, seq, t_us, frame_id, tuple(grasps), acked, status, ver, extra)
 
 
 def decode(frame: bytes) -> Message:
