@@ -17,7 +17,7 @@ T0 = 1_700_000_000_000_000
 
 def scene(frame_id: int, n: int = 3):
     """A frame with ``n`` separated rectangles (their positions depend on the frame id) and its grasps."""
-    masks = [rectangle_mask((120, 240), (30.0 + 60 * i + frame_id % 7, 30.0 + 40 * (i % 2)), 30, 10, 0.3 * i + 0.1)
+    masks = [rectangle_mask((160, 420), (30.0 + 60 * i + frame_id % 7, 40.0 + 60 * (i % 2)), 30, 10, 0.3 * i + 0.1)
              for i in range(n)]
     r = result_from_masks(masks, frame_id=frame_id)
     return r, plan_grasps(r, GRIPPER)

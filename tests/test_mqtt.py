@@ -124,7 +124,7 @@ def test_broker_down_at_start_and_restart(tmp_path):
         broker.stop()  # broker restarts: the hook reconnects by itself
         assert _wait(lambda: not hook.connected, 10.0) and hook.stats.link_up is False
         broker.start()
-        assert hook.wait_connected(15.0) and hook.stats.link_up
+        assert hook.wait_connected(15.0) and hook.stats.link_up and hook.stats.reconnects == 1
         sub.close()
     finally:
         hook.close()

@@ -76,6 +76,7 @@ class MqttHook(Hook):
         self.host, self.port, self.prefix, self.qos, self.retain = host, port, prefix.strip("/"), qos, retain
         self._seq = LinkSequence()
         self._connected = threading.Event()
+        self._was_connected = False
         self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id or f"edgeseg-{uuid.uuid4().hex[:8]}")
         self._client.reconnect_delay_set(min_delay=1, max_delay=max(1, int(reconnect_max_s + 0.999)))
         self._client.max_queued_messages_set(max(4, 4 * self.queue_size))
@@ -109,10 +110,11 @@ class MqttHook(Hook):
         if reason_code.is_failure:
             self._count(link_up=False, error=f"broker refused: {reason_code}")
             return
-        self._connected.set()
         client.publish(self.topic("status"), "online", qos=1, retain=True)
-        self._count(link_up=True)
+        self._count(link_up=True, reconnects=int(self._was_connected))
+        self._was_connected = True
         self._forget("down")
+        self._connected.set()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self._connected.clear()
