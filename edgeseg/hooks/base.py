@@ -286,7 +286,8 @@ class LinkSequence:
 
     def grasps(self, item: HookItem) -> protocol.Message:
         recs = tuple(protocol.GraspRecord.from_grasp(g) for g in item.grasps)
-        return protocol.Message(protocol.MsgType.GRASPS, self.take(), item.timestamp_us, item.frame_id, recs)
+        return protocol.Message(protocol.MsgType.GRASPS, self.take(), item.timestamp_us, item.frame_id, recs,
+                                truncated=item.total_grasps > len(recs))
 
     def heartbeat(self) -> protocol.Message:
         return protocol.Message(protocol.MsgType.HEARTBEAT, self.take(), time.time_ns() // 1000)
