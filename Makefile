@@ -9,7 +9,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check
 SRC    := pyproject.toml $(wildcard setup.py) $(wildcard edgeseg/_c/*.c edgeseg/_c/*.h)
 
-.PHONY: demo test install install-dev lint clean arm64-check
+.PHONY: demo test install install-dev lint clean arm64-check mosquitto
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +23,7 @@ $(VENV)/.runtime: $(PY) $(SRC)
 # resolve "torch" alone could pull a multi-GB CUDA build.
 $(VENV)/.dev: $(PY) $(SRC)
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e '.[export,tflite,dev]'
+	$(PIP) install -q -e '.[export,tflite,dev,cell]'
 	touch $@ $(VENV)/.runtime
 
 install: $(VENV)/.runtime
@@ -32,7 +32,12 @@ install-dev: $(VENV)/.dev
 demo: $(VENV)/.runtime
 	$(VENV)/bin/edgeseg run edgeseg/assets/samples --device-config device_configs/x86-cpu.yaml --grasps --out out/demo
 
-test: $(VENV)/.dev
+# The MQTT tests start Debian's mosquitto broker on a loopback port.
+mosquitto:
+	@command -v mosquitto >/dev/null || test -x /usr/sbin/mosquitto || \
+		(apt-get update -q && apt-get install -y -q --no-install-recommends mosquitto)
+
+test: $(VENV)/.dev mosquitto
 	$(VENV)/bin/ruff check edgeseg export tests benchmarks
 	$(PY) -m pytest -q
 

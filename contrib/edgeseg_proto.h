@@ -1,4 +1,4 @@
-/* edgeseg_proto.h - header-only C99 decoder for the edgeseg robot-link protocol v1.
+/* edgeseg_proto.h - header-only C99 decoder for the edgeseg robot-link protocol v1.1 (reads 1.0 too).
  *
  * For microcontroller-side controllers: no malloc, fixed buffers, byte-at-a-time
  * stream decoding (call es_stream_push from a UART ISR or poll loop).
@@ -28,7 +28,8 @@
 #define ES_PROTO_MAX_GRASPS 16
 #endif
 
-#define ES_PROTO_VERSION 1
+#define ES_PROTO_VERSION 1       /* major version: frames of another major are rejected */
+#define ES_PROTO_MINOR 1         /* header byte 9; any minor of the major version is accepted */
 #define ES_HEADER_SIZE 22
 #define ES_RECORD_BASE 28     /* class..width_px */
 #define ES_BLOCK_CAMERA 16    /* x y z width_m */
@@ -43,13 +44,19 @@
 #define ES_MSG_GRASPS 1
 #define ES_MSG_HEARTBEAT 2
 #define ES_MSG_ACK 3
+#define ES_MSG_REQUEST 4 /* pick server (1.1), docs/pick_server.md: body kept in raw, not parsed here */
+#define ES_MSG_REPLY 5
 /* Header flags (byte 6): optional record blocks present. */
 #define ES_FLAG_CAMERA 0x01
 #define ES_FLAG_ROBOT 0x02
+#define ES_FLAG_TRUNCATED 0x04 /* (1.1) the frame had more grasps than count */
 /* Record flags (record byte 3). */
 #define ES_REC_CLEAR 0x01  /* no neighbouring mask in the fingers' sweep */
 #define ES_REC_FITS 0x02   /* opening within the gripper's range */
 #define ES_REC_METRIC 0x04 /* width_m / camera point valid */
+#define ES_REC_CLEAR_CHECKED 0x08 /* (1.1) CLEAR was tested: 0 means blocked, not unknown */
+#define ES_REC_FITS_CHECKED 0x10  /* (1.1) FITS was tested: 0 means too wide, not unknown */
+#define ES_REC_ROBOT_VALID 0x20   /* (1.1) robot block holds a valid pose */
 
 /* Status codes: 0 = ok, negative = error. */
 #define ES_OK 0
@@ -86,7 +93,7 @@ typedef struct {
 
 /* One decoded message. */
 typedef struct {
-    uint8_t version, type, flags, count, record_size;
+    uint8_t version, minor, type, flags, count, record_size;
     uint16_t seq;           /* sender's per-link sequence number */
     uint64_t timestamp_us;  /* sender clock, us since the Unix epoch */
     uint32_t frame_id;      /* camera frame id (GRASPS) */
@@ -185,6 +192,7 @@ static inline int es_parse(const uint8_t *raw, size_t n, es_msg_t *msg) {
     if (raw[2] != ES_PROTO_VERSION) return ES_ERR_VERSION;
     memset(msg, 0, sizeof *msg);
     msg->version = raw[2];
+    msg->minor = raw[9]; /* 0 from a 1.0 sender */
     msg->type = raw[3];
     msg->seq = es_rd16(raw + 4);
     msg->flags = raw[6];
@@ -192,7 +200,7 @@ static inline int es_parse(const uint8_t *raw, size_t n, es_msg_t *msg) {
     msg->record_size = raw[8];
     msg->timestamp_us = (uint64_t)es_rd32(raw + 10) | ((uint64_t)es_rd32(raw + 14) << 32);
     msg->frame_id = es_rd32(raw + 18);
-    if (msg->type < ES_MSG_GRASPS || msg->type > ES_MSG_ACK) return ES_ERR_LAYOUT;
+    if (msg->type < ES_MSG_GRASPS || msg->type > ES_MSG_REPLY) return ES_ERR_LAYOUT;
     need = ES_RECORD_BASE + ((msg->flags & ES_FLAG_CAMERA) ? ES_BLOCK_CAMERA : 0) +
            ((msg->flags & ES_FLAG_ROBOT) ? ES_BLOCK_ROBOT : 0);
     if (msg->count && msg->record_size < need) return ES_ERR_LAYOUT;
@@ -274,6 +282,7 @@ static inline int es_encode_ack(uint16_t seq, uint64_t timestamp_us, uint16_t ac
     raw[1] = 'S';
     raw[2] = ES_PROTO_VERSION;
     raw[3] = ES_MSG_ACK;
+    raw[9] = ES_PROTO_MINOR;
     es_wr16(raw + 4, seq);
     for (k = 0; k < 8; k++) raw[10 + k] = (uint8_t)(timestamp_us >> (8 * k));
     es_wr16(raw + ES_HEADER_SIZE, acked_seq);

@@ -169,6 +169,38 @@ class RobotLink:
 
 
 @dataclass(frozen=True)
+class CellOptions:
+    """Robot-cell interfaces ``edgeseg run`` offers when the command line names none.
+
+    Attributes:
+        serve: Pick server URL, e.g. ``tcp://0.0.0.0:7000`` (docs/pick_server.md); empty = none.
+        modbus: Modbus TCP server URL, e.g. ``modbus://0.0.0.0:5020`` (docs/modbus.md); empty = none.
+        mqtt: MQTT hook URL, e.g. ``mqtt://broker:1883/cell1?qos=1``; empty = none.
+        trigger: Capture frames only when a robot or PLC triggers.
+        reply_timeout_s: Longest a trigger waits for its frame before a TIMEOUT answer.
+    """
+
+    serve: str = ""
+    modbus: str = ""
+    mqtt: str = ""
+    trigger: bool = False
+    reply_timeout_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        for key, scheme in (("serve", "tcp://"), ("modbus", "modbus://"), ("mqtt", "mqtt://")):
+            url = getattr(self, key)
+            if url and not url.startswith(scheme):
+                raise ConfigError(f"cell.{key} must start with {scheme}, got {url!r}")
+        if not self.reply_timeout_s > 0:
+            raise ConfigError(f"cell.reply_timeout_s must be > 0 seconds, got {self.reply_timeout_s}")
+
+    @property
+    def server_urls(self) -> list[str]:
+        """The configured servers (pick server, Modbus), in that order."""
+        return [u for u in (self.serve, self.modbus) if u]
+
+
+@dataclass(frozen=True)
 class Calibration:
     """Where the camera sits, for 3D grasps; every part optional.
 
@@ -209,6 +241,7 @@ class DeviceConfig:
         gripper: Gripper geometry (metres for a physical gripper).
         calibration: Camera intrinsics, table plane and hand-eye transform.
         robot: Robot link.
+        cell: Pick server, Modbus and MQTT settings.
     """
 
     name: str = "default"
@@ -219,6 +252,7 @@ class DeviceConfig:
     gripper: GripperSpec = field(default_factory=GripperSpec)
     calibration: Calibration = field(default_factory=Calibration)
     robot: RobotLink = field(default_factory=RobotLink)
+    cell: CellOptions = field(default_factory=CellOptions)
 
     def grasp_planner(self, *, pixels_per_metre: float | None = None):
         """A :class:`~edgeseg.grasp.GraspPlanner` for this board's gripper and calibration.

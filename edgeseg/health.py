@@ -8,7 +8,12 @@ cost off the frame loop. A stale ``updated_unix`` means the loop is stuck;
 
     {"status": "running", "pid": 812, "frames": 5210, "failures": 0,
      "last_frame": "camera0_005209", "last_instances": 3, "last_total_ms": 41.7,
-     "last_error": null, "started_unix": 1764057600.1, "updated_unix": 1764057781.4}
+     "last_error": null, "started_unix": 1764057600.1, "updated_unix": 1764057781.4,
+     "hooks": {"serial:///dev/ttyUSB0": {"delivered": 5100, "dropped": 110, "failed": 0, "link_up": true, ...}}}
+
+``hooks`` holds each robot hook's counters (:class:`edgeseg.hooks.HookStats`)
+keyed by its URL: ``link_up: false`` means the serial port is absent or lost
+(or, in ack mode, the controller stopped acknowledging).
 """
 
 from __future__ import annotations
@@ -16,8 +21,10 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -35,6 +42,8 @@ class HealthStatus:
         last_error: Why the last skipped frame was skipped.
         started_unix: When the runner started, seconds since the epoch.
         updated_unix: When this status was written, seconds since the epoch.
+        hooks: Hook URL -> its counters when the status was written
+            (delivered, dropped, failed, link_up, ...).
     """
 
     status: str = "running"
@@ -47,6 +56,7 @@ class HealthStatus:
     last_error: str | None = None
     started_unix: float = field(default_factory=time.time)
     updated_unix: float = 0.0
+    hooks: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 class Heartbeat:
@@ -67,6 +77,11 @@ class Heartbeat:
         self.interval_s = interval_s
         self.status = HealthStatus()
         self._written = float("-inf")
+        self._hooks: Mapping[str, Any] = {}
+
+    def watch_hooks(self, hooks: Mapping[str, Any]) -> None:
+        """Reports these hooks' ``stats`` (URL -> hook) in every write."""
+        self._hooks = dict(hooks)
 
     def frame_ok(self, name: str, instances: int, total_ms: float) -> None:
         """Records a segmented frame."""
@@ -86,7 +101,8 @@ class Heartbeat:
         now = time.monotonic()
         if self.path is not None and (force or now - self._written >= self.interval_s):
             self._written = now
-            self._write(replace(status, updated_unix=time.time()))
+            hooks = {url: asdict(hook.stats) for url, hook in self._hooks.items()}
+            self._write(replace(status, updated_unix=time.time(), hooks=hooks))
 
     def _write(self, status: HealthStatus) -> None:
         tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")

@@ -1,4 +1,4 @@
-"""The edgeseg robot-link wire protocol, version 1 (spec: ``docs/protocol.md``).
+"""The edgeseg robot-link wire protocol, version 1.1 (spec: ``docs/protocol.md``).
 
 A message is a little-endian binary frame::
 
@@ -26,7 +26,8 @@ from enum import IntEnum
 
 MAGIC = b"ES"
 VERSION = 1
-HEADER = struct.Struct("<2sBBHBBBBQI")  # magic ver type seq flags count rec_size reserved t_us frame_id
+MINOR = 1  # header byte 9; 1.0 senders wrote 0 there. A decoder accepts any minor of its major version.
+HEADER = struct.Struct("<2sBBHBBBBQI")  # magic ver type seq flags count rec_size minor t_us frame_id
 BASE_RECORD = struct.Struct("<HBBffffff")  # class inst rflags score quality u v angle width_px
 CAMERA_BLOCK = struct.Struct("<ffff")  # x y z (m, camera frame) width_m
 ROBOT_BLOCK = struct.Struct("<ffffffff")  # x y z (m, robot base) yaw qx qy qz qw
@@ -42,6 +43,8 @@ class MsgType(IntEnum):
     GRASPS = 1
     HEARTBEAT = 2
     ACK = 3
+    REQUEST = 4  # pick server: robot -> edgeseg (docs/pick_server.md)
+    REPLY = 5  # pick server: edgeseg -> robot
 
 
 class FrameFlags(IntEnum):
@@ -49,14 +52,18 @@ class FrameFlags(IntEnum):
 
     CAMERA = 0x01
     ROBOT = 0x02
+    TRUNCATED = 0x04  # (1.1) the frame had more grasps than the records sent (max_grasps)
 
 
 class RecordFlags(IntEnum):
     """Per-record flag bits (record byte 3)."""
 
-    CLEAR = 0x01  # no neighbouring mask inside the fingers' sweep
-    FITS = 0x02  # opening width within the gripper's range
-    METRIC = 0x04  # width_m / 3D fields are valid (not NaN)
+    CLEAR = 0x01  # no neighbouring mask inside the fingers' sweep (valid when CLEAR_CHECKED)
+    FITS = 0x02  # opening width within the gripper's range (valid when FITS_CHECKED)
+    METRIC = 0x04  # camera block (x, y, z, width_m) holds valid metres
+    CLEAR_CHECKED = 0x08  # (1.1) clearance was checked: CLEAR 0 now means "blocked", not "unknown"
+    FITS_CHECKED = 0x10  # (1.1) the width was checked against the gripper: FITS 0 means "too wide"
+    ROBOT_VALID = 0x20  # (1.1) robot block holds a valid pose
 
 
 class ProtocolError(ValueError):
@@ -148,6 +155,8 @@ class GraspRecord:
     def from_grasp(cls, g) -> GraspRecord:
         """Builds a record from an :class:`edgeseg.grasp.Grasp`."""
         flags = (RecordFlags.CLEAR if g.clear else 0) | (RecordFlags.FITS if g.fits else 0)
+        flags |= (RecordFlags.CLEAR_CHECKED if g.clear is not None else 0)
+        flags |= (RecordFlags.FITS_CHECKED if g.fits is not None else 0)
         camera = robot = None
         if g.camera_pose is not None:
             flags |= RecordFlags.METRIC
@@ -156,6 +165,7 @@ class GraspRecord:
         if g.robot_pose is not None:
             p = g.robot_pose
             robot = (*p.position, p.yaw, *p.quaternion)
+            flags |= RecordFlags.ROBOT_VALID
         return cls(
             class_id=g.class_id,
             instance=min(g.instance, 255),
@@ -202,7 +212,11 @@ class Message:
         grasps: Records of a GRASPS message, best first.
         acked_seq: For ACK: the host sequence number acknowledged.
         ack_status: For ACK: 0 = ok, other values controller-defined.
-        version: Protocol version of the message.
+        version: Protocol (major) version of the message.
+        minor: Minor version (header byte 9); 0 from a 1.0 sender.
+        truncated: GRASPS: the frame had more grasps than ``grasps`` (header flag TRUNCATED).
+        body: Bytes after the records of a REQUEST / REPLY (the pick
+            server's fields, docs/pick_server.md); empty otherwise.
     """
 
     type: MsgType
@@ -213,10 +227,13 @@ class Message:
     acked_seq: int = 0
     ack_status: int = 0
     version: int = VERSION
+    body: bytes = b""
+    minor: int = MINOR
+    truncated: bool = False
 
 
-def _frame_flags(grasps: Sequence[GraspRecord]) -> int:
-    flags = 0
+def _frame_flags(grasps: Sequence[GraspRecord], truncated: bool = False) -> int:
+    flags = FrameFlags.TRUNCATED if truncated else 0
     if any(g.camera is not None for g in grasps):
         flags |= FrameFlags.CAMERA
     if any(g.robot is not None for g in grasps):
@@ -238,11 +255,11 @@ def encode_raw(msg: Message) -> bytes:
     """Serialises ``msg`` to the raw frame (header, records, body, CRC), not COBS-framed."""
     if len(msg.grasps) > MAX_RECORDS:
         raise ValueError(f"at most {MAX_RECORDS} grasp records per frame, got {len(msg.grasps)}")
-    flags = _frame_flags(msg.grasps)
+    flags = _frame_flags(msg.grasps, msg.truncated)
     rsize = record_size(flags) if msg.grasps else 0
     out = bytearray(
         HEADER.pack(MAGIC, msg.version, int(msg.type), msg.seq & 0xFFFF, flags, len(msg.grasps),
-                    rsize, 0, msg.timestamp_us & 0xFFFFFFFFFFFFFFFF, msg.frame_id & 0xFFFFFFFF)
+                    rsize, msg.minor, msg.timestamp_us & 0xFFFFFFFFFFFFFFFF, msg.frame_id & 0xFFFFFFFF)
     )
     nan4 = (math.nan,) * 4
     for g in msg.grasps:
@@ -254,6 +271,8 @@ def encode_raw(msg: Message) -> bytes:
             out += ROBOT_BLOCK.pack(*(g.robot or nan4 * 2))
     if msg.type == MsgType.ACK:
         out += ACK_BODY.pack(msg.acked_seq & 0xFFFF, msg.ack_status, 0)
+    else:
+        out += msg.body
     out += CRC.pack(crc16(bytes(out)))
     return bytes(out)
 
@@ -280,7 +299,7 @@ def decode_raw(raw: bytes) -> Message:
     (crc_got,) = CRC.unpack_from(raw, len(raw) - 2)
     if crc16(raw[:-2]) != crc_got:
         raise ProtocolError(f"CRC mismatch: frame says {crc_got:#06x}, computed {crc16(raw[:-2]):#06x}")
-    magic, ver, mtype, seq, flags, count, rsize, _, t_us, frame_id = HEADER.unpack_from(raw, 0)
+    magic, ver, mtype, seq, flags, count, rsize, minor, t_us, frame_id = HEADER.unpack_from(raw, 0)
     if magic != MAGIC:
         raise ProtocolError(f"bad magic: expected {MAGIC!r}, got {magic!r}")
     if ver != VERSION:
@@ -304,15 +323,19 @@ def decode_raw(raw: bytes) -> Message:
             robot = ROBOT_BLOCK.unpack_from(raw, off)
         grasps.append(GraspRecord(cls_id, inst, rflags, *vals, camera=camera, robot=robot))
     acked = status = 0
+    extra = b""
     if mtype == MsgType.ACK:
         if body + ACK_BODY.size > len(raw) - 2:
             raise ProtocolError("ACK frame without its 4-byte body")
         acked, status, _ = ACK_BODY.unpack_from(raw, body)
+    elif mtype in (MsgType.REQUEST, MsgType.REPLY):
+        extra = bytes(raw[body:-2])
     try:
         mtype = MsgType(mtype)
     except ValueError:
         raise ProtocolError(f"unknown message type {mtype}") from None
-    return Message(mtype, seq, t_us, frame_id, tuple(grasps), acked, status, ver)
+    return Message(mtype, seq, t_us, frame_id, tuple(grasps), acked, status, ver, extra, minor,
+                   bool(flags & FrameFlags.TRUNCATED))
 
 
 def decode(frame: bytes) -> Message:
@@ -374,10 +397,18 @@ def _split_keep(data: bytes):
 
 
 def message_to_json(msg: Message) -> str:
-    """One JSON line (without newline) for ``msg``; NaN written as null."""
-    d = {"v": msg.version, "type": msg.type.name.lower(), "seq": msg.seq, "t_us": msg.timestamp_us}
+    """One JSON line (without newline) for ``msg``; NaN written as null.
+
+    Floats are the float32 values the binary frame carries, written with the
+    fewest digits that read back to the same float32 (``np.float32(json) ==
+    wire value``), so JSON and binary consumers see the same numbers.
+    """
+    d = {"v": msg.version, "minor": msg.minor, "type": msg.type.name.lower(), "seq": msg.seq,
+         "t_us": msg.timestamp_us}
     if msg.type == MsgType.GRASPS:
         d["frame_id"] = msg.frame_id
+        if msg.truncated:
+            d["truncated"] = True
         d["grasps"] = [g.to_dict() for g in msg.grasps]
     elif msg.type == MsgType.ACK:
         d["acked_seq"] = msg.acked_seq
@@ -385,9 +416,16 @@ def message_to_json(msg: Message) -> str:
     return json.dumps(_nan_to_none(d), separators=(",", ":"), allow_nan=False)
 
 
+def _float32(x: float) -> float:
+    """The float32 nearest ``x``, as the shortest decimal that reads back to it."""
+    import numpy as np  # noqa: PLC0415 - runtime dependency; kept out of the module import
+
+    return float(str(np.float32(x)))
+
+
 def _nan_to_none(x):
     if isinstance(x, float):
-        return None if math.isnan(x) else round(x, 6)
+        return None if math.isnan(x) else _float32(x)
     if isinstance(x, dict):
         return {k: _nan_to_none(v) for k, v in x.items()}
     if isinstance(x, list):

@@ -16,9 +16,9 @@ T0 = 1_700_000_000_000_000  # 2023-11-14T22:13:20Z in microseconds
 
 def examples() -> dict[str, tuple[str, Message]]:
     """Name -> (description, message); all values exactly representable in float32."""
-    planar = GraspRecord(class_id=2, instance=0, flags=0x03, score=0.875, quality=0.75, u=320.5, v=240.25,
+    planar = GraspRecord(class_id=2, instance=0, flags=0x1B, score=0.875, quality=0.75, u=320.5, v=240.25,
                          angle=0.5, width_px=48.0)
-    metric = GraspRecord(class_id=1, instance=3, flags=0x07, score=0.5, quality=0.625, u=100.0, v=50.5,
+    metric = GraspRecord(class_id=1, instance=3, flags=0x3F, score=0.5, quality=0.625, u=100.0, v=50.5,
                          angle=-1.25, width_px=64.0, camera=(0.125, -0.0625, 0.5, 0.0625),
                          robot=(0.375, 0.25, 0.03125, 0.0, 1.0, 0.0, 0.0, 0.0))
     return {

@@ -6,8 +6,9 @@ A source yields :class:`Frame` objects; a frame that cannot be read carries
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -26,13 +27,17 @@ class Frame:
         name: Stem used for output files (image stem, or ``video_000012``).
         image: ``(H, W, 3)`` uint8 BGR, or ``None`` when unreadable.
         error: Why the frame could not be read, else ``None``.
-        index: Running frame number within the source.
+        index: Running frame number over all sources of one call, 0, 1, 2, ...
+            (a gap means frames were skipped, never a numbering artefact).
+        timestamp_us: When the frame was read (capture time), microseconds
+            since the Unix epoch; hooks put this one stamp on the wire.
     """
 
     name: str
     image: np.ndarray | None
     error: str | None = None
     index: int = 0
+    timestamp_us: int = field(default_factory=lambda: time.time_ns() // 1000)
 
 
 def _read_image(path: Path, index: int) -> Frame:
@@ -94,7 +99,9 @@ def iter_frames(sources: list[str], *, capture: CaptureSettings | None = None) -
                 if not files:
                     frames = iter([Frame(path.name, None, f"folder {path} holds no images ({', '.join(IMAGE_SUFFIXES)})", index)])
                 else:
-                    frames = (_read_image(p, index + i) for i, p in enumerate(files))
+                    # Bind each index now: a lazy ``index + i`` would read ``index`` after the loop below
+                    # has advanced it (ids 0, 2, 5, 9, ...).
+                    frames = (_read_image(p, i) for i, p in enumerate(files, start=index))
             elif path.suffix.lower() in VIDEO_SUFFIXES:
                 frames = _video(str(path), path.stem, index)
             else:

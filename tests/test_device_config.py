@@ -75,6 +75,10 @@ def _write(tmp_path: Path, name: str, text: str) -> Path:
         ("robot: {url: 'serial:///dev/ttyUSB0', baud: 0}\n", "config.robot", "baud must be in"),
         ("robot: {url: 'ftp://x'}\n", "config.robot", "unknown hook URL"),
         ("robot: {url: 'serial:///dev/ttyS0?baud=9600'}\n", "config.robot", "set robot.baud"),
+        ("cell: {serve: 'udp://0.0.0.0:7000'}\n", "config.cell", "cell.serve must start with tcp://"),
+        ("cell: {modbus: 'tcp://0.0.0.0:502'}\n", "config.cell", "cell.modbus must start with modbus://"),
+        ("cell: {reply_timeout_s: 0}\n", "config.cell", "reply_timeout_s must be > 0"),
+        ("cell: {trigger: 'yes'}\n", "config.cell.trigger", "must be bool"),
         ("- just\n- a list\n", "config", "must be a mapping"),
     ],
 )

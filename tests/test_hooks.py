@@ -24,7 +24,7 @@ def frame(frame_id: int):
 
 @pytest.mark.parametrize("url,name", [
     ("serial:///dev/ttyUSB0?baud=9600", "SerialHook"), ("loop://", "SerialHook"), ("/dev/ttyACM0", "SerialHook"),
-    ("spy://loop://", "SerialHook"), ("udp://127.0.0.1:9", "UdpHook"), ("jsonl:-", "JsonlHook"),
+    ("spy://loop://", "SerialHook"), ("hwgrep://0403:6001", "SerialHook"), ("socket://127.0.0.1:9", "SerialHook"), ("udp://127.0.0.1:9", "UdpHook"), ("jsonl:-", "JsonlHook"),
     ("mem://", "MemoryHook"), ("callback", "CallbackHook"),
 ])
 def test_scheme_resolution(url, name):
@@ -47,6 +47,26 @@ def test_bad_urls_and_options():
     with pytest.raises(TypeError, match="Result"):
         with open_hook("mem://") as h:
             h({"not": "a result"})
+
+
+def test_a_subclass_cannot_forget_to_start_its_worker():
+    from edgeseg.hooks import Hook
+
+    class Minimal(Hook):  # no start call anywhere: the base starts the worker after construction
+        name = "minimal"
+
+        def __init__(self):
+            super().__init__(queue_size=4)
+            self.got = []
+
+        def _deliver(self, item):
+            self.got.append(item.frame_id)
+
+    with Minimal() as hook:
+        for k in range(3):
+            hook(*frame(k), timestamp_us=1234 + k)
+        assert hook.flush(5.0)
+    assert hook.got == [0, 1, 2] and hook.stats.delivered == 3
 
 
 def test_query_options_are_typed():

@@ -140,10 +140,20 @@ def test_ack_mode_reads_acks_and_notices_silence(port):
         bad = bytearray(protocol.encode(protocol.Message(protocol.MsgType.ACK, 99, 0, acked_seq=4)))
         bad[5] ^= 0x01 if bad[5] ^ 0x01 else 0x02
         port.write(bytes(bad))
-        port.send_ack(4)
-        assert wait_for(lambda: hook.stats.acked >= 6, 5.0)
-        port.auto_ack = False  # controller goes silent
+        port.send_ack(4)  # seq 4 was acked already: counted as unknown, not as a second ack
+        port.send_ack(999)  # never sent
+        assert wait_for(lambda: hook.stats.unknown_acks >= 2, 5.0)
+        assert hook.stats.acked == 5
+        port.auto_ack = False
+        hook(scene(9), ())
+        assert wait_for(lambda: port.read(0.01) is not None and len(port.messages) >= 6, 5.0)
+        port.send_ack(port.messages[-1].seq, status=1)  # controller busy
+        assert wait_for(lambda: hook.stats.nacked == 1, 5.0)
+        assert (hook.stats.acked, hook.stats.unknown_acks, hook.stats.link_up) == (5, 2, True)
+        # controller goes silent
         assert wait_for(lambda: not hook.link_ok, 5.0)
+        hook(scene(10), ())
+        assert wait_for(lambda: hook.stats.link_up is False, 5.0)
 
 
 def test_heartbeats_when_idle(port):
@@ -153,14 +163,38 @@ def test_heartbeats_when_idle(port):
     assert [m.seq for m in port.messages[:3]] == [0, 1, 2]
 
 
-def test_missing_port_raises_unless_told_to_wait(tmp_path):
+def test_missing_port_waits_unless_required(tmp_path, caplog):
     import serial
 
     with pytest.raises(serial.SerialException):
-        open_hook(f"serial://{tmp_path}/nothing")
-    with open_hook(f"serial://{tmp_path}/nothing?require_port=0") as hook:
+        open_hook(f"serial://{tmp_path}/nothing?require_port=1")
+    with open_hook(f"serial://{tmp_path}/nothing?queue_size=4&reconnect_max_s=0.1") as hook:
+        for k in range(3):
+            hook(scene(k), ())
+        assert hook.flush(5.0)
+        time.sleep(0.3)  # several reopen attempts
+        st = hook.stats
+        assert not hook.connected and st.link_up is False and st.failed == 3 and "link down" in st.last_error
+    assert len([r for r in caplog.records if "not available at start" in r.getMessage()]) == 1
+
+
+def test_port_appearing_later_gets_frames(tmp_path):
+    path = str(tmp_path / "ttyLATE")
+    with open_hook(f"serial://{path}?queue_size=1&reconnect_max_s=0.1") as hook:
         hook(scene(0), ())
-        assert not hook.connected
+        assert wait_for(lambda: hook.stats.failed == 1, 5.0)
+        with VirtualSerialPort(path) as port:
+            assert wait_for(lambda: hook.connected, 5.0)
+            hook(scene(1), ())
+            msgs = port.read_messages(1, timeout=5.0)
+            assert [m.frame_id for m in msgs] == [1] and hook.stats.link_up and hook.stats.reconnects == 1
+
+
+def test_hwgrep_goes_to_pyserial():
+    """hwgrep:// is pyserial's find-by-USB-id URL: resolved by pyserial, no device here -> starts down."""
+    with open_hook("hwgrep://ffff:fff0?reconnect_max_s=0.1") as hook:
+        assert type(hook).__name__ == "SerialHook" and not hook.connected
+        assert "no ports found" in hook.stats.last_error.lower()
 
 
 def test_stalled_reader_does_not_slow_inference(port):

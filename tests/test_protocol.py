@@ -72,7 +72,65 @@ def test_planned_grasps_survive_the_wire_as_float32():
     assert (rec.u, rec.v, rec.angle, rec.width_px) == tuple(map(f32, (*g.center, g.angle, g.width_px)))
     assert rec.camera == tuple(map(f32, (*g.camera_pose.position, g.width_m)))
     assert rec.robot == tuple(map(f32, (*g.robot_pose.position, g.robot_pose.yaw, *g.robot_pose.quaternion)))
-    assert rec.flags == protocol.RecordFlags.CLEAR | protocol.RecordFlags.FITS | protocol.RecordFlags.METRIC
+    F = protocol.RecordFlags  # noqa: N806
+    assert rec.flags == F.CLEAR | F.FITS | F.METRIC | F.CLEAR_CHECKED | F.FITS_CHECKED | F.ROBOT_VALID
+
+
+def test_flags_tell_not_checked_from_failed():
+    """A metric gripper without any scale cannot check the width: FITS_CHECKED stays 0."""
+    from edgeseg.grasp import GripperSpec
+
+    r = result_from_masks([rectangle_mask((120, 160), (80.0, 60.0), 50, 16, 0.4)], frame_id=1)
+    (g,) = plan_grasps(r, GripperSpec())  # metres, no calibration
+    (rec,) = protocol.decode(protocol.encode_grasps([g], seq=0, timestamp_us=0, frame_id=1)).grasps
+    assert g.fits is None and not rec.flags & protocol.RecordFlags.FITS_CHECKED
+    assert not rec.flags & protocol.RecordFlags.ROBOT_VALID and rec.robot is None
+
+
+def test_truncation_is_visible_on_the_wire_and_in_json():
+    from edgeseg.hooks import open_hook
+
+    masks = [rectangle_mask((200, 400), (30.0 + 45 * i, 50.0 + 80 * (i % 2)), 30, 10, 0.2 * i) for i in range(8)]
+    r = result_from_masks(masks, frame_id=3)
+    grasps = plan_grasps(r)
+    with open_hook("mem://?max_grasps=2&queue_size=4") as hook:
+        hook(r, grasps)
+        hook(r, grasps[:2])
+        assert hook.flush(5.0)
+    first, second = hook.messages()
+    assert len(first.grasps) == 2 and first.truncated and not second.truncated
+    assert protocol.encode_raw(first)[6] & protocol.FrameFlags.TRUNCATED
+    assert json.loads(protocol.message_to_json(first))["truncated"] is True
+    assert "truncated" not in json.loads(protocol.message_to_json(second))
+
+
+def test_json_carries_the_float32_values_of_the_wire():
+    rng = random.Random(3)
+    for _ in range(200):
+        vals = [rng.uniform(-1000, 1000) * 10 ** rng.randint(-6, 0) for _ in range(6)]
+        rec = GraspRecord(1, 0, 0, *vals)
+        wire = protocol.decode(protocol.encode(Message(MsgType.GRASPS, 0, 0, 0, (rec,)))).grasps[0]
+        d = json.loads(protocol.message_to_json(Message(MsgType.GRASPS, 0, 0, 0, (rec,))))["grasps"][0]
+        for k in ("score", "quality", "u", "v", "angle", "width_px"):
+            assert np.float32(d[k]) == np.float32(getattr(wire, k)), k
+
+
+def test_minor_version_and_1_0_frames():
+    _, msg = examples()["heartbeat"]
+    raw = bytearray(protocol.encode_raw(msg))
+    assert raw[9] == protocol.MINOR == 1
+    raw[9] = 0  # as a 1.0 sender wrote it
+    old = protocol.decode_raw(_with_crc(bytes(raw)))
+    assert old.minor == 0 and old.seq == msg.seq
+    raw[9] = 7  # a later minor: still read
+    assert protocol.decode_raw(_with_crc(bytes(raw))).minor == 7
+
+
+def test_bytes_before_the_crc_are_ignored():
+    _, msg = examples()["grasps-2d"]
+    raw = protocol.encode_raw(msg)
+    longer = _with_crc(raw[:-2] + b"\x01\x02\x03" + raw[-2:])
+    assert protocol.decode_raw(longer).grasps == msg.grasps
 
 
 def _stream(n=6):

@@ -95,7 +95,7 @@ def test_spec_examples(decoder):
     assert END in doc
     out = assert_same(decoder, b"".join(wires))
     assert out.endswith(f"errors 0 ok {len(wires)}\n")
-    assert "grasp class=2 inst=0 flags=3 score=0.875 quality=0.75 u=320.5 v=240.25 angle=0.5 width_px=48" in out
+    assert "grasp class=2 inst=0 flags=27 score=0.875 quality=0.75 u=320.5 v=240.25 angle=0.5 width_px=48" in out
 
 
 def test_c_ack_matches_spec(decoder):

@@ -58,3 +58,10 @@ def test_grasp_and_hook_example_runs(in_repo_root, tmp_path):
         first = msg.grasps[0]
         assert (first.class_id, first.instance) == (grasps[0].class_id, grasps[0].instance)
         assert first.robot is not None  # the hand-eye pose went over the wire
+
+
+def test_robot_cell_example_runs(in_repo_root, capsys):
+    (block,) = _python_blocks("Robot cell interfaces")
+    exec(compile(block, "README:Robot cell interfaces", "exec"), {})
+    words = capsys.readouterr().out.split()
+    assert words[0] == "PICK" and words[1] == "1" and words[5] == "R"  # x86-cpu.yaml is calibrated: robot frame

@@ -24,6 +24,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--hook", action="append", default=[], metavar="URL",
         help="send each frame's grasps to URL (repeatable): serial:///dev/ttyUSB0?baud=115200, udp://HOST:PORT, jsonl:-, jsonl:FILE",
     )
+    p.add_argument(
+        "--serve", action="append", default=[], metavar="URL",
+        help="answer robots/PLCs (repeatable): tcp://HOST:PORT pick server (?trigger=1: capture on request), "
+             "modbus://HOST:PORT Modbus TCP server; see docs/pick_server.md, docs/modbus.md",
+    )
     p.add_argument("--grasps", action="store_true", help="plan grasps and draw them on overlays (implied by --hook)")
     p.add_argument("--health-file", type=Path, help="keep a JSON heartbeat here (frames, failures, last latency)")
     p.set_defaults(func=main)
@@ -33,6 +38,7 @@ def main(args: argparse.Namespace) -> int:
     import cv2
 
     import edgeseg
+    from edgeseg.cell import open_server, triggered_frames
     from edgeseg.device_config import apply_cpu_affinity
     from edgeseg.grasp import draw_grasps
     from edgeseg.health import Heartbeat
@@ -44,7 +50,11 @@ def main(args: argparse.Namespace) -> int:
     cores = apply_cpu_affinity(seg.device_config.backend)
     log.info("backend %s, decoder %s, cores %s", seg.backend.device, seg.decoder.path, list(cores))
     annotator = MaskAnnotator()
-    hooks = [open_hook(url) for url in args.hook]
+    cell = seg.device_config.cell
+    serve = list(args.serve) or cell.server_urls
+    links = {url: open_hook(url) for url in (args.hook or ([cell.mqtt] if cell.mqtt else []))}
+    links.update({url: open_server(url, cell) for url in serve})
+    hooks = list(links.values())
     planner = seg.device_config.grasp_planner() if (hooks or args.grasps) else None
     # A JSON-lines hook on stdout owns stdout; the human summary moves to stderr.
     summary_stream = sys.stderr if any(url.startswith("jsonl:-") for url in args.hook) else sys.stdout
@@ -52,7 +62,8 @@ def main(args: argparse.Namespace) -> int:
         args.out.mkdir(parents=True, exist_ok=True)
     failures = 0
     health = Heartbeat(args.health_file)
-    for frame in iter_frames(args.sources, capture=seg.device_config.camera):
+    health.watch_hooks(links)
+    for frame in triggered_frames(iter_frames(args.sources, capture=seg.device_config.camera), hooks):
         if frame.image is None:
             log.error("skipping frame %s: %s", frame.name, frame.error)
             health.frame_failed(frame.name, str(frame.error))
@@ -70,7 +81,7 @@ def main(args: argparse.Namespace) -> int:
             continue
         grasps = planner.plan(result) if planner is not None else []
         for hook in hooks:
-            hook(result, grasps)
+            hook(result, grasps, timestamp_us=frame.timestamp_us)
         counts: dict[str, int] = {}
         for inst in result:
             counts[inst.class_name] = counts.get(inst.class_name, 0) + 1
@@ -90,9 +101,8 @@ def main(args: argparse.Namespace) -> int:
             line += f" | {len(grasps)} grasps"
         print(line, file=summary_stream, flush=True)
         health.frame_ok(frame.name, len(result), t.total_ms)
-    health.close()
-    for hook in hooks:
+    for url, hook in links.items():
         hook.close()
-        if hook.stats.dropped:
-            log.info("hook %s dropped %d of %d frames (latest wins)", hook, hook.stats.dropped, hook.stats.submitted)
+        print(f"hook {url}: {hook.stats.summary()}", file=summary_stream, flush=True)
+    health.close()
     return 1 if failures else 0

@@ -4,10 +4,11 @@ A hook is opened from a URL whose scheme picks the module (imported late, as
 pyserial does for its URL handlers)::
 
     serial:///dev/ttyUSB0?baud=115200   binary protocol over a serial port
-    loop:// spy://... socket://...     any other pyserial URL, same hook
+    loop:// hwgrep://... socket://...  any URL pyserial's serial_for_url handles, same hook
     udp://127.0.0.1:9870               one datagram per frame (binary; ?format=json)
     jsonl:-  jsonl:/path/file.jsonl    JSON lines to stdout or a file
     mem://                             in memory (tests, demos)
+    mqtt://HOST:PORT/PREFIX            JSON on MQTT topics (paho-mqtt, the ``cell`` extra)
     callback                           a Python function (pass fn=...)
 
 Options come from the query string (``?queue_size=2&drop=newest``) or as
@@ -18,20 +19,43 @@ keyword arguments (which win). Common to all: ``queue_size``, ``drop``,
 from __future__ import annotations
 
 import importlib
+import importlib.util
 
 from edgeseg.hooks.base import Hook, HookItem, HookStats
 
-# scheme -> "module:Class"; extend by adding an entry.
+# scheme -> "module:Class"; extend by adding an entry. Any other scheme that
+# pyserial's serial_for_url knows (loop://, hwgrep://, socket://, ...) goes to
+# the serial hook: pyserial is asked, no copy of its list is kept here.
 SCHEMES: dict[str, str] = {
     "serial": "edgeseg.hooks.serial:SerialHook",
     "udp": "edgeseg.hooks.udp:UdpHook",
     "jsonl": "edgeseg.hooks.jsonl:JsonlHook",
     "mem": "edgeseg.hooks.mem:MemoryHook",
     "callback": "edgeseg.hooks.callback:CallbackHook",
+    "mqtt": "edgeseg.hooks.mqtt:MqttHook",
 }
-PYSERIAL_SCHEMES = ("loop", "spy", "socket", "rfc2217", "alt", "hwgrid", "cp2110")
-for _s in PYSERIAL_SCHEMES:
-    SCHEMES[_s] = SCHEMES["serial"]
+
+
+def pyserial_handles(scheme: str) -> bool:
+    """Whether pyserial's ``serial_for_url`` has a URL handler for ``scheme``.
+
+    pyserial looks up ``<package>.protocol_<scheme>`` in each of
+    ``serial.protocol_handler_packages`` (extensible by applications); this
+    asks the same question without opening anything.
+    """
+    if not scheme.isidentifier():
+        return False
+    try:
+        import serial  # noqa: PLC0415 - runtime dependency, imported when a URL needs it
+    except ImportError:
+        return False
+    for package in serial.protocol_handler_packages:
+        try:
+            if importlib.util.find_spec(f"{package}.protocol_{scheme}") is not None:
+                return True
+        except ImportError:
+            continue
+    return False
 
 
 def hook_class(url: str) -> type[Hook]:
@@ -41,9 +65,11 @@ def hook_class(url: str) -> type[Hook]:
     scheme = url.split(":", 1)[0].lower() if ":" in url else ("callback" if url == "callback" else "")
     if not scheme and url.startswith("/"):
         scheme = "serial"
+    if scheme not in SCHEMES and pyserial_handles(scheme):
+        scheme = "serial"
     if scheme not in SCHEMES:
-        raise ValueError(f"unknown hook URL {url!r}: expected one of the schemes {sorted(SCHEMES)} "
-                         "or a device path like /dev/ttyUSB0")
+        raise ValueError(f"unknown hook URL {url!r}: expected one of the schemes {sorted(SCHEMES)}, "
+                         "a pyserial URL (loop://, hwgrep://, socket://, ...) or a device path like /dev/ttyUSB0")
     module, cls = SCHEMES[scheme].split(":")
     return getattr(importlib.import_module(module), cls)
 
@@ -60,4 +86,4 @@ def open_hook(url: str, **opts) -> Hook:
     return hook_class(url).from_url(url, **opts)
 
 
-__all__ = ["Hook", "HookItem", "HookStats", "SCHEMES", "hook_class", "open_hook"]
+__all__ = ["Hook", "HookItem", "HookStats", "SCHEMES", "hook_class", "open_hook", "pyserial_handles"]

@@ -5,6 +5,10 @@ item goes into a queue of ``queue_size`` and a worker thread (one per hook)
 delivers it. When the queue is full the oldest queued frame is dropped
 (``drop="oldest"``, latest wins, the default) or the new one is
 (``drop="newest"``); drops are counted in :attr:`Hook.stats`.
+
+The worker is started by the base class once the whole constructor chain has
+returned (the :class:`_StartsWorker` metaclass), so a subclass cannot forget
+to start it and silently deliver nothing.
 """
 
 from __future__ import annotations
@@ -30,13 +34,17 @@ class HookItem:
 
     Attributes:
         result: The frame's instances.
-        grasps: The frame's grasps, best first (may be empty).
-        timestamp_us: When the frame was submitted, microseconds since the Unix epoch.
+        grasps: The frame's grasps, best first, at most ``max_grasps`` of them.
+        timestamp_us: When the frame was captured (the caller's stamp, the same
+            for every hook), else when it was submitted; microseconds since the
+            Unix epoch.
+        total_grasps: Grasps the frame had before ``max_grasps`` cut them.
     """
 
     result: Result
     grasps: tuple
     timestamp_us: int
+    total_grasps: int = 0
 
     @property
     def frame_id(self) -> int:
@@ -53,7 +61,12 @@ class HookStats:
         dropped: Frames dropped because the queue was full.
         failed: Frames lost in delivery (sink error, link down, write timeout).
         reconnects: Times a lost link came back.
-        acked: Acknowledgements received from the far end (ack mode).
+        acked: Acknowledgements with status 0 received from the far end (ack mode).
+        nacked: Acknowledgements with a non-zero status (controller refused or busy).
+        unknown_acks: Acknowledgements for a sequence number this link never sent
+            (or sent too long ago to remember).
+        link_up: Whether the link is up now (port open and, in ack mode, acks
+            arriving); None for hooks without a link.
         last_error: Text of the latest delivery error.
     """
 
@@ -63,11 +76,37 @@ class HookStats:
     failed: int = 0
     reconnects: int = 0
     acked: int = 0
+    nacked: int = 0
+    unknown_acks: int = 0
+    link_up: bool | None = None
     last_error: str = ""
 
+    def summary(self) -> str:
+        """One line for logs: ``delivered 10, dropped 2, failed 0`` (+ link and ack counts when known)."""
+        parts = [f"delivered {self.delivered}", f"dropped {self.dropped}", f"failed {self.failed}"]
+        if self.link_up is not None:
+            parts.append("link up" if self.link_up else "link down")
+        if self.reconnects:
+            parts.append(f"reconnects {self.reconnects}")
+        if self.acked or self.nacked or self.unknown_acks:
+            parts.append(f"acked {self.acked}, nacked {self.nacked}, unknown acks {self.unknown_acks}")
+        return ", ".join(parts)
 
-class Hook:
+
+class _StartsWorker(type):
+    """Metaclass: starts the hook's worker after the outermost ``__init__`` returned."""
+
+    def __call__(cls, *args: Any, **kwargs: Any):
+        hook = super().__call__(*args, **kwargs)
+        hook._start()
+        return hook
+
+
+class Hook(metaclass=_StartsWorker):
     """Base class: subclasses implement :meth:`_deliver` (and maybe :meth:`_idle`, :meth:`_close_sink`).
+
+    The worker thread starts by itself when construction completes; subclasses
+    do not start it.
 
     Args:
         queue_size: Frames that may wait for delivery (>= 1).
@@ -97,16 +136,30 @@ class Hook:
         self._thread: threading.Thread | None = None
 
     def _start(self) -> None:
-        """Starts the worker; subclasses call it at the end of ``__init__``."""
+        """Starts the worker (once; called by the metaclass after construction)."""
+        if self._thread is not None:
+            return
         self._thread = threading.Thread(target=self._run, name=f"edgeseg-{self.name}", daemon=True)
         self._thread.start()
 
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name}>"
+
     # -- caller side -------------------------------------------------------
-    def __call__(self, result: Result, grasps: Sequence = ()) -> None:
-        """Queues one frame for delivery; never waits for the sink."""
+    def __call__(self, result: Result, grasps: Sequence = (), *, timestamp_us: int | None = None) -> None:
+        """Queues one frame for delivery; never waits for the sink.
+
+        Args:
+            result: The frame's instances.
+            grasps: Its grasps, best first; the first ``max_grasps`` go on.
+            timestamp_us: Capture time of the frame, microseconds since the
+                Unix epoch (pass the same stamp to every hook); None = now.
+        """
         if not isinstance(result, Result):
             raise TypeError(f"a hook takes an edgeseg Result, got {type(result).__name__}")
-        item = HookItem(result, tuple(grasps)[: self.max_grasps], time.time_ns() // 1000)
+        grasps = tuple(grasps)
+        stamp = time.time_ns() // 1000 if timestamp_us is None else int(timestamp_us)
+        item = HookItem(result, grasps[: self.max_grasps], stamp, len(grasps))
         with self._cond:
             if self._closing:
                 raise RuntimeError(f"{self.name} hook is closed")
@@ -187,13 +240,17 @@ class Hook:
                     self._cond.notify_all()
 
     def _count(self, *, delivered: int = 0, failed: int = 0, reconnects: int = 0, acked: int = 0,
-               error: str = "") -> None:
+               nacked: int = 0, unknown_acks: int = 0, link_up: bool | None = None, error: str = "") -> None:
         with self._cond:
             s = self._stats
             s.delivered += delivered
             s.failed += failed
             s.reconnects += reconnects
             s.acked += acked
+            s.nacked += nacked
+            s.unknown_acks += unknown_acks
+            if link_up is not None:
+                s.link_up = link_up
             if error:
                 s.last_error = error
 
@@ -229,7 +286,8 @@ class LinkSequence:
 
     def grasps(self, item: HookItem) -> protocol.Message:
         recs = tuple(protocol.GraspRecord.from_grasp(g) for g in item.grasps)
-        return protocol.Message(protocol.MsgType.GRASPS, self.take(), item.timestamp_us, item.frame_id, recs)
+        return protocol.Message(protocol.MsgType.GRASPS, self.take(), item.timestamp_us, item.frame_id, recs,
+                                truncated=item.total_grasps > len(recs))
 
     def heartbeat(self) -> protocol.Message:
         return protocol.Message(protocol.MsgType.HEARTBEAT, self.take(), time.time_ns() // 1000)

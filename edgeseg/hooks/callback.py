@@ -23,7 +23,6 @@ class CallbackHook(Hook):
             raise TypeError(f"fn must be callable, got {type(fn).__name__}")
         super().__init__(**opts)
         self.fn = fn
-        self._start()
 
     @classmethod
     def from_url(cls, url: str, *, fn: Callable | None = None, **opts) -> CallbackHook:

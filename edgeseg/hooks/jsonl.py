@@ -24,7 +24,6 @@ class JsonlHook(Hook):
         self.path = path
         self._fh = sys.stdout if path == "-" else open(path, "a", encoding="utf-8")  # noqa: SIM115
         self._seq = LinkSequence()
-        self._start()
 
     @classmethod
     def from_url(cls, url: str, **opts) -> JsonlHook:

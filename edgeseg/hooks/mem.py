@@ -22,7 +22,6 @@ class MemoryHook(Hook):
         self.items: list[HookItem] = []
         self.wire = bytearray()
         self._seq = LinkSequence()
-        self._start()
 
     @classmethod
     def from_url(cls, url: str, **opts) -> MemoryHook:

@@ -34,7 +34,6 @@ class UdpHook(Hook):
         family = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0][0]
         self._sock = socket.socket(family, socket.SOCK_DGRAM)
         self._seq = LinkSequence()
-        self._start()
 
     @classmethod
     def from_url(cls, url: str, **opts) -> UdpHook:
