@@ -108,7 +108,7 @@ def test_scores_and_boxes_match_at_full_precision(case):
     pred, bundle, _ = case
     args = pred["predict_args"]
     seg = edgeseg.load(bundle)
-    for name, expected in pred["images"].items():
+    for expected in pred["images"].values():
         r = seg(cv2.imread(str(REPO / expected["path"])), score_threshold=args.get("conf", 0.25),
                 iou_threshold=args.get("iou", 0.7), max_detections=args.get("max_det", 300))
         got = [{"class_id": int(c), "box_xyxy": b.tolist()} for c, b in zip(r.class_ids, r.boxes, strict=True)]

@@ -18,22 +18,26 @@ keyword arguments (which win). Common to all: ``queue_size``, ``drop``,
 
 from __future__ import annotations
 
-import importlib
 import importlib.util
 
 from edgeseg.hooks.base import Hook, HookItem, HookStats
+from edgeseg.registry import Registry
 
-# scheme -> "module:Class"; extend by adding an entry. Any other scheme that
-# pyserial's serial_for_url knows (loop://, hwgrep://, socket://, ...) goes to
-# the serial hook: pyserial is asked, no copy of its list is kept here.
-SCHEMES: dict[str, str] = {
-    "serial": "edgeseg.hooks.serial:SerialHook",
-    "udp": "edgeseg.hooks.udp:UdpHook",
-    "jsonl": "edgeseg.hooks.jsonl:JsonlHook",
-    "mem": "edgeseg.hooks.mem:MemoryHook",
-    "callback": "edgeseg.hooks.callback:CallbackHook",
-    "mqtt": "edgeseg.hooks.mqtt:MqttHook",
-}
+# scheme -> Hook class; extend with SCHEMES.register("name", "module:Class"). Any
+# other scheme that pyserial's serial_for_url knows (loop://, hwgrep://,
+# socket://, ...) goes to the serial hook: pyserial is asked, no copy of its
+# list is kept here.
+SCHEMES: Registry[type[Hook]] = Registry(
+    "hook scheme",
+    {
+        "serial": "edgeseg.hooks.serial:SerialHook",
+        "udp": "edgeseg.hooks.udp:UdpHook",
+        "jsonl": "edgeseg.hooks.jsonl:JsonlHook",
+        "mem": "edgeseg.hooks.mem:MemoryHook",
+        "callback": "edgeseg.hooks.callback:CallbackHook",
+        "mqtt": "edgeseg.hooks.mqtt:MqttHook",
+    },
+)
 
 
 def pyserial_handles(scheme: str) -> bool:
@@ -68,10 +72,9 @@ def hook_class(url: str) -> type[Hook]:
     if scheme not in SCHEMES and pyserial_handles(scheme):
         scheme = "serial"
     if scheme not in SCHEMES:
-        raise ValueError(f"unknown hook URL {url!r}: expected one of the schemes {sorted(SCHEMES)}, "
+        raise ValueError(f"unknown hook URL {url!r}: expected one of the schemes {SCHEMES.names()}, "
                          "a pyserial URL (loop://, hwgrep://, socket://, ...) or a device path like /dev/ttyUSB0")
-    module, cls = SCHEMES[scheme].split(":")
-    return getattr(importlib.import_module(module), cls)
+    return SCHEMES.get(scheme)
 
 
 def open_hook(url: str, **opts) -> Hook:
