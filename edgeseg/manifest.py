@@ -100,6 +100,7 @@ class OutputSpec:
     encoding: str | None = None  # boxes only
     activation: str | None = None  # scores only
     normalized: bool | None = None  # boxes only: values are fractions of the input size
+    sampling: str | None = None  # protos only: "exact" (default) or "ultralytics" (edgeseg.decode.sampling)
     quant: Quant | None = None
     #: ``[start, stop)`` channels of a tensor shared with other roles (Ultralytics'
     #: ``output0``: boxes 0:4, scores 4:4+nc, coefficients after), or ``None``

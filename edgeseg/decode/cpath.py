@@ -119,7 +119,7 @@ def _proto_masks(t: ProtoTensors, anchor: np.ndarray, det: Result, lb: Letterbox
 
 def decode_proto(
     t: ProtoTensors, lb: LetterboxInfo, opts: ProtoOptions, grid, *, class_names: tuple[str, ...] | None = None,
-    threads: int = 1, flags: int = 0,
+    mask_letterbox: LetterboxInfo | None = None, threads: int = 1, flags: int = 0,
 ) -> Result:
     """Decodes one frame of ``proto`` outputs in C; same contract as ``reference.decode_proto``.
 
@@ -129,6 +129,8 @@ def decode_proto(
         opts: Thresholds and box/score conventions.
         grid: ``(centres (A, 2), strides (A,))`` float32 for ``ltrb`` boxes, else ``None``.
         class_names: The manifest's class names (``None``: the ids as strings).
+        mask_letterbox: Geometry mapping original pixels onto the prototype map
+            when it differs from ``lb`` (a cropped map, :mod:`edgeseg.decode.sampling`).
         threads: Worker threads for the masks (1: the calling thread only).
         flags: ``_cdecode.NO_*`` bits that switch single speed tricks off (benchmarks).
 
@@ -138,13 +140,14 @@ def decode_proto(
     anchor, det = _detect(t, lb, opts, grid, class_names)
     if not opts.with_masks:
         return det
-    bits, spans, offsets = _proto_masks(t, anchor, det, lb, _cdecode.CROPPED, None, threads, flags)
+    bits, spans, offsets = _proto_masks(t, anchor, det, mask_letterbox or lb, _cdecode.CROPPED, None, threads, flags)
     return dataclasses.replace(det, masks=_cropped(bits, spans, offsets, lb.orig_size))
 
 
 def decode_proto_full(
     t: ProtoTensors, lb: LetterboxInfo, opts: ProtoOptions, grid, out: np.ndarray, *,
-    class_names: tuple[str, ...] | None = None, threads: int = 1, flags: int = 0,
+    class_names: tuple[str, ...] | None = None, mask_letterbox: LetterboxInfo | None = None, threads: int = 1,
+    flags: int = 0,
 ) -> tuple[Result, np.ndarray]:
     """Like :func:`decode_proto`, masks as full frames written into ``out``.
 
@@ -157,17 +160,17 @@ def decode_proto_full(
     """
     anchor, det = _detect(t, lb, opts, grid, class_names)
     _check_frames(out, len(det.scores), lb.orig_size)
-    _proto_masks(t, anchor, det, lb, _cdecode.FULL, out, threads, flags)
+    _proto_masks(t, anchor, det, mask_letterbox or lb, _cdecode.FULL, out, threads, flags)
     return det, out[: len(det.scores)]
 
 
 def decode_proto_rle(
     t: ProtoTensors, lb: LetterboxInfo, opts: ProtoOptions, grid, *, class_names: tuple[str, ...] | None = None,
-    flags: int = 0,
+    mask_letterbox: LetterboxInfo | None = None, flags: int = 0,
 ) -> tuple[Result, list[dict]]:
     """Like :func:`decode_proto`, masks as COCO RLE ``{"size": [H, W], "counts": str}``."""
     anchor, det = _detect(t, lb, opts, grid, class_names)
-    strings, _ = _proto_masks(t, anchor, det, lb, _cdecode.RLE, None, 1, flags)
+    strings, _ = _proto_masks(t, anchor, det, mask_letterbox or lb, _cdecode.RLE, None, 1, flags)
     return det, _rle(strings, lb.orig_size)
 
 

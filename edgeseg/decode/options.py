@@ -78,11 +78,13 @@ class ProtoOptions(DecodeOptions):
         score_activation: ``sigmoid`` (raw logits) or ``none`` (probabilities).
         box_scale: ``(sx, sy)`` multiplying raw ``xyxy``/``cxcywh`` values:
             the input size for boxes normalized to it, else ``(1, 1)``.
+        mask_sampling: ``exact`` or ``ultralytics`` (:mod:`edgeseg.decode.sampling`).
     """
 
     box_encoding: str = "ltrb"
     score_activation: str = "sigmoid"
     box_scale: tuple[float, float] = (1.0, 1.0)
+    mask_sampling: str = "exact"
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -90,3 +92,5 @@ class ProtoOptions(DecodeOptions):
             raise ValueError(f"unknown box encoding {self.box_encoding!r}, expected one of {BOX_ENCODINGS}")
         if self.score_activation not in SCORE_ACTIVATIONS:
             raise ValueError(f"score_activation must be one of {SCORE_ACTIVATIONS}, got {self.score_activation!r}")
+        if self.mask_sampling not in ("exact", "ultralytics"):
+            raise ValueError(f"mask_sampling must be 'exact' or 'ultralytics', got {self.mask_sampling!r}")

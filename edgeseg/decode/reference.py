@@ -312,6 +312,7 @@ def decode_proto(
     grid: tuple[np.ndarray, np.ndarray] | None,
     *,
     class_names: tuple[str, ...] | None = None,
+    mask_letterbox: LetterboxInfo | None = None,
 ) -> Result:
     """Decodes one frame of ``proto`` family outputs (numpy reference).
 
@@ -321,6 +322,8 @@ def decode_proto(
         opts: Thresholds and box/score conventions.
         grid: ``(centres, strides)`` from :func:`anchor_grid` for ``ltrb`` boxes.
         class_names: Names of the class ids (the manifest's); ``None``: the ids as strings.
+        mask_letterbox: Geometry mapping original pixels onto the prototype map
+            when it differs from ``lb`` (a cropped map, :mod:`edgeseg.decode.sampling`).
 
     Returns:
         The frame's instances, box-cropped masks (no timings).
@@ -346,7 +349,8 @@ def decode_proto(
     if opts.with_masks:
         coeffs = t.coeffs.rows(idx)
         protos = t.protos.dequantize()
-        masks = tuple(mask_in_box(coeffs[i], protos, boxes[i], lb) for i in range(len(idx)))
+        mlb = mask_letterbox or lb
+        masks = tuple(mask_in_box(coeffs[i], protos, boxes[i], mlb) for i in range(len(idx)))
     return Result(
         boxes=boxes, scores=score, class_ids=cls.astype(np.int32), masks=masks,
         class_names=class_names_for(class_names, t, cls), image_size=lb.orig_size,

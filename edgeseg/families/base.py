@@ -37,7 +37,7 @@ ROW_LAYOUTS = ("BAC", "BCA")
 MAP_LAYOUTS = ("NCHW", "NHWC")
 
 #: Output keys whose meaning depends on the role (allowed per role by :attr:`Role.keys`).
-ROLE_KEYS = ("encoding", "activation", "normalized")
+ROLE_KEYS = ("encoding", "activation", "normalized", "sampling")
 
 #: ``decoder(raw outputs by name, letterbox, options) -> Result``.
 FrameDecoder = Callable[[dict[str, np.ndarray], "LetterboxInfo", "DecodeOptions"], "Result"]

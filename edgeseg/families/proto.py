@@ -21,6 +21,7 @@ import numpy as np
 
 from edgeseg.decode import cpath, reference
 from edgeseg.decode.options import BOX_ENCODINGS, SCORE_ACTIVATIONS, DecodeOptions, ProtoOptions
+from edgeseg.decode.sampling import SAMPLINGS, ultralytics_protos
 from edgeseg.decode.tensors import ProtoTensors, QTensor, map_view, row_view
 from edgeseg.families.base import MAP_LAYOUTS, ROW_LAYOUTS, Family, Role, channel_count
 from edgeseg.manifest import Manifest, ManifestError
@@ -35,7 +36,7 @@ class ProtoFamily(Family):
                                          "normalized": (False, True)}),
         "scores": Role(ROW_LAYOUTS, keys={"activation": ("none", *(a for a in SCORE_ACTIVATIONS if a != "none"))}),
         "coeffs": Role(ROW_LAYOUTS),
-        "protos": Role(MAP_LAYOUTS),
+        "protos": Role(MAP_LAYOUTS, keys={"sampling": SAMPLINGS}),
         "objectness": Role(ROW_LAYOUTS, required=False),
         "labels": Role(ROW_LAYOUTS, required=False),
     }
@@ -73,6 +74,7 @@ class ProtoFamily(Family):
             box_encoding=boxes.encoding or "xyxy",
             score_activation=manifest.output("scores").activation or "none",
             box_scale=(float(inp.width), float(inp.height)) if boxes.normalized else (1.0, 1.0),
+            mask_sampling=manifest.output("protos").sampling or "exact",
         )
 
     def decoder(self, manifest: Manifest, path: str) -> ProtoDecoder:
@@ -106,7 +108,10 @@ class ProtoDecoder:
         return proto_tensors(raw, self.manifest, self.anchor_count)
 
     def __call__(self, raw: dict[str, np.ndarray], letterbox: LetterboxInfo, options: ProtoOptions) -> Result:
-        return self._decode(self.tensors(raw), letterbox, options, self.grid, class_names=self.manifest.classes)
+        t, mask_lb = self.tensors(raw), None
+        if options.mask_sampling == "ultralytics" and options.with_masks:
+            t, mask_lb = ultralytics_protos(t, letterbox)
+        return self._decode(t, letterbox, options, self.grid, class_names=self.manifest.classes, mask_letterbox=mask_lb)
 
 
 def proto_tensors(raw: dict[str, np.ndarray], manifest: Manifest, anchor_count: int | None) -> ProtoTensors:

@@ -268,7 +268,7 @@ def _outputs(model: ModelFile, det: TensorInfo, protos: TensorInfo, lay: Layout)
     outs = [OutputSpec(name=det.name, role=role, layout=layout, channels=ch, quant=q, **extra.get(role, {}))
             for role, ch in cols.items()]
     outs.append(OutputSpec(name=protos.name, role="protos", layout=_proto_layout(protos, model.format, lay.nm),
-                           quant=protos.quant))
+                           quant=protos.quant, sampling="ultralytics"))
     return tuple(outs)
 
 
