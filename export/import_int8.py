@@ -210,7 +210,7 @@ def quantize_imported(
     *,
     calib: str,
     val: str,
-    calib_images: int = 64,
+    calib_images: int = 300,
     val_limit: int = 0,
     gate: float = 1.0,
     threads: int = 1,
@@ -247,7 +247,8 @@ def quantize_imported(
     if (out / "manifest.json").exists() and not force:
         raise ValueError(f"{out} already holds a bundle; pass --force to overwrite it")
     calibration = _calibration(calib, m, calib_images)
-    tensors = [calibration[i] for i in range(len(calibration))]
+    calibration.warn_if_small("int8 import")
+    tensors = list(calibration)
     float_seg = _segmenter(bundle, threads)
     probe = read_image(calibration.files[0])
     deviation_images = calibration.files[: min(8, len(calibration.files))]
@@ -273,6 +274,7 @@ def quantize_imported(
             quantize_qdq(split, candidate, CalibrationReader(tensors, m.input.name, desc="calibrating"),
                          nodes_to_exclude=excluded)
             manifest = split_manifest.replace(
+                model=MODEL_FILE,
                 precision="mixed" if excluded else "int8",
                 provenance={**m.provenance, "quantization": {
                     "calibration": {"method": "minmax", "images": len(tensors)}, "outputs_split": True,

@@ -50,7 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     q = p.add_argument_group("int8 (needs the export extra)")
     q.add_argument("--int8", action="store_true", help="also write OUT-int8: static int8 with the accuracy gate")
     q.add_argument("--calib", help="folder of calibration images (--int8)")
-    q.add_argument("--calib-images", type=int, default=64, help="calibration images used (default 64)")
+    q.add_argument("--calib-images", type=int, default=300, help="calibration images used, evenly spaced (default 300)")
     q.add_argument("--val", help="COCO-format val set (images/ + annotations.json) for the mAP gate (--int8)")
     q.add_argument("--val-limit", type=int, default=0, help="use only the first N val images (0: all)")
     q.add_argument("--gate", type=float, default=1.0, help="largest mask mAP50-95 drop allowed, points (default 1.0)")
