@@ -220,25 +220,6 @@ class DeviceConfig:
     calibration: Calibration = field(default_factory=Calibration)
     robot: RobotLink = field(default_factory=RobotLink)
 
-    def grasp_planner(self, *, pixels_per_metre: float | None = None):
-        """A :class:`~edgeseg.grasp.GraspPlanner` for this board's gripper and calibration.
-
-        Args:
-            pixels_per_metre: Overrides ``calibration.pixels_per_metre``.
-        """
-        import numpy as np
-
-        from edgeseg.grasp import GraspPlanner
-
-        cal = self.calibration
-        return GraspPlanner(
-            self.gripper,
-            camera=cal.intrinsics,
-            table=cal.table,
-            hand_eye=np.asarray(cal.hand_eye, np.float64) if cal.hand_eye is not None else None,
-            pixels_per_metre=pixels_per_metre if pixels_per_metre is not None else cal.pixels_per_metre,
-        )
-
 
 def apply_cpu_affinity(options: BackendOptions) -> tuple[int, ...]:
     """Pins this process to ``options.cpu_affinity`` (Linux); returns the cores it now runs on.

@@ -58,3 +58,14 @@ def test_grasp_and_hook_example_runs(in_repo_root, tmp_path):
         first = msg.grasps[0]
         assert (first.class_id, first.instance) == (grasps[0].class_id, grasps[0].instance)
         assert first.robot is not None  # the hand-eye pose went over the wire
+
+
+def test_stream_pipeline_example_runs(in_repo_root, capsys):
+    (block,) = _python_blocks("Command line")
+    namespace: dict = {}
+    exec(compile(block, "README:Command line", "exec"), namespace)
+    summary = namespace["summary"]
+    assert (summary.frames, summary.errors, summary.exit_code) == (6, {}, 0)
+    assert capsys.readouterr().out.strip().endswith("6 {} 0")
+    lines = Path("out/stream/results.jsonl").read_text().splitlines()
+    assert len(lines) >= 6 and all(Path(f"out/stream/scene_0{i}.json").exists() for i in range(6))
