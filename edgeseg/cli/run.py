@@ -37,6 +37,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--grasps", action="store_true", help="plan grasps and draw them on overlays (implied by --hook)")
     p.add_argument("--health-file", type=Path, help="keep a JSON heartbeat here (frames, failures, last latency)")
+    p.add_argument("--track", action="store_true", help="keep instance ids across frames (track_id in JSON, overlays, hooks)")
+    p.add_argument("--count-line", action="append", default=[], metavar="X1,Y1,X2,Y2",
+                   help="count tracks crossing this line, per class (repeatable; implies --track)")
+    p.add_argument("--count-zone", action="append", default=[], metavar="X1,Y1,X2,Y2,X3,Y3,...",
+                   help="count tracks inside this polygon, per class (repeatable; implies --track)")
     p.add_argument("--sequential", action="store_true", help="run the stages one after another in one thread")
     p.set_defaults(func=main)
 
@@ -59,12 +64,21 @@ def main(args: argparse.Namespace) -> int:
         Renderer,
         stop_on_signals,
     )
+    from edgeseg.track import InstanceTracker
 
+    counters = _counters(args.count_line, args.count_zone)  # bad values fail before the model loads
     seg = edgeseg.load(args.bundle, args.device_config)
     cores = apply_cpu_affinity(seg.device_config.backend)
     log.info("backend %s, decoder %s, cores %s", seg.backend.device, seg.decoder.path, list(cores))
 
     steps, drawers = [], []
+    if args.track or counters:
+        tracker = InstanceTracker()
+        steps.append(("track", lambda rec: setattr(rec, "result", tracker.update(rec.result))))
+    if counters:
+        steps.append(("count", lambda rec: setattr(rec, "counts", {k: v for c in counters
+                                                                    for k, v in c.update(rec.result).items()})))
+        drawers += [lambda image, rec, c=c: c.draw(image) for c in counters]
     if args.hook or args.grasps:
         planner = GraspPlanner.from_device_config(seg.device_config)
         steps.append(("grasp", lambda rec: setattr(rec, "grasps", tuple(planner.plan(rec.result)))))
@@ -94,3 +108,28 @@ def main(args: argparse.Namespace) -> int:
     log_fn("%s: %s; %d frames done, %d skipped, %d dropped; failures: %s", summary.status, summary.reason,
            summary.frames, summary.failed_frames, summary.dropped, errors)
     return summary.exit_code
+
+
+def _numbers(text: str, what: str, *, count: int | None = None) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise ValueError(f"{what} must be comma-separated numbers, got {text!r}") from None
+    if (count is not None and len(values) != count) or (count is None and (len(values) < 6 or len(values) % 2)):
+        want = f"{count} numbers" if count is not None else "an even number (>= 6) of numbers"
+        raise ValueError(f"{what} needs {want}, got {len(values)}: {text!r}")
+    return values
+
+
+def _counters(lines: list[str], zones: list[str]) -> list:
+    """Line and zone counters from ``--count-line`` / ``--count-zone`` values (named line, line2, zone ...)."""
+    from edgeseg.track import LineCounter, ZoneCounter
+
+    out: list = []
+    for i, text in enumerate(lines):
+        x1, y1, x2, y2 = _numbers(text, "--count-line", count=4)
+        out.append(LineCounter((x1, y1), (x2, y2), name="line" if i == 0 else f"line{i + 1}"))
+    for i, text in enumerate(zones):
+        v = _numbers(text, "--count-zone")
+        out.append(ZoneCounter(list(zip(v[::2], v[1::2], strict=True)), name="zone" if i == 0 else f"zone{i + 1}"))
+    return out
