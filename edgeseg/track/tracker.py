@@ -7,9 +7,10 @@ Per frame (:meth:`InstanceTracker.update`):
 2. High-score detections (``>= high_score``) are matched to the confirmed and
    lost tracks on box IoU, mixed with mask IoU where boxes overlap
    (:mod:`~edgeseg.track.association`), same class only.
-3. Low-score detections (``>= low_score``) are matched to the confirmed tracks
-   still unmatched (ByteTrack's second stage: an occluded, low-confidence
-   object keeps its id instead of being lost).
+3. Low-score detections (``>= low_score``) are matched to the confirmed and
+   lost tracks still unmatched (ByteTrack's second stage, which takes only
+   tracks seen in the previous frame; taking lost ones too keeps ids through
+   a stretch of low-confidence frames, e.g. when the light drops).
 4. Tentative tracks are matched to the high-score detections left.
 5. Birth: a high-score detection left over (``>= birth_score``) starts a
    tentative track; it gets an id after ``min_hits`` matched frames in a row
@@ -55,7 +56,7 @@ class TrackerOptions:
     low_score: float = 0.1
     birth_score: float = 0.6
     match_threshold: float = 0.2
-    low_match_threshold: float = 0.4
+    low_match_threshold: float = 0.3
     min_hits: int = 2
     lost_frames: int = 30
 
@@ -129,8 +130,7 @@ class InstanceTracker:
         confirmed = [i for i, t in enumerate(tracks) if t.track_id]
         tentative = [i for i, t in enumerate(tracks) if not t.track_id]
         left_tracks, left_high = match(confirmed, high, o.match_threshold)
-        still_active = [i for i in left_tracks if tracks[i].missed == 0]
-        match(still_active, low, o.low_match_threshold)
+        match(left_tracks, low, o.low_match_threshold)
         _, left_high = match(tentative, np.asarray(left_high, np.int64), o.match_threshold)
 
         matched = set(det_of.values())
