@@ -19,32 +19,13 @@ from __future__ import annotations
 
 import importlib
 
+from edgeseg.hook_urls import SCHEMES, scheme_of
 from edgeseg.hooks.base import Hook, HookItem, HookStats
-
-# scheme -> "module:Class"; extend by adding an entry.
-SCHEMES: dict[str, str] = {
-    "serial": "edgeseg.hooks.serial:SerialHook",
-    "udp": "edgeseg.hooks.udp:UdpHook",
-    "jsonl": "edgeseg.hooks.jsonl:JsonlHook",
-    "mem": "edgeseg.hooks.mem:MemoryHook",
-    "callback": "edgeseg.hooks.callback:CallbackHook",
-}
-PYSERIAL_SCHEMES = ("loop", "spy", "socket", "rfc2217", "alt", "hwgrid", "cp2110")
-for _s in PYSERIAL_SCHEMES:
-    SCHEMES[_s] = SCHEMES["serial"]
 
 
 def hook_class(url: str) -> type[Hook]:
     """The Hook class that handles ``url`` (by scheme; a bare device path means serial)."""
-    if not isinstance(url, str) or not url:
-        raise TypeError(f"hook URL must be a non-empty str, got {url!r}")
-    scheme = url.split(":", 1)[0].lower() if ":" in url else ("callback" if url == "callback" else "")
-    if not scheme and url.startswith("/"):
-        scheme = "serial"
-    if scheme not in SCHEMES:
-        raise ValueError(f"unknown hook URL {url!r}: expected one of the schemes {sorted(SCHEMES)} "
-                         "or a device path like /dev/ttyUSB0")
-    module, cls = SCHEMES[scheme].split(":")
+    module, cls = SCHEMES[scheme_of(url)].split(":")
     return getattr(importlib.import_module(module), cls)
 
 
