@@ -5,7 +5,7 @@ same-class crossings, full occlusions, entering / leaving, a brightness drop),
 detections from their ground truth with noise, misses and false positives,
 so every tracker sees exactly the same input. Metrics: IDF1, MOTA and ID
 switches from ``motmetrics`` (IoU >= 0.5 matching), summed over all
-sequences. Cost: milliseconds per frame of each tracker's ``update``,
+sequences; HOTA from ``trackers.eval`` (a port of TrackEval's), mean over sequences. Cost: milliseconds per frame of each tracker's ``update``,
 trackers interleaved per sequence (noise on a shared machine hits all
 alike), medians; and edgeseg's / ByteTrack's cost with 10, 50 and 100
 instances in view.
@@ -115,6 +115,17 @@ def accumulate(seq, outs):
     return acc
 
 
+def hota(seq, outs) -> float:
+    """HOTA of one sequence, by ``trackers.eval`` (its port of TrackEval's HOTA)."""
+    from trackers.eval.hota import compute_hota_metrics
+
+    gt_ids = [np.asarray(g[0], np.int64) for g in seq.gt]
+    hyp_ids = [np.asarray(h[0], np.int64) for h in outs]
+    sims = [box_iou(np.asarray(g[1], np.float64).reshape(-1, 4), np.asarray(h[1], np.float64).reshape(-1, 4))
+            for g, h in zip(seq.gt, outs, strict=True)]
+    return float(compute_hota_metrics(gt_ids, hyp_ids, sims)["HOTA"])
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seeds", type=int, default=3, help="sequences per scenario")
@@ -127,6 +138,7 @@ def main() -> int:
     accs: dict[str, list] = {k: [] for k in makers}
     names: list[str] = []
     times: dict[str, list[float]] = {k: [] for k in makers}
+    hotas: dict[str, list[float]] = {k: [] for k in makers}
     per_scenario: dict[str, dict[str, list]] = {}
     order = list(makers)
     for scenario, gen in SCENARIOS.items():
@@ -137,6 +149,7 @@ def main() -> int:
             for k in order:
                 outs, t = run_sequence(makers[k], seq)
                 acc = accumulate(seq, outs)
+                hotas[k].append(hota(seq, outs))
                 accs[k].append(acc)
                 per_scenario.setdefault(scenario, {}).setdefault(k, []).append(acc)
                 times[k] += t
@@ -147,6 +160,7 @@ def main() -> int:
         s = mh.compute_many(accs[k], metrics=metrics, names=names, generate_overall=True)
         row = s.loc["OVERALL"]
         overall[k] = {"idf1": round(float(row.idf1), 4), "mota": round(float(row.mota), 4),
+                      "hota_mean_over_sequences": round(statistics.mean(hotas[k]), 4),
                       "id_switches": int(row.num_switches), "false_positives": int(row.num_false_positives),
                       "misses": int(row.num_misses),
                       "ms_per_frame_median": round(statistics.median(times[k]), 4),
@@ -172,9 +186,10 @@ def main() -> int:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(payload, indent=1) + "\n")
-    print("| tracker | IDF1 | MOTA | ID switches | ms / frame (median) |\n|---|---|---|---|---|")
+    print("| tracker | IDF1 | MOTA | HOTA | ID switches | ms / frame (median) |\n|---|---|---|---|---|---|")
     for k, r in overall.items():
-        print(f"| {k} | {r['idf1']:.3f} | {r['mota']:.3f} | {r['id_switches']} | {r['ms_per_frame_median']:.3f} |")
+        print(f"| {k} | {r['idf1']:.3f} | {r['mota']:.3f} | {r['hota_mean_over_sequences']:.3f} | {r['id_switches']} "
+              f"| {r['ms_per_frame_median']:.3f} |")
     print("\n| instances | " + " | ".join(cost["10"]) + " |")
     for n, r in cost.items():
         print(f"| {n} | " + " | ".join(f"{v:.3f} ms" for v in r.values()) + " |")
