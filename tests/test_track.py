@@ -132,3 +132,17 @@ def test_cli_track_and_count_line_write_an_annotated_video_and_json(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "edgeseg", "run", str(video), "--count-line", "1,2,3"],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "--count-line needs 4 numbers, got 3" in bad.stderr
+
+
+def test_committed_tracking_benchmark_holds_the_issue_targets():
+    """benchmarks/results/tracking.json (scripts/track_bench.sh): IDF1 at least the best reference's,
+    fewer ID switches than any reference, cheaper than trackers' ByteTrack at 100 instances."""
+    data = json.loads((REPO / "benchmarks" / "results" / "tracking.json").read_text())
+    ours = data["overall"]["edgeseg"]
+    refs = {k: v for k, v in data["overall"].items() if k != "edgeseg"}
+    assert {"trackers.ByteTrack", "trackers.OC-SORT", "trackers.BoT-SORT", "trackers.McByte"} <= set(refs)
+    assert ours["idf1"] >= max(r["idf1"] for r in refs.values())
+    assert ours["id_switches"] < min(r["id_switches"] for r in refs.values())
+    cost = data["cost_ms_per_frame_by_instances"]
+    assert set(cost) == {"10", "50", "100"} and cost["100"]["edgeseg"] < cost["100"]["trackers.ByteTrack"]
+    assert data["machine"]["cores"] and data["command"].startswith("scripts/track_bench.sh")
