@@ -29,12 +29,13 @@
 #endif
 
 #define ES_PROTO_VERSION 1       /* major version: frames of another major are rejected */
-#define ES_PROTO_MINOR 1         /* header byte 9; any minor of the major version is accepted */
+#define ES_PROTO_MINOR 2         /* header byte 9; any minor of the major version is accepted */
 #define ES_HEADER_SIZE 22
 #define ES_RECORD_BASE 28     /* class..width_px */
 #define ES_BLOCK_CAMERA 16    /* x y z width_m */
 #define ES_BLOCK_ROBOT 32     /* x y z yaw qx qy qz qw */
-#define ES_RECORD_MAX (ES_RECORD_BASE + ES_BLOCK_CAMERA + ES_BLOCK_ROBOT)
+#define ES_BLOCK_TRACK 4      /* protocol 1.1: u32 track id */
+#define ES_RECORD_MAX (ES_RECORD_BASE + ES_BLOCK_CAMERA + ES_BLOCK_ROBOT + ES_BLOCK_TRACK)
 /* Largest raw frame accepted: header + records + ack body + CRC (bytes). */
 #define ES_PROTO_MAX_FRAME (ES_HEADER_SIZE + ES_PROTO_MAX_GRASPS * ES_RECORD_MAX + 4 + 2)
 /* Largest COBS-encoded frame (without delimiter). */
@@ -50,6 +51,8 @@
 #define ES_FLAG_CAMERA 0x01
 #define ES_FLAG_ROBOT 0x02
 #define ES_FLAG_TRUNCATED 0x04 /* (1.1) the frame had more grasps than count */
+#define ES_FLAG_TRACK 0x08     /* (1.2) records end with a track id */
+#define ES_NO_TRACK 0xFFFFFFFFu /* track_id of an untracked instance */
 /* Record flags (record byte 3). */
 #define ES_REC_CLEAR 0x01  /* no neighbouring mask in the fingers' sweep */
 #define ES_REC_FITS 0x02   /* opening within the gripper's range */
@@ -89,6 +92,8 @@ typedef struct {
     float robot[3];    /* x y z, metres, robot base frame */
     float yaw;         /* rad about base +z */
     float quat[4];     /* qx qy qz qw */
+    int has_track;     /* header had ES_FLAG_TRACK (protocol 1.1) */
+    uint32_t track_id; /* the instance's track id, ES_NO_TRACK if untracked */
 } es_grasp_t;
 
 /* One decoded message. */
@@ -202,7 +207,7 @@ static inline int es_parse(const uint8_t *raw, size_t n, es_msg_t *msg) {
     msg->frame_id = es_rd32(raw + 18);
     if (msg->type < ES_MSG_GRASPS || msg->type > ES_MSG_REPLY) return ES_ERR_LAYOUT;
     need = ES_RECORD_BASE + ((msg->flags & ES_FLAG_CAMERA) ? ES_BLOCK_CAMERA : 0) +
-           ((msg->flags & ES_FLAG_ROBOT) ? ES_BLOCK_ROBOT : 0);
+           ((msg->flags & ES_FLAG_ROBOT) ? ES_BLOCK_ROBOT : 0) + ((msg->flags & ES_FLAG_TRACK) ? ES_BLOCK_TRACK : 0);
     if (msg->count && msg->record_size < need) return ES_ERR_LAYOUT;
     if (msg->count > ES_PROTO_MAX_GRASPS) return ES_ERR_TOO_MANY;
     body = ES_HEADER_SIZE + (size_t)msg->count * msg->record_size;
@@ -232,6 +237,11 @@ static inline int es_parse(const uint8_t *raw, size_t n, es_msg_t *msg) {
             for (k = 0; k < 3; k++) g->robot[k] = es_rdf(r + 4 * k);
             g->yaw = es_rdf(r + 12);
             for (k = 0; k < 4; k++) g->quat[k] = es_rdf(r + 16 + 4 * k);
+            r += ES_BLOCK_ROBOT;
+        }
+        if (msg->flags & ES_FLAG_TRACK) {
+            g->has_track = 1;
+            g->track_id = es_rd32(r);
         }
     }
     if (msg->type == ES_MSG_ACK) {

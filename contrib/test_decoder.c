@@ -65,6 +65,10 @@ static void print_msg(const es_msg_t *msg) {
             pf("yaw", g->yaw);
             for (k = 0; k < 4; k++) pf(k == 0 ? "qx" : k == 1 ? "qy" : k == 2 ? "qz" : "qw", g->quat[k]);
         }
+        if (g->has_track) {
+            if (g->track_id == ES_NO_TRACK) printf(" track=none");
+            else printf(" track=%lu", (unsigned long)g->track_id);
+        }
         printf("\n");
     }
 }

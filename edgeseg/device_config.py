@@ -5,6 +5,10 @@ A device config is a YAML (or JSON) file, one per board under
 errors for unknown keys, wrong types and impossible values, each naming the
 key and the file. Defaults are declared once, on the dataclasses.
 
+The config is plain data: it names the gripper, the calibration and the
+robot link; :meth:`edgeseg.grasp.GraspPlanner.from_device_config` and
+:func:`edgeseg.hooks.open_hook` build things from it.
+
 A config may start from another with ``extends: other.yaml`` (a path relative
 to the file that says it). The parent is loaded first (recursively) and the
 child's keys are merged over it: mappings merge key by key, everything else
@@ -22,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeseg.grasp.types import CameraIntrinsics, GripperSpec, TablePlane
+from edgeseg.hook_urls import is_serial, scheme_of
 from edgeseg.manifest import PRECISIONS, known_formats
 
 GRAPH_OPTIMIZATION_LEVELS = ("disable", "basic", "extended", "all")
@@ -154,16 +159,12 @@ class RobotLink:
         if self.url:
             if "baud=" in self.url:
                 raise ConfigError(f"robot.url must not carry baud= (set robot.baud), got {self.url!r}")
-            from edgeseg.hooks import hook_class
-
-            hook_class(self.url)  # raises ValueError naming the known schemes
+            scheme_of(self.url)  # raises ValueError naming the known schemes
 
     @property
     def hook_url(self) -> str:
         """``url`` with the baud rate added for serial links (what :func:`edgeseg.hooks.open_hook` takes)."""
-        from edgeseg.hooks import hook_class
-
-        if not self.url or hook_class(self.url).name != "serial":
+        if not self.url or not is_serial(self.url):
             return self.url
         return f"{self.url}{'&' if '?' in self.url else '?'}baud={self.baud}"
 
@@ -253,25 +254,6 @@ class DeviceConfig:
     calibration: Calibration = field(default_factory=Calibration)
     robot: RobotLink = field(default_factory=RobotLink)
     cell: CellOptions = field(default_factory=CellOptions)
-
-    def grasp_planner(self, *, pixels_per_metre: float | None = None):
-        """A :class:`~edgeseg.grasp.GraspPlanner` for this board's gripper and calibration.
-
-        Args:
-            pixels_per_metre: Overrides ``calibration.pixels_per_metre``.
-        """
-        import numpy as np
-
-        from edgeseg.grasp import GraspPlanner
-
-        cal = self.calibration
-        return GraspPlanner(
-            self.gripper,
-            camera=cal.intrinsics,
-            table=cal.table,
-            hand_eye=np.asarray(cal.hand_eye, np.float64) if cal.hand_eye is not None else None,
-            pixels_per_metre=pixels_per_metre if pixels_per_metre is not None else cal.pixels_per_metre,
-        )
 
 
 def apply_cpu_affinity(options: BackendOptions) -> tuple[int, ...]:

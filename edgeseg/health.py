@@ -8,12 +8,17 @@ cost off the frame loop. A stale ``updated_unix`` means the loop is stuck;
 
     {"status": "running", "pid": 812, "frames": 5210, "failures": 0,
      "last_frame": "camera0_005209", "last_instances": 3, "last_total_ms": 41.7,
-     "last_error": null, "started_unix": 1764057600.1, "updated_unix": 1764057781.4,
+     "last_error": null, "errors": {}, "dropped": 0, "reason": null,
+     "started_unix": 1764057600.1, "updated_unix": 1764057781.4,
      "hooks": {"serial:///dev/ttyUSB0": {"delivered": 5100, "dropped": 110, "failed": 0, "link_up": true, ...}}}
 
 ``hooks`` holds each robot hook's counters (:class:`edgeseg.hooks.HookStats`)
 keyed by its URL: ``link_up: false`` means the serial port is absent or lost
 (or, in ack mode, the controller stopped acknowledging).
+
+A write that fails (a full disk, a read-only mount) never stops the loop:
+the temporary file is removed, the previous heartbeat stays whole, the
+failure is counted in ``write_failures`` and logged once by the caller.
 """
 
 from __future__ import annotations
@@ -26,13 +31,17 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from edgeseg.safe_write import write_atomic
+
 
 @dataclass(frozen=True)
 class HealthStatus:
     """What the heartbeat file holds.
 
     Attributes:
-        status: ``running`` while streaming, ``stopped`` after the loop ended.
+        status: ``running`` while streaming; ``stopped`` after the loop ended
+            (source finished or a stop signal); ``failed`` when the source
+            kept failing (``reason`` says why).
         pid: Process id of the runner.
         frames: Frames segmented successfully so far.
         failures: Frames skipped (unreadable, or rejected by the model).
@@ -40,6 +49,10 @@ class HealthStatus:
         last_instances: Instances found in the last good frame.
         last_total_ms: Preprocess + inference + decode time of the last good frame, ms.
         last_error: Why the last skipped frame was skipped.
+        errors: Per-frame failures of every stage, counted by kind
+            (``read``, ``infer:ValueError``, ``sink:overlay:OSError`` ...).
+        dropped: Live frames dropped because the pipeline was busy.
+        reason: Why the run ended (``source ended``, ``SIGTERM``, the source error).
         started_unix: When the runner started, seconds since the epoch.
         updated_unix: When this status was written, seconds since the epoch.
         hooks: Hook URL -> its counters when the status was written
@@ -54,6 +67,9 @@ class HealthStatus:
     last_instances: int | None = None
     last_total_ms: float | None = None
     last_error: str | None = None
+    errors: dict[str, int] = field(default_factory=dict)
+    dropped: int = 0
+    reason: str | None = None
     started_unix: float = field(default_factory=time.time)
     updated_unix: float = 0.0
     hooks: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -76,6 +92,8 @@ class Heartbeat:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self.interval_s = interval_s
         self.status = HealthStatus()
+        self.write_failures = 0
+        self.last_write_error: OSError | None = None
         self._written = float("-inf")
         self._hooks: Mapping[str, Any] = {}
 
@@ -92,9 +110,13 @@ class Heartbeat:
         """Records a skipped frame and why."""
         self._update(replace(self.status, failures=self.status.failures + 1, last_frame=name, last_error=error))
 
-    def close(self) -> None:
-        """Writes the final status (``stopped``)."""
-        self._update(replace(self.status, status="stopped"), force=True)
+    def counters(self, errors: dict[str, int], dropped: int) -> None:
+        """Records the per-kind error counts and live drops (written with the next update)."""
+        self.status = replace(self.status, errors=dict(errors), dropped=dropped)
+
+    def close(self, status: str = "stopped", reason: str | None = None) -> None:
+        """Writes the final status (``stopped`` or ``failed``) and why the run ended."""
+        self._update(replace(self.status, status=status, reason=reason), force=True)
 
     def _update(self, status: HealthStatus, *, force: bool = False) -> None:
         self.status = status
@@ -105,6 +127,8 @@ class Heartbeat:
             self._write(replace(status, updated_unix=time.time(), hooks=hooks))
 
     def _write(self, status: HealthStatus) -> None:
-        tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
-        tmp.write_text(json.dumps(asdict(status)) + "\n", encoding="utf-8")
-        os.replace(tmp, self.path)
+        try:
+            write_atomic(self.path, (json.dumps(asdict(status)) + "\n").encode())
+        except OSError as exc:  # full disk, read-only mount: keep the last good heartbeat
+            self.write_failures += 1
+            self.last_write_error = exc

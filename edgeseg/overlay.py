@@ -20,7 +20,7 @@ PALETTE = np.array(
 
 
 class MaskAnnotator:
-    """Draws instance masks, boxes and ``name score`` labels.
+    """Draws instance masks, boxes and ``name score`` labels (``#id name score`` and a colour per track id when tracked).
 
     Args:
         alpha: Mask opacity in [0, 1].
@@ -37,7 +37,8 @@ class MaskAnnotator:
         """Returns a copy of ``image_bgr`` with ``result`` drawn on it."""
         out = image_bgr.copy()
         for i, inst in enumerate(result.instances):
-            color = PALETTE[i % len(PALETTE)]
+            key = inst.track_id if inst.track_id is not None and inst.track_id >= 0 else i
+            color = PALETTE[key % len(PALETTE)]
             if inst.mask is not None and inst.mask.bitmap.size:
                 m = inst.mask
                 h, w = m.bitmap.shape
@@ -48,6 +49,8 @@ class MaskAnnotator:
             c = tuple(int(v) for v in color)
             cv2.rectangle(out, (x1, y1), (x2, y2), c, self.thickness)
             label = f"{inst.class_name} {inst.score:.2f}"
+            if inst.track_id is not None and inst.track_id >= 0:
+                label = f"#{inst.track_id} {label}"
             (tw, th), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)
             ty = max(y1, th + base)
             cv2.rectangle(out, (x1, ty - th - base), (x1 + tw, ty), c, -1)

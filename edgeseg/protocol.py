@@ -1,4 +1,4 @@
-"""The edgeseg robot-link wire protocol, version 1.1 (spec: ``docs/protocol.md``).
+"""The edgeseg robot-link wire protocol, version 1.2 (spec: ``docs/protocol.md``).
 
 A message is a little-endian binary frame::
 
@@ -26,11 +26,13 @@ from enum import IntEnum
 
 MAGIC = b"ES"
 VERSION = 1
-MINOR = 1  # header byte 9; 1.0 senders wrote 0 there. A decoder accepts any minor of its major version.
+MINOR = 2  # header byte 9; 1.0 senders wrote 0 there. A decoder accepts any minor of its major version.
 HEADER = struct.Struct("<2sBBHBBBBQI")  # magic ver type seq flags count rec_size minor t_us frame_id
 BASE_RECORD = struct.Struct("<HBBffffff")  # class inst rflags score quality u v angle width_px
 CAMERA_BLOCK = struct.Struct("<ffff")  # x y z (m, camera frame) width_m
 ROBOT_BLOCK = struct.Struct("<ffffffff")  # x y z (m, robot base) yaw qx qy qz qw
+TRACK_BLOCK = struct.Struct("<I")  # track id (protocol 1.2; NO_TRACK = untracked)
+NO_TRACK = 0xFFFFFFFF
 ACK_BODY = struct.Struct("<HBB")  # acked_seq status reserved
 CRC = struct.Struct("<H")
 MAX_RECORDS = 255
@@ -53,6 +55,7 @@ class FrameFlags(IntEnum):
     CAMERA = 0x01
     ROBOT = 0x02
     TRUNCATED = 0x04  # (1.1) the frame had more grasps than the records sent (max_grasps)
+    TRACK = 0x08  # (1.2) records end with a u32 track id
 
 
 class RecordFlags(IntEnum):
@@ -137,6 +140,7 @@ class GraspRecord:
         camera: ``(x, y, z, width_m)`` metres in the camera frame, or None.
         robot: ``(x, y, z, yaw, qx, qy, qz, qw)`` metres / radians in the robot
             base frame, or None.
+        track_id: The instance's track id (``--track``), or None when untracked.
     """
 
     class_id: int
@@ -150,10 +154,11 @@ class GraspRecord:
     width_px: float
     camera: tuple[float, float, float, float] | None = None
     robot: tuple[float, ...] | None = None
+    track_id: int | None = None
 
     @classmethod
-    def from_grasp(cls, g) -> GraspRecord:
-        """Builds a record from an :class:`edgeseg.grasp.Grasp`."""
+    def from_grasp(cls, g, track_id: int | None = None) -> GraspRecord:
+        """Builds a record from an :class:`edgeseg.grasp.Grasp` (and its instance's track id, if tracked)."""
         flags = (RecordFlags.CLEAR if g.clear else 0) | (RecordFlags.FITS if g.fits else 0)
         flags |= (RecordFlags.CLEAR_CHECKED if g.clear is not None else 0)
         flags |= (RecordFlags.FITS_CHECKED if g.fits is not None else 0)
@@ -178,6 +183,7 @@ class GraspRecord:
             width_px=g.width_px,
             camera=camera,
             robot=robot,
+            track_id=track_id if track_id is not None and track_id >= 0 else None,
         )
 
     def to_dict(self) -> dict:
@@ -197,6 +203,8 @@ class GraspRecord:
             d["camera"] = dict(zip(("x", "y", "z", "width_m"), self.camera, strict=True))
         if self.robot is not None:
             d["robot"] = dict(zip(("x", "y", "z", "yaw", "qx", "qy", "qz", "qw"), self.robot, strict=True))
+        if self.track_id is not None:
+            d["track_id"] = self.track_id
         return d
 
 
@@ -238,6 +246,8 @@ def _frame_flags(grasps: Sequence[GraspRecord], truncated: bool = False) -> int:
         flags |= FrameFlags.CAMERA
     if any(g.robot is not None for g in grasps):
         flags |= FrameFlags.ROBOT
+    if any(g.track_id is not None for g in grasps):
+        flags |= FrameFlags.TRACK
     return flags
 
 
@@ -248,6 +258,8 @@ def record_size(flags: int) -> int:
         size += CAMERA_BLOCK.size
     if flags & FrameFlags.ROBOT:
         size += ROBOT_BLOCK.size
+    if flags & FrameFlags.TRACK:
+        size += TRACK_BLOCK.size
     return size
 
 
@@ -269,6 +281,8 @@ def encode_raw(msg: Message) -> bytes:
             out += CAMERA_BLOCK.pack(*(g.camera or nan4))
         if flags & FrameFlags.ROBOT:
             out += ROBOT_BLOCK.pack(*(g.robot or nan4 * 2))
+        if flags & FrameFlags.TRACK:
+            out += TRACK_BLOCK.pack(NO_TRACK if g.track_id is None else g.track_id)
     if msg.type == MsgType.ACK:
         out += ACK_BODY.pack(msg.acked_seq & 0xFFFF, msg.ack_status, 0)
     else:
@@ -315,13 +329,17 @@ def decode_raw(raw: bytes) -> Message:
         off = HEADER.size + i * rsize
         cls_id, inst, rflags, *vals = BASE_RECORD.unpack_from(raw, off)
         off += BASE_RECORD.size
-        camera = robot = None
+        camera = robot = track = None
         if flags & FrameFlags.CAMERA:
             camera = CAMERA_BLOCK.unpack_from(raw, off)
             off += CAMERA_BLOCK.size
         if flags & FrameFlags.ROBOT:
             robot = ROBOT_BLOCK.unpack_from(raw, off)
-        grasps.append(GraspRecord(cls_id, inst, rflags, *vals, camera=camera, robot=robot))
+            off += ROBOT_BLOCK.size
+        if flags & FrameFlags.TRACK:
+            (track,) = TRACK_BLOCK.unpack_from(raw, off)
+            track = None if track == NO_TRACK else track
+        grasps.append(GraspRecord(cls_id, inst, rflags, *vals, camera=camera, robot=robot, track_id=track))
     acked = status = 0
     extra = b""
     if mtype == MsgType.ACK:

@@ -103,6 +103,7 @@ class Instance:
     score: float
     box: tuple[float, float, float, float]
     mask: CroppedMask | None
+    track_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,8 @@ class Result:
         image_size: ``(height, width)`` of the original image.
         timings: Per-stage wall times for this frame.
         frame_id: Caller's frame counter (0 for single images).
+        track_ids: ``(N,)`` int32 track id per instance (-1 = not tracked), or
+            None when no tracker ran (see :mod:`edgeseg.track`).
     """
 
     boxes: np.ndarray
@@ -128,9 +131,12 @@ class Result:
     image_size: tuple[int, int]
     timings: StageTimings = field(default_factory=StageTimings)
     frame_id: int = 0
+    track_ids: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.scores)
+        if self.track_ids is not None and (self.track_ids.shape != (n,) or self.track_ids.dtype != np.int32):
+            raise ValueError(f"track_ids must be int32 ({n},), got {self.track_ids.dtype} {self.track_ids.shape}")
         if self.boxes.shape != (n, 4) or self.boxes.dtype != np.float32:
             raise ValueError(f"boxes must be float32 ({n}, 4), got {self.boxes.dtype} {self.boxes.shape}")
         if self.scores.shape != (n,) or self.scores.dtype != np.float32:
@@ -185,6 +191,7 @@ class Result:
                 score=float(self.scores[i]),
                 box=tuple(float(v) for v in self.boxes[i]),
                 mask=self.masks[i] if self.masks else None,
+                track_id=int(self.track_ids[i]) if self.track_ids is not None else None,
             )
             for i in range(len(self))
         ]
@@ -214,6 +221,7 @@ class Result:
                     "score": round(inst.score, 5),
                     "box_xyxy": [round(v, 2) for v in inst.box],
                     "mask_rle": inst.mask.rle() if inst.mask is not None else None,
+                    **({"track_id": inst.track_id} if inst.track_id is not None else {}),
                 }
                 for inst in self.instances
             ],

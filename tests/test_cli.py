@@ -24,7 +24,7 @@ def test_run_writes_json_and_overlays_and_survives_bad_frames(tiny_bundle, scene
     out = tmp_path / "out"
     proc = edgeseg("run", str(src), "--bundle", str(tiny_bundle), "--out", str(out), "--score", "0.01")
     assert proc.returncode == 1, proc.stderr  # one unreadable frame -> non-zero, but the others ran
-    assert "skipping frame broken" in proc.stderr
+    assert "read failed on frame broken" in proc.stderr
     assert "a: " in proc.stdout and "b: " in proc.stdout
     for name, shape in (("a", scene.shape), ("b", (300, 200, 3))):
         data = json.loads((out / f"{name}.json").read_text())

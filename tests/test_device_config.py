@@ -157,7 +157,9 @@ def test_missing_ort_providers_fall_back_to_cpu_with_one_line_each(caplog):
 
 def test_calibration_section_builds_a_3d_grasp_planner(tmp_path):
     cfg = load_device_config(Path(__file__).resolve().parents[1] / "device_configs" / "x86-cpu.yaml")
-    planner = cfg.grasp_planner()
+    from edgeseg.grasp import GraspPlanner
+
+    planner = GraspPlanner.from_device_config(cfg)
     assert planner.camera.fx == 600.0 and planner.table.offset == 0.35
     assert planner.hand_eye.shape == (4, 4)
     bad = tmp_path / "bad.yaml"

@@ -118,7 +118,7 @@ def test_json_carries_the_float32_values_of_the_wire():
 def test_minor_version_and_1_0_frames():
     _, msg = examples()["heartbeat"]
     raw = bytearray(protocol.encode_raw(msg))
-    assert raw[9] == protocol.MINOR == 1
+    assert raw[9] == protocol.MINOR == 2
     raw[9] = 0  # as a 1.0 sender wrote it
     old = protocol.decode_raw(_with_crc(bytes(raw)))
     assert old.minor == 0 and old.seq == msg.seq

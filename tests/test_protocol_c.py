@@ -5,6 +5,7 @@ and over pyserial's loop://, corrupted streams and random mutations (also under
 AddressSanitizer/UBSan).
 """
 
+import dataclasses
 import math
 import pathlib
 import random
@@ -19,6 +20,7 @@ from edgeseg import protocol
 from edgeseg.grasp import CameraIntrinsics, GripperSpec, plan_grasps
 from edgeseg.grasp.synthetic import rectangle_mask, result_from_masks
 from edgeseg.hooks import open_hook
+from edgeseg.hooks.base import HookItem, LinkSequence
 from edgeseg.hooks.virtual_port import VirtualSerialPort
 from edgeseg.protocol_examples import END, examples, parse_hexdump
 
@@ -67,6 +69,8 @@ def python_text(data: bytes) -> str:
                 if g.robot is not None:
                     s += "".join(_f(k, v) for k, v in zip(("rx", "ry", "rz", "yaw", "qx", "qy", "qz", "qw"),
                                                           g.robot, strict=True))
+                if any(x.track_id is not None for x in msg.grasps):  # the frame has the TRACK block
+                    s += " track=none" if g.track_id is None else f" track={g.track_id}"
                 lines.append(s)
         if dec.errors > before:
             lines.append("dropped")
@@ -162,3 +166,24 @@ def test_corruption_and_random_mutations(decoder):
             m[rng.randrange(len(m))] = rng.randrange(256)
         stream += m
     assert_same(decoder, bytes(stream) + b"\x00")
+
+
+def test_track_ids_protocol_1_1(decoder):
+    """Records with the TRACK block (flag 0x08) decode the same in C and Python; untracked rows say none."""
+    res = scene(7)
+    res = dataclasses.replace(res, track_ids=np.array([12, -1, 70000, 3], np.int32))
+    grasps = plan_grasps(res, GripperSpec(max_opening=200, finger_width=10, finger_thickness=5, finger_depth=10,
+                                          margin=2, unit="px"))
+    seq = LinkSequence()
+    msg = seq.grasps(HookItem(res, tuple(grasps), 1_700_000_000_000_000))
+    wire = protocol.encode(msg)
+    raw = protocol.encode_raw(msg)
+    assert raw[6] & protocol.FrameFlags.TRACK and raw[8] == 28 + 4 and raw[2] == 1  # wire version byte stays 1
+    back = protocol.decode(wire)
+    assert [g.track_id for g in back.grasps] == [
+        None if res.track_ids[g.instance] < 0 else int(res.track_ids[g.instance]) for g in grasps]
+    text = assert_same(decoder, wire)
+    assert "track=70000" in text and "track=none" in text
+    untracked = protocol.encode(seq.grasps(HookItem(scene(8), tuple(grasps), 1)))
+    assert protocol.decode_raw(protocol.cobs_decode(untracked[:-1])).grasps[0].track_id is None
+    assert "track=" not in assert_same(decoder, untracked)  # no TRACK flag: no track block

@@ -65,3 +65,14 @@ def test_robot_cell_example_runs(in_repo_root, capsys):
     exec(compile(block, "README:Robot cell interfaces", "exec"), {})
     words = capsys.readouterr().out.split()
     assert words[0] == "PICK" and words[1] == "1" and words[5] == "R"  # x86-cpu.yaml is calibrated: robot frame
+
+
+def test_stream_pipeline_example_runs(in_repo_root, capsys):
+    (block,) = _python_blocks("Command line")
+    namespace: dict = {}
+    exec(compile(block, "README:Command line", "exec"), namespace)
+    summary = namespace["summary"]
+    assert (summary.frames, summary.errors, summary.exit_code) == (6, {}, 0)
+    assert capsys.readouterr().out.strip().endswith("6 {} 0")
+    lines = Path("out/stream/results.jsonl").read_text().splitlines()
+    assert len(lines) >= 6 and all(Path(f"out/stream/scene_0{i}.json").exists() for i in range(6))

@@ -187,6 +187,7 @@ def bench_bundle(
     """
     import cv2
 
+    from edgeseg.grasp import GraspPlanner
     from edgeseg.hooks import open_hook
     from edgeseg.segmenter import Segmenter
 
@@ -202,7 +203,7 @@ def bench_bundle(
     seg = Segmenter.from_bundle(bundle, config)
     model_load_ms = (time.perf_counter() - t_load) * 1e3
     info = bundle_info(bundle, bundle_path)
-    planner = config.grasp_planner(pixels_per_metre=options.pixels_per_metre) if options.grasp else None
+    planner = GraspPlanner.from_device_config(config, pixels_per_metre=options.pixels_per_metre) if options.grasp else None
     hook = open_hook(options.hook_url) if options.hook_url else None
 
     total = options.warmup + options.frames

@@ -1,9 +1,15 @@
-"""``edgeseg run``: segment images, folders, videos or a camera; write JSON and overlays."""
+"""``edgeseg run``: segment images, folders, videos, cameras or streams; write JSON, overlays, hooks.
+
+This module only wires: sources (:mod:`edgeseg.sources`), the pipeline and
+its sinks (:mod:`edgeseg.stream`), the steps after inference (grasps), the
+health file. Exit code: 0 when the source ended and nothing failed, 1 when
+it ended but some frames or outputs failed (counted, logged once per kind),
+3 when the source kept failing, 128 + N when stopped by signal N (SIGTERM: 143).
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path
@@ -12,11 +18,16 @@ log = logging.getLogger("edgeseg.run")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("run", help="segment images / folders / video", description=__doc__)
-    p.add_argument("sources", nargs="+", metavar="SOURCE", help="image, folder, video file, camera:N or GStreamer pipeline")
+    p = sub.add_parser("run", help="segment images / folders / video / camera", description=__doc__)
+    p.add_argument("sources", nargs="+", metavar="SOURCE",
+                   help="image, folder, video file, camera:N, rtsp:// or http:// stream, or GStreamer pipeline")
     p.add_argument("--bundle", help="bundle directory or .edgeseg file (default: the bundled model)")
     p.add_argument("--device-config", help="board config YAML")
-    p.add_argument("--out", type=Path, help="write <name>.json and <name>.png overlays here")
+    p.add_argument("--out", type=Path,
+                   help="write <name>.json per frame, <name>.png overlays of images, <video>.mp4 annotated videos")
+    p.add_argument("--png-frames", action="store_true", help="with --out: a PNG per video frame instead of a video")
+    p.add_argument("--jsonl", metavar="FILE", help="append every frame's result as one JSON line to FILE (- = stdout)")
+    p.add_argument("--recursive", action="store_true", help="walk sub-folders of folder sources")
     p.add_argument("--score", type=float, help="score threshold (default: the manifest's)")
     p.add_argument("--iou", type=float, help="NMS IoU threshold (default: the manifest's)")
     p.add_argument("--max-det", type=int, help="max detections per frame")
@@ -31,78 +42,106 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--grasps", action="store_true", help="plan grasps and draw them on overlays (implied by --hook)")
     p.add_argument("--health-file", type=Path, help="keep a JSON heartbeat here (frames, failures, last latency)")
+    p.add_argument("--track", action="store_true", help="keep instance ids across frames (track_id in JSON, overlays, hooks)")
+    p.add_argument("--count-line", action="append", default=[], metavar="X1,Y1,X2,Y2",
+                   help="count tracks crossing this line, per class (repeatable; implies --track)")
+    p.add_argument("--count-zone", action="append", default=[], metavar="X1,Y1,X2,Y2,X3,Y3,...",
+                   help="count tracks inside this polygon, per class (repeatable; implies --track)")
+    p.add_argument("--sequential", action="store_true", help="run the stages one after another in one thread")
     p.set_defaults(func=main)
 
 
 def main(args: argparse.Namespace) -> int:
-    import cv2
-
     import edgeseg
     from edgeseg.cell import open_server, triggered_frames
     from edgeseg.device_config import apply_cpu_affinity
-    from edgeseg.grasp import draw_grasps
+    from edgeseg.grasp import GraspPlanner, draw_grasps
     from edgeseg.health import Heartbeat
     from edgeseg.hooks import open_hook
-    from edgeseg.overlay import MaskAnnotator
-    from edgeseg.sources import iter_frames
+    from edgeseg.sources import SourceOptions, iter_frames
+    from edgeseg.stream import (
+        ConsoleSink,
+        FrameJsonSink,
+        HookSink,
+        JsonlSink,
+        OverlaySink,
+        Pipeline,
+        PipelineOptions,
+        Renderer,
+        stop_on_signals,
+    )
+    from edgeseg.track import InstanceTracker
 
+    counters = _counters(args.count_line, args.count_zone)  # bad values fail before the model loads
     seg = edgeseg.load(args.bundle, args.device_config)
     cores = apply_cpu_affinity(seg.device_config.backend)
     log.info("backend %s, decoder %s, cores %s", seg.backend.device, seg.decoder.path, list(cores))
-    annotator = MaskAnnotator()
+
+    steps, drawers = [], []
+    if args.track or counters:
+        tracker = InstanceTracker()
+        steps.append(("track", lambda rec: setattr(rec, "result", tracker.update(rec.result))))
+    if counters:
+        steps.append(("count", lambda rec: setattr(rec, "counts", {k: v for c in counters
+                                                                    for k, v in c.update(rec.result).items()})))
+        drawers += [lambda image, rec, c=c: c.draw(image) for c in counters]
     cell = seg.device_config.cell
-    serve = list(args.serve) or cell.server_urls
-    links = {url: open_hook(url) for url in (args.hook or ([cell.mqtt] if cell.mqtt else []))}
-    links.update({url: open_server(url, cell) for url in serve})
-    hooks = list(links.values())
-    planner = seg.device_config.grasp_planner() if (hooks or args.grasps) else None
-    # A JSON-lines hook on stdout owns stdout; the human summary moves to stderr.
-    summary_stream = sys.stderr if any(url.startswith("jsonl:-") for url in args.hook) else sys.stdout
-    if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
-    failures = 0
+    hook_urls = list(args.hook) or ([cell.mqtt] if cell.mqtt else [])
+    links = {url: open_hook(url) for url in hook_urls}
+    links.update({url: open_server(url, cell) for url in (list(args.serve) or cell.server_urls)})
+    if links or args.grasps:
+        planner = GraspPlanner.from_device_config(seg.device_config)
+        steps.append(("grasp", lambda rec: setattr(rec, "grasps", tuple(planner.plan(rec.result)))))
+        drawers.append(lambda image, rec: draw_grasps(image, rec.grasps))
+
+    # A JSON-lines stream on stdout owns stdout; the human summary moves to stderr.
+    to_stdout = any(url.startswith("jsonl:-") for url in args.hook) or args.jsonl == "-"
+    overlays = OverlaySink(args.out, Renderer(drawers), png_frames=args.png_frames) if args.out else None
+    sinks = [FrameJsonSink(args.out), overlays] if args.out else []
+    if args.jsonl:
+        sinks.append(JsonlSink(args.jsonl))
+    sinks += [HookSink(link, url) for url, link in links.items()]
+    sinks.append(ConsoleSink(sys.stderr if to_stdout else sys.stdout, overlays))
+
+    def infer(frame):
+        return seg(frame.image, score_threshold=args.score, iou_threshold=args.iou,
+                   max_detections=args.max_det, frame_id=frame.index)
+
+    frames = iter_frames(args.sources, capture=seg.device_config.camera,
+                         options=SourceOptions(recursive=args.recursive))
     health = Heartbeat(args.health_file)
     health.watch_hooks(links)
-    for frame in triggered_frames(iter_frames(args.sources, capture=seg.device_config.camera), hooks):
-        if frame.image is None:
-            log.error("skipping frame %s: %s", frame.name, frame.error)
-            health.frame_failed(frame.name, str(frame.error))
-            failures += 1
-            continue
-        try:
-            result = seg(
-                frame.image, score_threshold=args.score, iou_threshold=args.iou,
-                max_detections=args.max_det, frame_id=frame.index,
-            )
-        except ValueError as exc:
-            log.error("skipping frame %s: %s", frame.name, exc)
-            health.frame_failed(frame.name, str(exc))
-            failures += 1
-            continue
-        grasps = planner.plan(result) if planner is not None else []
-        for hook in hooks:
-            hook(result, grasps, timestamp_us=frame.timestamp_us)
-        counts: dict[str, int] = {}
-        for inst in result:
-            counts[inst.class_name] = counts.get(inst.class_name, 0) + 1
-        summary = ", ".join(f"{n} {c}" for c, n in sorted(counts.items())) or "nothing"
-        t = result.timings
-        line = (
-            f"{frame.name}: {len(result)} instances ({summary}) in {t.total_ms:.1f} ms "
-            f"[pre {t.preprocess_ms:.1f} / infer {t.infer_ms:.1f} / decode {t.decode_ms:.1f}]"
-        )
-        if args.out:
-            (args.out / f"{frame.name}.json").write_text(json.dumps(result.to_dict()) + "\n")
-            overlay_path = args.out / f"{frame.name}.png"
-            overlay = annotator.annotate(frame.image, result)
-            cv2.imwrite(str(overlay_path), draw_grasps(overlay, grasps) if planner is not None else overlay)
-            line += f" -> {overlay_path}"
-        if planner is not None:
-            line += f" | {len(grasps)} grasps"
-        print(line, file=summary_stream, flush=True)
-        health.frame_ok(frame.name, len(result), t.total_ms)
-    for url, hook in links.items():
-        hook.close()
-        print(f"hook {url}: {hook.stats.summary()}", file=summary_stream, flush=True)
-    health.close()
-    return 1 if failures else 0
+    pipeline = Pipeline(triggered_frames(frames, links.values()), infer, steps=steps, sinks=sinks, health=health,
+                        options=PipelineOptions(threaded=not args.sequential))
+    with stop_on_signals(pipeline):
+        summary = pipeline.run()
+    errors = ", ".join(f"{k} x{n}" for k, n in sorted(summary.errors.items())) or "none"
+    log_fn = log.error if summary.status == "failed" else log.info
+    log_fn("%s: %s; %d frames done, %d skipped, %d dropped; failures: %s", summary.status, summary.reason,
+           summary.frames, summary.failed_frames, summary.dropped, errors)
+    return summary.exit_code
+
+
+def _numbers(text: str, what: str, *, count: int | None = None) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise ValueError(f"{what} must be comma-separated numbers, got {text!r}") from None
+    if (count is not None and len(values) != count) or (count is None and (len(values) < 6 or len(values) % 2)):
+        want = f"{count} numbers" if count is not None else "an even number (>= 6) of numbers"
+        raise ValueError(f"{what} needs {want}, got {len(values)}: {text!r}")
+    return values
+
+
+def _counters(lines: list[str], zones: list[str]) -> list:
+    """Line and zone counters from ``--count-line`` / ``--count-zone`` values (named line, line2, zone ...)."""
+    from edgeseg.track import LineCounter, ZoneCounter
+
+    out: list = []
+    for i, text in enumerate(lines):
+        x1, y1, x2, y2 = _numbers(text, "--count-line", count=4)
+        out.append(LineCounter((x1, y1), (x2, y2), name="line" if i == 0 else f"line{i + 1}"))
+    for i, text in enumerate(zones):
+        v = _numbers(text, "--count-zone")
+        out.append(ZoneCounter(list(zip(v[::2], v[1::2], strict=True)), name="zone" if i == 0 else f"zone{i + 1}"))
+    return out

@@ -105,6 +105,23 @@ class GraspPlanner:
         self.min_score = min_score
         self._warned_no_scale = False
 
+    @classmethod
+    def from_device_config(cls, config, *, pixels_per_metre: float | None = None) -> GraspPlanner:
+        """The planner for a board's gripper and calibration (a :class:`~edgeseg.DeviceConfig`).
+
+        Args:
+            config: The board's device config (its ``gripper`` and ``calibration`` sections).
+            pixels_per_metre: Overrides ``calibration.pixels_per_metre``.
+        """
+        cal = config.calibration
+        return cls(
+            config.gripper,
+            camera=cal.intrinsics,
+            table=cal.table,
+            hand_eye=np.asarray(cal.hand_eye, np.float64) if cal.hand_eye is not None else None,
+            pixels_per_metre=pixels_per_metre if pixels_per_metre is not None else cal.pixels_per_metre,
+        )
+
     def plan(self, result: Result, depth: np.ndarray | None = None) -> list[Grasp]:
         """Plans grasps for every instance with a mask, best first.
 

@@ -18,63 +18,13 @@ keyword arguments (which win). Common to all: ``queue_size``, ``drop``,
 
 from __future__ import annotations
 
-import importlib.util
-
+from edgeseg.hook_urls import SCHEMES, pyserial_handles, scheme_of
 from edgeseg.hooks.base import Hook, HookItem, HookStats
-from edgeseg.registry import Registry
-
-# scheme -> Hook class; extend with SCHEMES.register("name", "module:Class"). Any
-# other scheme that pyserial's serial_for_url knows (loop://, hwgrep://,
-# socket://, ...) goes to the serial hook: pyserial is asked, no copy of its
-# list is kept here.
-SCHEMES: Registry[type[Hook]] = Registry(
-    "hook scheme",
-    {
-        "serial": "edgeseg.hooks.serial:SerialHook",
-        "udp": "edgeseg.hooks.udp:UdpHook",
-        "jsonl": "edgeseg.hooks.jsonl:JsonlHook",
-        "mem": "edgeseg.hooks.mem:MemoryHook",
-        "callback": "edgeseg.hooks.callback:CallbackHook",
-        "mqtt": "edgeseg.hooks.mqtt:MqttHook",
-    },
-)
-
-
-def pyserial_handles(scheme: str) -> bool:
-    """Whether pyserial's ``serial_for_url`` has a URL handler for ``scheme``.
-
-    pyserial looks up ``<package>.protocol_<scheme>`` in each of
-    ``serial.protocol_handler_packages`` (extensible by applications); this
-    asks the same question without opening anything.
-    """
-    if not scheme.isidentifier():
-        return False
-    try:
-        import serial  # noqa: PLC0415 - runtime dependency, imported when a URL needs it
-    except ImportError:
-        return False
-    for package in serial.protocol_handler_packages:
-        try:
-            if importlib.util.find_spec(f"{package}.protocol_{scheme}") is not None:
-                return True
-        except ImportError:
-            continue
-    return False
 
 
 def hook_class(url: str) -> type[Hook]:
-    """The Hook class that handles ``url`` (by scheme; a bare device path means serial)."""
-    if not isinstance(url, str) or not url:
-        raise TypeError(f"hook URL must be a non-empty str, got {url!r}")
-    scheme = url.split(":", 1)[0].lower() if ":" in url else ("callback" if url == "callback" else "")
-    if not scheme and url.startswith("/"):
-        scheme = "serial"
-    if scheme not in SCHEMES and pyserial_handles(scheme):
-        scheme = "serial"
-    if scheme not in SCHEMES:
-        raise ValueError(f"unknown hook URL {url!r}: expected one of the schemes {SCHEMES.names()}, "
-                         "a pyserial URL (loop://, hwgrep://, socket://, ...) or a device path like /dev/ttyUSB0")
-    return SCHEMES.get(scheme)
+    """The Hook class that handles ``url`` (by scheme; a bare device path or pyserial URL means serial)."""
+    return SCHEMES.get(scheme_of(url))
 
 
 def open_hook(url: str, **opts) -> Hook:

@@ -285,7 +285,9 @@ class LinkSequence:
         return seq
 
     def grasps(self, item: HookItem) -> protocol.Message:
-        recs = tuple(protocol.GraspRecord.from_grasp(g) for g in item.grasps)
+        ids = item.result.track_ids
+        recs = tuple(protocol.GraspRecord.from_grasp(g, None if ids is None else int(ids[g.instance]))
+                     for g in item.grasps)
         return protocol.Message(protocol.MsgType.GRASPS, self.take(), item.timestamp_us, item.frame_id, recs,
                                 truncated=item.total_grasps > len(recs))
 

@@ -1,4 +1,9 @@
-"""JSON lines to stdout (``jsonl:-``) or a file (``jsonl:/path/file.jsonl``), one line per frame."""
+"""JSON lines to stdout (``jsonl:-``) or a file (``jsonl:/path/file.jsonl``), one line per frame.
+
+Lines go to a file whole or not at all (:func:`edgeseg.safe_write.append_line`):
+on a full disk the frame is counted as failed and the file keeps every
+earlier line intact.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import sys
 from edgeseg import protocol
 from edgeseg.hooks.base import Hook, HookItem, LinkSequence
 from edgeseg.hooks.options import split_options
+from edgeseg.safe_write import append_line
 
 
 class JsonlHook(Hook):
@@ -22,7 +28,7 @@ class JsonlHook(Hook):
     def __init__(self, path: str = "-", **opts) -> None:
         super().__init__(**opts)
         self.path = path
-        self._fh = sys.stdout if path == "-" else open(path, "a", encoding="utf-8")  # noqa: SIM115
+        self._fh = sys.stdout if path == "-" else open(path, "ab", buffering=0)  # noqa: SIM115
         self._seq = LinkSequence()
 
     @classmethod
@@ -36,8 +42,12 @@ class JsonlHook(Hook):
         return cls(path, **{**q, **opts})
 
     def _deliver(self, item: HookItem) -> None:
-        self._fh.write(protocol.message_to_json(self._seq.grasps(item)) + "\n")
-        self._fh.flush()
+        line = protocol.message_to_json(self._seq.grasps(item)) + "\n"
+        if self._fh is sys.stdout:
+            self._fh.write(line)
+            self._fh.flush()
+        else:
+            append_line(self._fh, line.encode())
 
     def _close_sink(self) -> None:
         if self._fh is not sys.stdout:
