@@ -36,6 +36,7 @@ import edgeseg  # noqa: E402
 from edgeseg import protocol  # noqa: E402
 from edgeseg.cell import open_server, triggered_frames  # noqa: E402
 from edgeseg.cell.pick_protocol import Op, Request, encode_request  # noqa: E402
+from edgeseg.grasp import GraspPlanner  # noqa: E402
 from edgeseg.sources import iter_frames  # noqa: E402
 
 
@@ -61,7 +62,7 @@ def main() -> int:
     args = ap.parse_args()
 
     seg = edgeseg.load(device_config=str(HERE.parent / "device_configs" / "x86-cpu.yaml"))
-    planner = seg.device_config.grasp_planner()
+    planner = GraspPlanner.from_device_config(seg.device_config)
     samples = [str(p) for p in sorted((HERE.parent / "edgeseg" / "assets" / "samples").glob("*.jpg"))]
     trig = open_server("tcp://127.0.0.1:0?trigger=1&reply_timeout_s=30")
     free = open_server("tcp://127.0.0.1:0")
