@@ -90,6 +90,20 @@ def points_on_plane(camera: CameraIntrinsics, points_xy: np.ndarray, plane: Tabl
     return rays * t[:, None]
 
 
+def plane_depths(camera: CameraIntrinsics, points_xy: np.ndarray, plane: TablePlane) -> list[float | None]:
+    """Depth (camera z, metres) where each image point's ray meets ``plane``; None where it misses.
+
+    Same arithmetic as :func:`points_on_plane` per point, for many points at once.
+    """
+    rays = pixel_rays(camera, points_xy)
+    denom = rays @ np.asarray(plane.normal, np.float64)
+    out: list[float | None] = []
+    for d, rz in zip(denom.tolist(), rays[:, 2].tolist(), strict=True):
+        t = -plane.offset / d if abs(d) >= 1e-9 else 0.0
+        out.append(rz * t if t > 0 else None)
+    return out
+
+
 def check_hand_eye(hand_eye: np.ndarray) -> np.ndarray:
     """Validates a ``(4, 4)`` rigid transform (camera -> robot base); returns it as float64."""
     m = np.asarray(hand_eye, np.float64)
@@ -103,29 +117,46 @@ def check_hand_eye(hand_eye: np.ndarray) -> np.ndarray:
     return m
 
 
+def _unit(v) -> tuple[float, float, float]:
+    x, y, z = v
+    n = math.sqrt(x * x + y * y + z * z)
+    return x / n, y / n, z / n
+
+
+def _cross(a, b) -> tuple[float, float, float]:
+    return a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]
+
+
+def _dot(a, b) -> float:
+    return a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
+
+
 def quaternion_from_matrix(r: np.ndarray) -> tuple[float, float, float, float]:
     """``(qx, qy, qz, qw)`` of a rotation matrix, with qw >= 0."""
-    tr = r[0, 0] + r[1, 1] + r[2, 2]
+    r = np.asarray(r, np.float64).tolist()
+    tr = r[0][0] + r[1][1] + r[2][2]
     if tr > 0:
         s = math.sqrt(tr + 1.0) * 2
-        q = ((r[2, 1] - r[1, 2]) / s, (r[0, 2] - r[2, 0]) / s, (r[1, 0] - r[0, 1]) / s, 0.25 * s)
+        q = [(r[2][1] - r[1][2]) / s, (r[0][2] - r[2][0]) / s, (r[1][0] - r[0][1]) / s, 0.25 * s]
     else:
-        i = int(np.argmax(np.diag(r)))
+        diag = [r[0][0], r[1][1], r[2][2]]
+        i = diag.index(max(diag))
         j, k = (i + 1) % 3, (i + 2) % 3
-        s = math.sqrt(1.0 + r[i, i] - r[j, j] - r[k, k]) * 2
-        q = [0.0, 0.0, 0.0, (r[k, j] - r[j, k]) / s]
+        s = math.sqrt(1.0 + r[i][i] - r[j][j] - r[k][k]) * 2
+        q = [0.0, 0.0, 0.0, (r[k][j] - r[j][k]) / s]
         q[i] = 0.25 * s
-        q[j] = (r[j, i] + r[i, j]) / s
-        q[k] = (r[k, i] + r[i, k]) / s
-    q = np.asarray(q)
-    q = q / np.linalg.norm(q)
-    if q[3] < 0:
-        q = -q
-    return tuple(float(v) + 0.0 for v in q)  # + 0.0 turns -0.0 into 0.0
+        q[j] = (r[j][i] + r[i][j]) / s
+        q[k] = (r[k][i] + r[i][k]) / s
+    n = math.sqrt(sum(v * v for v in q))
+    sign = -1.0 if q[3] / n < 0 else 1.0
+    return tuple(sign * v / n + 0.0 for v in q)  # + 0.0 turns -0.0 into 0.0
 
 
 def make_pose(position: np.ndarray, closing: np.ndarray, approach: np.ndarray, up: np.ndarray) -> Pose3D:
     """Builds a gripper pose: z = approach, x = closing (orthogonalised), y = z x x.
+
+    Plain float arithmetic on 3-vectors (numpy's per-call overhead would
+    dominate at this size).
 
     Args:
         position: ``(3,)`` metres.
@@ -133,20 +164,21 @@ def make_pose(position: np.ndarray, closing: np.ndarray, approach: np.ndarray, u
         approach: ``(3,)`` direction the gripper moves in along (into the scene).
         up: ``(3,)`` axis the yaw is measured about (its sign does not matter).
     """
-    z = approach / np.linalg.norm(approach)
-    x = closing - (closing @ z) * z
-    x = x / np.linalg.norm(x)
-    y = np.cross(z, x)
-    rot = np.column_stack([x, y, z])
+    z = _unit(np.asarray(approach, np.float64).tolist())
+    c = np.asarray(closing, np.float64).tolist()
+    d = _dot(c, z)
+    x = _unit((c[0] - d * z[0], c[1] - d * z[1], c[2] - d * z[2]))
+    y = _cross(z, x)
+    rot = np.array([x, y, z], np.float64).T
     # Yaw of the closing direction about `up`, measured from the frame's x axis
     # projected onto the plane normal to `up`.
-    u = up / np.linalg.norm(up)
-    ref = np.array([1.0, 0, 0]) if abs(u[0]) < 0.9 else np.array([0, 1.0, 0])
-    e1 = ref - (ref @ u) * u
-    e1 /= np.linalg.norm(e1)
-    e2 = np.cross(u, e1)
-    yaw = wrap_half_turn(math.atan2(x @ e2, x @ e1))
-    return Pose3D(tuple(float(v) for v in position), quaternion_from_matrix(rot), yaw, rot)
+    u = _unit(np.asarray(up, np.float64).tolist())
+    ref = (1.0, 0.0, 0.0) if abs(u[0]) < 0.9 else (0.0, 1.0, 0.0)
+    d = _dot(ref, u)
+    e1 = _unit((ref[0] - d * u[0], ref[1] - d * u[1], ref[2] - d * u[2]))
+    e2 = _cross(u, e1)
+    yaw = wrap_half_turn(math.atan2(_dot(x, e2), _dot(x, e1)))
+    return Pose3D(tuple(float(v) for v in np.asarray(position).tolist()), quaternion_from_matrix(rot), yaw, rot)
 
 
 def transform_pose(pose: Pose3D, hand_eye: np.ndarray) -> Pose3D:
@@ -154,4 +186,4 @@ def transform_pose(pose: Pose3D, hand_eye: np.ndarray) -> Pose3D:
     r, t = hand_eye[:3, :3], hand_eye[:3, 3]
     rot = r @ pose.rotation
     pos = r @ np.asarray(pose.position) + t
-    return make_pose(pos, rot[:, 0], rot[:, 2], np.array([0.0, 0.0, 1.0]))
+    return make_pose(pos, rot[:, 0], rot[:, 2], (0.0, 0.0, 1.0))
