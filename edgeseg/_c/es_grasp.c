@@ -193,3 +193,38 @@ int es_mask_extents(const es_bitmaps *b, const double *params, double *out, int6
     }
     return ES_OK;
 }
+
+int es_sweep_hits(const uint8_t *sweep, int32_t sw, int32_t sh, int32_t sx0, int32_t sy0, const es_bitmaps *b,
+                  const int64_t *which, int64_t nwhich, uint8_t *scratch, int64_t scratch_cap, int64_t *area,
+                  int64_t *hit) {
+    int st = es_check_bitmaps(b);
+    if (st != ES_OK) return st;
+    if (!sweep || !area || !hit || sw < 0 || sh < 0 || nwhich < 0 || (nwhich > 0 && !which)) return ES_ERR_ARG;
+    int64_t size = (int64_t)sw * sh;
+    if (!scratch || scratch_cap < size) return ES_ERR_CAPACITY;
+    for (int64_t k = 0; k < nwhich; k++)
+        if (which[k] < 0 || which[k] >= b->n) return ES_ERR_ARG;
+    memset(scratch, 0, (size_t)size);
+    for (int64_t k = 0; k < nwhich; k++) { /* union of the other masks inside the window */
+        es_span sp = b->spans[which[k]];
+        const uint8_t *bm = b->bits + b->offsets[which[k]];
+        int64_t ax0 = sp.x0 > sx0 ? sp.x0 : sx0, ay0 = sp.y0 > sy0 ? sp.y0 : sy0;
+        int64_t ax1 = (int64_t)sp.x0 + sp.w, ay1 = (int64_t)sp.y0 + sp.h;
+        if (ax1 > (int64_t)sx0 + sw) ax1 = (int64_t)sx0 + sw;
+        if (ay1 > (int64_t)sy0 + sh) ay1 = (int64_t)sy0 + sh;
+        for (int64_t y = ay0; y < ay1; y++) {
+            const uint8_t *src = bm + (size_t)(y - sp.y0) * (size_t)sp.w + (size_t)(ax0 - sp.x0);
+            uint8_t *dst = scratch + (size_t)(y - sy0) * (size_t)sw + (size_t)(ax0 - sx0);
+            for (int64_t x = 0; x < ax1 - ax0; x++) dst[x] |= src[x] != 0;
+        }
+    }
+    int64_t a = 0, h = 0;
+    for (int64_t p = 0; p < size; p++) {
+        int s = sweep[p] != 0;
+        a += s;
+        h += s & scratch[p];
+    }
+    *area = a;
+    *hit = h;
+    return ES_OK;
+}

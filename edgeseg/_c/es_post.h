@@ -42,6 +42,13 @@ int es_mask_shapes(const es_bitmaps *b, int32_t *work, int64_t work_cap, double 
  * over the pixels with |t| <= half band (all pixels when there is no band or none lies in it). */
 int es_mask_extents(const es_bitmaps *b, const double *params, double *out, int64_t cap);
 
+/* Fingers' sweep against other masks: sweep is sh rows of sw bytes (nonzero = swept) placed at
+ * (sx0, sy0); *area = swept pixels, *hit = swept pixels that any mask which[0..nwhich) covers.
+ * scratch: scratch_cap >= sw * sh bytes. */
+int es_sweep_hits(const uint8_t *sweep, int32_t sw, int32_t sh, int32_t sx0, int32_t sy0, const es_bitmaps *b,
+                  const int64_t *which, int64_t nwhich, uint8_t *scratch, int64_t scratch_cap, int64_t *area,
+                  int64_t *hit);
+
 /* RLE workspace (bytes) for bitmaps at most max_w wide and max_h tall. */
 size_t es_rle_workspace_size(int64_t max_w, int64_t max_h);
 

@@ -32,7 +32,6 @@ from dataclasses import replace
 import numpy as np
 
 from edgeseg.grasp import geometry3d as g3
-from edgeseg.grasp import reference
 from edgeseg.grasp import shape as _shape
 from edgeseg.grasp.types import CameraIntrinsics, Grasp, GripperSpec, TablePlane
 from edgeseg.result import Result
@@ -116,43 +115,45 @@ class GraspPlanner:
         scales = [self._scale(z) for z in depths]
         half = np.array([max(self.gripper.finger_width * s / 2, 0.5) if s is not None else np.nan for s in scales])
         ext = _shape.extents(result, rows, centroid, angles, closing, half)
-        near = self._near(result, rows, centroid, ext, scales)
+        s_lo, s_hi = ext[:, 2], ext[:, 3]
+        extent = s_hi - s_lo + 1
+        centers = centroid + closing * (s_lo + s_hi)[:, None] / 2
+        scale = np.array([np.nan if v is None else v for v in scales], np.float64)
+        width = np.where(np.isnan(scale), extent, extent + 2 * self.gripper.margin * scale)
+        fits = width <= self.gripper.max_opening * scale
+        clearance = np.ones(len(rows), np.float64)
+        near = self._near(result, rows, centers, width, scale)
+        check = [k for k, nb in enumerate(near) if len(nb) and not np.isnan(scale[k])]
+        if check:
+            clearance[check] = _shape.clearances(result, centers[check], angles[check], closing[check],
+                                                 extent[check], width[check], scale[check], self.gripper,
+                                                 [near[k] for k in check])
         grasps = []
         for k, i in enumerate(rows.tolist()):
-            t_lo, t_hi, s_lo, s_hi = ext[k].tolist()
-            (cx, cy), (c0, c1), scale = centroid[k].tolist(), closing[k].tolist(), scales[k]
-            extent = s_hi - s_lo + 1
-            center = (cx + c0 * (s_lo + s_hi) / 2, cy + c1 * (s_lo + s_hi) / 2)
-            if scale is None:
+            known = scales[k] is not None
+            if not known:
                 self._warn_no_scale()
-                width, fits, clear, clearance = extent, None, None, 1.0
-            else:
-                width = extent + 2 * self.gripper.margin * scale
-                fits = width <= self.gripper.max_opening * scale
-                clearance = 1.0
-                if len(near[k]):
-                    others = (result.masks[j] for j in near[k].tolist())
-                    clearance = reference.clearance(others, result.image_size, center, float(angles[k]), extent,
-                                                    width, self.gripper, scale)
-                clear = clearance >= 1.0
             solidity = float(geo.solidity[i])
-            quality = solidity * (0.0 if fits is False else 1.0) * clearance
+            fit = bool(fits[k]) if known else None
+            clear_k = float(clearance[k])
+            quality = solidity * (0.0 if fit is False else 1.0) * clear_k
             ppm = self._pixels_per_metre(depths[k])
+            width_k = float(width[k])
             grasps.append(Grasp(
                 instance=i,
                 class_id=int(result.class_ids[i]),
                 score=float(result.scores[i]),
                 quality=float(quality),
-                center=center,
+                center=(float(centers[k, 0]), float(centers[k, 1])),
                 angle=float(angles[k]),
-                width_px=float(width),
-                extent_px=float(extent),
-                length_px=t_hi - t_lo + 1,
+                width_px=width_k,
+                extent_px=float(extent[k]),
+                length_px=float(ext[k, 1] - ext[k, 0] + 1),
                 solidity=solidity,
-                clearance=float(clearance),
-                clear=clear,
-                fits=fits,
-                width_m=float(width / ppm) if ppm else None,
+                clearance=clear_k,
+                clear=clear_k >= 1.0 if known else None,
+                fits=fit,
+                width_m=width_k / ppm if ppm else None,
             ))
         grasps = self._add_poses(grasps, depths)
         grasps.sort(key=lambda g: (g.clear is False or g.fits is False, -g.quality, -g.score, g.instance))
@@ -172,22 +173,21 @@ class GraspPlanner:
         """Pixels per gripper unit at depth ``z`` (None: no scale for a metric gripper)."""
         return 1.0 if self.gripper.unit == "px" else self._pixels_per_metre(z)
 
-    def _near(self, result: Result, rows: np.ndarray, centroid: np.ndarray, ext: np.ndarray,
-              scales: list[float | None]) -> list[np.ndarray]:
+    def _near(self, result: Result, rows: np.ndarray, centers: np.ndarray, width: np.ndarray,
+              scale: np.ndarray) -> list[np.ndarray]:
         """Per planned instance, the other masks whose boxes reach its fingers' sweep window.
 
-        A conservative box test (the sweep lies within ``outer + half pad`` of
-        the centre, the reference's window adds 2 px): a mask it leaves out
-        cannot be inside the sweep, so the clearance is exactly 1 without it.
+        A conservative box test on all pairs at once (the sweep lies within
+        ``outer + half pad`` of the grasp centre, the reference's window adds
+        2 px): a mask it leaves out cannot be inside the sweep, so the
+        clearance is exactly what the reference gives without it.
         """
         g = self.gripper
-        s = np.array([np.nan if v is None else v for v in scales], np.float64)
-        width = ext[:, 3] - ext[:, 2] + 1 + 2 * g.margin * s
-        reach = width / 2 + g.finger_thickness * s + np.maximum(g.finger_width * s / 2, 0.5) + 3
+        reach = width / 2 + g.finger_thickness * scale + np.maximum(g.finger_width * scale / 2, 0.5) + 3
         spans = result.packed_masks.spans.astype(np.float64)
         x0, y0 = spans[:, 0], spans[:, 1]
         x1, y1 = x0 + spans[:, 2], y0 + spans[:, 3]
-        cx, cy, r = centroid[:, :1], centroid[:, 1:], reach[:, None]
+        cx, cy, r = centers[:, :1], centers[:, 1:], reach[:, None]
         hit = (x0 < cx + r) & (x1 > cx - r) & (y0 < cy + r) & (y1 > cy - r) & (spans[:, 2] > 0) & (spans[:, 3] > 0)
         hit[np.arange(len(rows)), rows] = False
         return [np.flatnonzero(h) for h in hit]

@@ -18,9 +18,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from edgeseg.grasp import reference
+from edgeseg.grasp.types import GripperSpec
 from edgeseg.result import Result
 
 try:
@@ -100,3 +102,60 @@ def extents(result: Result, rows: np.ndarray, centroid: np.ndarray, angle: np.nd
                           None if np.isnan(half_band[k]) else float(half_band[k]))
         for k, i in enumerate(rows.tolist())
     ], np.float64).reshape(-1, 4)
+
+
+def clearances(result: Result, centers: np.ndarray, angles: np.ndarray, closing: np.ndarray, extent: np.ndarray,
+               width: np.ndarray, scale: np.ndarray, gripper: GripperSpec, neighbours: list[np.ndarray], *,
+               c: bool | None = None) -> np.ndarray:
+    """Free fraction of each grasp's finger sweep (see :func:`edgeseg.grasp.reference.clearance`).
+
+    The sweep polygons and their windows are computed for all grasps at once
+    with the reference's arithmetic; each is rasterized with the same
+    ``cv2.fillConvexPoly`` call and counted against its neighbours in C.
+
+    Args:
+        result: The frame.
+        centers: ``(M, 2)`` grasp centres; angles ``(M,)``; closing ``(M, 2)`` its cos, sin.
+        extent, width, scale: ``(M,)`` object extent and jaw opening (pixels), pixels per gripper unit.
+        gripper: Finger geometry.
+        neighbours: Per grasp, the indices of the masks that may reach its sweep.
+        c: As in :func:`shapes`.
+
+    Returns:
+        ``(M,)`` float64 clearance in [0, 1].
+    """
+    if c is None:
+        c = use_c()
+    if not c:
+        return np.array([
+            reference.clearance((result.masks[j] for j in nb.tolist()), result.image_size, tuple(centers[k].tolist()),
+                                float(angles[k]), float(extent[k]), float(width[k]), gripper, float(scale[k]))
+            for k, nb in enumerate(neighbours)
+        ], np.float64)
+    major = np.column_stack([-closing[:, 1], closing[:, 0]])
+    half_pad = np.maximum(gripper.finger_width * scale / 2, 0.5)
+    outer = width / 2 + gripper.finger_thickness * scale
+    inner = extent / 2
+    a = np.stack([-inner, -outer, -outer, -inner, inner, outer, outer, inner], axis=1)  # (M, 8): two quads
+    b = np.stack([-half_pad, -half_pad, half_pad, half_pad] * 2, axis=1)
+    polys = centers[:, None, :] + a[..., None] * closing[:, None, :] + b[..., None] * major[:, None, :]
+    h, w = result.image_size
+    lo, hi = polys.min(axis=1), polys.max(axis=1)
+    x0 = np.maximum(0, np.floor(lo[:, 0]).astype(np.int64) - 1)
+    y0 = np.maximum(0, np.floor(lo[:, 1]).astype(np.int64) - 1)
+    x1 = np.minimum(w, np.ceil(hi[:, 0]).astype(np.int64) + 1)
+    y1 = np.minimum(h, np.ceil(hi[:, 1]).astype(np.int64) + 1)
+    origin = np.column_stack([x0 + 0.5, y0 + 0.5])
+    pts = np.round((polys - origin[:, None, :]) * 16).astype(np.int32)
+    p = result.packed_masks
+    out = np.ones(len(centers), np.float64)
+    for k, (sx0, sy0, sx1, sy1) in enumerate(zip(x0.tolist(), y0.tolist(), x1.tolist(), y1.tolist(), strict=True)):
+        if sx1 <= sx0 or sy1 <= sy0:
+            continue
+        sweep = np.zeros((sy1 - sy0, sx1 - sx0), np.uint8)
+        cv2.fillConvexPoly(sweep, pts[k, :4], 1, lineType=cv2.LINE_8, shift=4)
+        cv2.fillConvexPoly(sweep, pts[k, 4:], 1, lineType=cv2.LINE_8, shift=4)
+        area, hit = _cdecode.sweep_hits(sweep, sx0, sy0, p.bits, p.offsets, p.spans, neighbours[k])
+        if area:
+            out[k] = 1.0 - hit / area
+    return out
