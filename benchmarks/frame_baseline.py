@@ -21,12 +21,27 @@ import numpy as np
 from edgeseg import rle as _rle
 from edgeseg.grasp import geometry3d as _g3
 from edgeseg.grasp.types import CameraIntrinsics, Grasp, GripperSpec, Pose3D, TablePlane, wrap_half_turn
+from edgeseg.preprocess import LetterboxInfo, check_image
 from edgeseg.result import CroppedMask, Result
+
+
+def _letterbox_v0(pre, image_bgr: np.ndarray):
+    check_image(image_bgr)
+    info = LetterboxInfo.fit(image_bgr.shape[:2], (pre.spec.height, pre.spec.width), center=pre.spec.letterbox.center)
+    rh, rw = info.resized_size
+    canvas = pre._canvas
+    canvas[...] = pre.spec.letterbox.pad_value
+    region = canvas[info.pad_top : info.pad_top + rh, info.pad_left : info.pad_left + rw]
+    if (rh, rw) == image_bgr.shape[:2]:
+        region[...] = image_bgr
+    else:
+        cv2.resize(image_bgr, (rw, rh), dst=region, interpolation=cv2.INTER_LINEAR)
+    return canvas, info
 
 
 def preprocess_v0(pre, image_bgr: np.ndarray):
     """``Preprocessor.__call__`` before issue 21 (``pre``: an ``edgeseg.preprocess.Preprocessor``)."""
-    canvas, info = pre.letterbox(image_bgr)
+    canvas, info = _letterbox_v0(pre, image_bgr)
     spec = pre.spec
     img = cv2.cvtColor(canvas, cv2.COLOR_BGR2RGB) if spec.color == "RGB" else canvas
     x = img.astype(np.float32)
