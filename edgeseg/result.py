@@ -290,7 +290,7 @@ class Result:
             ``out[:N]`` (or the new array).
         """
         h, w = self.image_size
-        n = len(self.masks) if self.masks else (0 if self.mask_frames is None else len(self.mask_frames))
+        n = len(self) if self.masks or self.mask_rles or self.mask_frames is not None else 0
         if out is None:
             out = np.zeros((n, h, w), dtype=np.bool_)
         elif not (isinstance(out, np.ndarray) and out.dtype == np.bool_ and out.ndim == 3 and out.shape[1:] == (h, w)
@@ -303,6 +303,8 @@ class Result:
             return out[:n]
         for i, m in enumerate(self.masks):
             m.full(out[i])
+        for i, r in enumerate(self.mask_rles):
+            out[i] = _rle.decode(r)
         return out[:n]
 
     def to_dict(self) -> dict:

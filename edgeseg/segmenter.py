@@ -69,6 +69,8 @@ class Segmenter:
         max_detections: int | None = None,
         with_masks: bool = True,
         frame_id: int = 0,
+        masks: str = "cropped",
+        out: np.ndarray | None = None,
     ) -> Result:
         """Segments one image.
 
@@ -79,10 +81,19 @@ class Segmenter:
             max_detections: Override of the manifest's detection cap.
             with_masks: Decode masks (``False``: boxes only, faster).
             frame_id: Caller's frame counter, carried into the result.
+            masks: Mask form (:mod:`edgeseg.maskforms`): ``"cropped"``
+                (``Result.masks``), ``"rle"`` (``Result.mask_rles``) or
+                ``"full"`` (``Result.mask_frames``, written into ``out``).
+            out: For ``masks="full"``: a ``(>= max_detections, H, W)`` bool
+                C-contiguous buffer, reused across frames.
 
         Returns:
-            Instances with boxes in ``image_bgr`` pixels and box-cropped masks.
+            Instances with boxes in ``image_bgr`` pixels and masks in the asked form.
         """
+        if masks != "cropped" or out is not None:
+            from edgeseg.maskforms import check_form
+
+            check_form(masks, out)
         changes = {
             k: v
             for k, v in (
@@ -100,7 +111,11 @@ class Segmenter:
         t1 = time.perf_counter()
         raw = self.backend.run(tensor)
         t2 = time.perf_counter()
-        det = self.decoder(raw, letterbox, options)
+        rles, frames = (), None
+        if masks == "cropped" or not with_masks:
+            det = self.decoder(raw, letterbox, options)
+        else:
+            det, rles, frames = self.decoder.decode_as(raw, letterbox, options, masks, out)
         t3 = time.perf_counter()
         return Result(
             boxes=det.boxes,
@@ -111,6 +126,8 @@ class Segmenter:
             image_size=letterbox.orig_size,
             timings=StageTimings((t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3),
             frame_id=frame_id,
+            mask_rles=rles,
+            mask_frames=frames,
         )
 
     def close(self) -> None:

@@ -93,6 +93,14 @@ class Decoder:
         tensors = proto_tensors(raw, self.manifest, self.anchor_count)
         return self._decode(tensors, letterbox, opts, self._grid)
 
+    def decode_as(self, raw: dict[str, np.ndarray], letterbox: LetterboxInfo, options: DecodeOptions, masks: str,
+                  out: np.ndarray | None = None):
+        """Decodes one frame with masks as ``"rle"`` or ``"full"`` (into ``out``); see :mod:`edgeseg.maskforms`."""
+        from edgeseg.maskforms import decode_form
+
+        tensors = proto_tensors(raw, self.manifest, self.anchor_count)
+        return decode_form(self.path, masks, tensors, letterbox, options, self._grid, out)
+
     def with_options(self, **changes) -> DecodeOptions:
         """The manifest's default options with ``changes`` applied."""
         return dataclasses.replace(self.options, **changes)
