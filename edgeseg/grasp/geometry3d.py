@@ -117,20 +117,6 @@ def check_hand_eye(hand_eye: np.ndarray) -> np.ndarray:
     return m
 
 
-def _unit(v) -> tuple[float, float, float]:
-    x, y, z = v
-    n = math.sqrt(x * x + y * y + z * z)
-    return x / n, y / n, z / n
-
-
-def _cross(a, b) -> tuple[float, float, float]:
-    return a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]
-
-
-def _dot(a, b) -> float:
-    return a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
-
-
 def quaternion_from_matrix(r: np.ndarray) -> tuple[float, float, float, float]:
     """``(qx, qy, qz, qw)`` of a rotation matrix, with qw >= 0."""
     r = np.asarray(r, np.float64).tolist()
@@ -152,38 +138,56 @@ def quaternion_from_matrix(r: np.ndarray) -> tuple[float, float, float, float]:
     return tuple(sign * v / n + 0.0 for v in q)  # + 0.0 turns -0.0 into 0.0
 
 
-def make_pose(position: np.ndarray, closing: np.ndarray, approach: np.ndarray, up: np.ndarray) -> Pose3D:
-    """Builds a gripper pose: z = approach, x = closing (orthogonalised), y = z x x.
+def _rows_unit(v: np.ndarray) -> np.ndarray:
+    return v / np.sqrt((v * v).sum(axis=1))[:, None]
 
-    Plain float arithmetic on 3-vectors (numpy's per-call overhead would
-    dominate at this size).
+
+def make_poses(position: np.ndarray, closing: np.ndarray, approach: np.ndarray, up: np.ndarray) -> list[Pose3D]:
+    """Gripper poses for many grasps at once: z = approach, x = closing (orthogonalised), y = z x x.
 
     Args:
-        position: ``(3,)`` metres.
-        closing: ``(3,)`` closing direction (any length, not parallel to approach).
-        approach: ``(3,)`` direction the gripper moves in along (into the scene).
+        position: ``(M, 3)`` metres.
+        closing: ``(M, 3)`` closing directions (any length, not parallel to approach).
+        approach: ``(M, 3)`` or ``(3,)`` directions the gripper moves in along (into the scene).
         up: ``(3,)`` axis the yaw is measured about (its sign does not matter).
+
+    Returns:
+        M poses; yaw measured from ``up``'s reference axis projected onto the
+        plane normal to ``up``.
     """
-    z = _unit(np.asarray(approach, np.float64).tolist())
-    c = np.asarray(closing, np.float64).tolist()
-    d = _dot(c, z)
-    x = _unit((c[0] - d * z[0], c[1] - d * z[1], c[2] - d * z[2]))
-    y = _cross(z, x)
-    rot = np.array([x, y, z], np.float64).T
-    # Yaw of the closing direction about `up`, measured from the frame's x axis
-    # projected onto the plane normal to `up`.
-    u = _unit(np.asarray(up, np.float64).tolist())
-    ref = (1.0, 0.0, 0.0) if abs(u[0]) < 0.9 else (0.0, 1.0, 0.0)
-    d = _dot(ref, u)
-    e1 = _unit((ref[0] - d * u[0], ref[1] - d * u[1], ref[2] - d * u[2]))
-    e2 = _cross(u, e1)
-    yaw = wrap_half_turn(math.atan2(_dot(x, e2), _dot(x, e1)))
-    return Pose3D(tuple(float(v) for v in np.asarray(position).tolist()), quaternion_from_matrix(rot), yaw, rot)
+    position = np.asarray(position, np.float64).reshape(-1, 3)
+    m = len(position)
+    z = _rows_unit(np.broadcast_to(np.asarray(approach, np.float64), (m, 3)))
+    c = np.asarray(closing, np.float64).reshape(-1, 3)
+    x = _rows_unit(c - (c * z).sum(axis=1)[:, None] * z)
+    y = np.cross(z, x)
+    rot = np.stack([x, y, z], axis=2)  # columns x, y, z
+    u = np.asarray(up, np.float64)
+    u = u / math.sqrt(float(u @ u))
+    ref = np.array([1.0, 0, 0]) if abs(u[0]) < 0.9 else np.array([0, 1.0, 0])
+    e1 = ref - (ref @ u) * u
+    e1 /= math.sqrt(float(e1 @ e1))
+    e2 = np.cross(u, e1)
+    yaw = np.arctan2(x @ e2, x @ e1).tolist()
+    return [Pose3D(tuple(p), quaternion_from_matrix(r), wrap_half_turn(w), r)
+            for p, r, w in zip(position.tolist(), rot, yaw, strict=True)]
+
+
+def make_pose(position: np.ndarray, closing: np.ndarray, approach: np.ndarray, up: np.ndarray) -> Pose3D:
+    """One gripper pose (see :func:`make_poses`)."""
+    return make_poses(position, closing, approach, up)[0]
+
+
+def transform_poses(poses: list[Pose3D], hand_eye: np.ndarray) -> list[Pose3D]:
+    """Maps camera-frame poses into the robot base frame (yaw about base +z)."""
+    if not poses:
+        return []
+    r, t = hand_eye[:3, :3], hand_eye[:3, 3]
+    rot = r @ np.stack([p.rotation for p in poses])
+    pos = np.array([p.position for p in poses], np.float64) @ r.T + t
+    return make_poses(pos, rot[:, :, 0], rot[:, :, 2], np.array([0.0, 0.0, 1.0]))
 
 
 def transform_pose(pose: Pose3D, hand_eye: np.ndarray) -> Pose3D:
     """Maps a camera-frame pose into the robot base frame (yaw about base +z)."""
-    r, t = hand_eye[:3, :3], hand_eye[:3, 3]
-    rot = r @ pose.rotation
-    pos = r @ np.asarray(pose.position) + t
-    return make_pose(pos, rot[:, 0], rot[:, 2], (0.0, 0.0, 1.0))
+    return transform_poses([pose], hand_eye)[0]

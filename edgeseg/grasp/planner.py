@@ -213,17 +213,17 @@ class GraspPlanner:
         jaws = np.array([(grasps[k].center, *grasps[k].jaw_points) for k in known], np.float64).reshape(-1, 2)
         rays = g3.pixel_rays(self.camera, jaws).reshape(-1, 3, 3)
         approach = -np.asarray(self.table.normal) if self.table is not None else np.array([0.0, 0, 1])
+        pts = rays * np.array([depths[k] for k in known], np.float64)[:, None, None]  # (M, 3 points, xyz)
+        position = pts[:, 0]
+        if self.table is not None and self.gripper.unit == "m":
+            height = position @ np.asarray(self.table.normal) + self.table.offset
+            position = position + approach * (np.maximum(0.0, np.minimum(self.gripper.finger_depth, height)) / 2)[:, None]
+        jaw = pts[:, 2] - pts[:, 1]
+        poses = g3.make_poses(position, jaw, approach, approach)
+        robots = g3.transform_poses(poses, self.hand_eye) if self.hand_eye is not None else [None] * len(known)
+        widths = np.sqrt((jaw * jaw).sum(axis=1)).tolist()
         out = list(grasps)
-        for k, r in zip(known, rays, strict=True):
-            z = depths[k]
-            pts = r * z
-            position = pts[0]
-            if self.table is not None and self.gripper.unit == "m":
-                height = float(np.asarray(self.table.normal) @ position + self.table.offset)
-                position = position + approach * max(0.0, min(self.gripper.finger_depth, height)) / 2
-            pose = g3.make_pose(position, pts[2] - pts[1], approach, approach)
-            robot = g3.transform_pose(pose, self.hand_eye) if self.hand_eye is not None else None
-            width_m = float(np.linalg.norm(pts[2] - pts[1]))
+        for k, pose, robot, width_m in zip(known, poses, robots, widths, strict=True):
             out[k] = replace(grasps[k], width_m=width_m, camera_pose=pose, robot_pose=robot)
         return out
 
