@@ -47,7 +47,6 @@ import frame_baseline as before  # noqa: E402
 from decode_bench import machine  # noqa: E402
 
 import edgeseg  # noqa: E402
-from edgeseg.device_config import load_device_config  # noqa: E402
 from edgeseg.preprocess import Preprocessor  # noqa: E402
 from edgeseg.result import Result  # noqa: E402
 

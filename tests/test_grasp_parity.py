@@ -146,3 +146,16 @@ def test_sample_scenes(path, config):
             r = seg(cv2.resize(image, size[::-1]), score_threshold=0.1)
             total += len(both(r, cfg.gripper, **kw))
     assert total > 50
+
+
+def test_batched_quaternions_match_one_at_a_time():
+    from edgeseg.grasp import geometry3d as g3
+
+    rng = np.random.default_rng(3)
+    q, _ = np.linalg.qr(rng.normal(size=(200, 3, 3)))
+    rots = q * np.sign(np.linalg.det(q))[:, None, None]  # proper rotations, every branch
+    rots = np.concatenate([rots, np.diag([1.0, -1, -1])[None], np.diag([-1.0, 1, -1])[None], np.diag([-1.0, -1, 1])[None]])
+    batched = g3.quaternions_from_matrices(rots)
+    for r, qb in zip(rots, batched, strict=True):
+        np.testing.assert_allclose(qb, g3.quaternion_from_matrix(r), rtol=0, atol=1e-12)
+        np.testing.assert_allclose(qb, baseline._quaternion_from_matrix(r), rtol=0, atol=1e-12)

@@ -142,6 +142,38 @@ def _rows_unit(v: np.ndarray) -> np.ndarray:
     return v / np.sqrt((v * v).sum(axis=1))[:, None]
 
 
+def _rows_cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.column_stack([a[:, 1] * b[:, 2] - a[:, 2] * b[:, 1], a[:, 2] * b[:, 0] - a[:, 0] * b[:, 2],
+                            a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]])
+
+
+def quaternions_from_matrices(r: np.ndarray) -> np.ndarray:
+    """``(M, 4)`` ``(qx, qy, qz, qw)`` of ``(M, 3, 3)`` rotation matrices, qw >= 0 (as :func:`quaternion_from_matrix`)."""
+    r = np.asarray(r, np.float64).reshape(-1, 9)
+    q = np.empty((len(r), 4))
+    tr = r[:, 0] + r[:, 4] + r[:, 8]
+    pos = tr > 0
+    branch = np.where(pos, -1, np.argmax(r[:, [0, 4, 8]], axis=1))
+    for i in np.unique(branch).tolist():  # only the branches some row takes
+        rows = branch == i
+        e = r[rows]
+        if i < 0:
+            s = np.sqrt(tr[rows] + 1.0) * 2
+            q[rows] = np.column_stack([(e[:, 7] - e[:, 5]) / s, (e[:, 2] - e[:, 6]) / s, (e[:, 3] - e[:, 1]) / s, 0.25 * s])
+            continue
+        j, k = (i + 1) % 3, (i + 2) % 3
+        s = np.sqrt(1.0 + e[:, 4 * i] - e[:, 4 * j] - e[:, 4 * k]) * 2
+        sub = np.empty((len(e), 4))
+        sub[:, 3] = (e[:, 3 * k + j] - e[:, 3 * j + k]) / s
+        sub[:, i] = 0.25 * s
+        sub[:, j] = (e[:, 3 * j + i] + e[:, 3 * i + j]) / s
+        sub[:, k] = (e[:, 3 * k + i] + e[:, 3 * i + k]) / s
+        q[rows] = sub
+    q /= np.sqrt((q * q).sum(axis=1))[:, None]
+    q[q[:, 3] < 0] *= -1
+    return q + 0.0  # + 0.0 turns -0.0 into 0.0
+
+
 def make_poses(position: np.ndarray, closing: np.ndarray, approach: np.ndarray, up: np.ndarray) -> list[Pose3D]:
     """Gripper poses for many grasps at once: z = approach, x = closing (orthogonalised), y = z x x.
 
@@ -160,7 +192,7 @@ def make_poses(position: np.ndarray, closing: np.ndarray, approach: np.ndarray, 
     z = _rows_unit(np.broadcast_to(np.asarray(approach, np.float64), (m, 3)))
     c = np.asarray(closing, np.float64).reshape(-1, 3)
     x = _rows_unit(c - (c * z).sum(axis=1)[:, None] * z)
-    y = np.cross(z, x)
+    y = _rows_cross(z, x)
     rot = np.stack([x, y, z], axis=2)  # columns x, y, z
     u = np.asarray(up, np.float64)
     u = u / math.sqrt(float(u @ u))
@@ -169,8 +201,9 @@ def make_poses(position: np.ndarray, closing: np.ndarray, approach: np.ndarray, 
     e1 /= math.sqrt(float(e1 @ e1))
     e2 = np.cross(u, e1)
     yaw = np.arctan2(x @ e2, x @ e1).tolist()
-    return [Pose3D(tuple(p), quaternion_from_matrix(r), wrap_half_turn(w), r)
-            for p, r, w in zip(position.tolist(), rot, yaw, strict=True)]
+    quats = quaternions_from_matrices(rot).tolist()
+    return [Pose3D(tuple(p), tuple(q), wrap_half_turn(w), r)
+            for p, q, w, r in zip(position.tolist(), quats, yaw, rot, strict=True)]
 
 
 def make_pose(position: np.ndarray, closing: np.ndarray, approach: np.ndarray, up: np.ndarray) -> Pose3D:

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import replace
 
 import numpy as np
 
@@ -128,6 +127,8 @@ class GraspPlanner:
             clearance[check] = _shape.clearances(result, centers[check], angles[check], closing[check],
                                                  extent[check], width[check], scale[check], self.gripper,
                                                  [near[k] for k in check])
+        half_w = closing * width[:, None] / 2
+        poses = self._poses(centers, half_w, depths)
         grasps = []
         for k, i in enumerate(rows.tolist()):
             known = scales[k] is not None
@@ -139,6 +140,7 @@ class GraspPlanner:
             quality = solidity * (0.0 if fit is False else 1.0) * clear_k
             ppm = self._pixels_per_metre(depths[k])
             width_k = float(width[k])
+            camera_pose, robot_pose, width_m = poses.get(k, (None, None, width_k / ppm if ppm else None))
             grasps.append(Grasp(
                 instance=i,
                 class_id=int(result.class_ids[i]),
@@ -153,9 +155,10 @@ class GraspPlanner:
                 clearance=clear_k,
                 clear=clear_k >= 1.0 if known else None,
                 fits=fit,
-                width_m=width_k / ppm if ppm else None,
+                width_m=width_m,
+                camera_pose=camera_pose,
+                robot_pose=robot_pose,
             ))
-        grasps = self._add_poses(grasps, depths)
         grasps.sort(key=lambda g: (g.clear is False or g.fits is False, -g.quality, -g.score, g.instance))
         return grasps
 
@@ -205,15 +208,21 @@ class GraspPlanner:
             )
             self._warned_no_scale = True
 
-    def _add_poses(self, grasps: list[Grasp], depths: list[float | None]) -> list[Grasp]:
-        """Adds camera (and robot) poses to the grasps whose depth is known; jaws back-projected at once."""
+    def _poses(self, centers: np.ndarray, half_w: np.ndarray, depths: list[float | None]) -> dict[int, tuple]:
+        """``{row: (camera pose, robot pose or None, width in metres)}`` for the rows whose depth is known.
+
+        Args:
+            centers: ``(M, 2)`` grasp centres; half_w: ``(M, 2)`` half the jaw
+                opening along the closing direction (pixels).
+            depths: Depth in metres per row, or None.
+        """
         known = [k for k, z in enumerate(depths) if z is not None]
         if not known:
-            return grasps
-        jaws = np.array([(grasps[k].center, *grasps[k].jaw_points) for k in known], np.float64).reshape(-1, 2)
-        rays = g3.pixel_rays(self.camera, jaws).reshape(-1, 3, 3)
+            return {}
+        jaws = np.stack([centers[known], centers[known] - half_w[known], centers[known] + half_w[known]], 1)
+        rays = g3.pixel_rays(self.camera, jaws.reshape(-1, 2)).reshape(-1, 3, 3)
         approach = -np.asarray(self.table.normal) if self.table is not None else np.array([0.0, 0, 1])
-        pts = rays * np.array([depths[k] for k in known], np.float64)[:, None, None]  # (M, 3 points, xyz)
+        pts = rays * np.array([depths[k] for k in known], np.float64)[:, None, None]  # (K, 3 points, xyz)
         position = pts[:, 0]
         if self.table is not None and self.gripper.unit == "m":
             height = position @ np.asarray(self.table.normal) + self.table.offset
@@ -222,10 +231,7 @@ class GraspPlanner:
         poses = g3.make_poses(position, jaw, approach, approach)
         robots = g3.transform_poses(poses, self.hand_eye) if self.hand_eye is not None else [None] * len(known)
         widths = np.sqrt((jaw * jaw).sum(axis=1)).tolist()
-        out = list(grasps)
-        for k, pose, robot, width_m in zip(known, poses, robots, widths, strict=True):
-            out[k] = replace(grasps[k], width_m=width_m, camera_pose=pose, robot_pose=robot)
-        return out
+        return dict(zip(known, zip(poses, robots, widths, strict=True), strict=True))
 
 
 def plan_grasps(
