@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path
@@ -81,7 +80,7 @@ def main(args: argparse.Namespace) -> int:
             f"[pre {t.preprocess_ms:.1f} / infer {t.infer_ms:.1f} / decode {t.decode_ms:.1f}]"
         )
         if args.out:
-            (args.out / f"{frame.name}.json").write_text(json.dumps(result.to_dict()) + "\n")
+            (args.out / f"{frame.name}.json").write_text(result.to_json() + "\n")
             overlay_path = args.out / f"{frame.name}.png"
             overlay = annotator.annotate(frame.image, result)
             cv2.imwrite(str(overlay_path), draw_grasps(overlay, grasps) if planner is not None else overlay)
