@@ -119,23 +119,7 @@ def check_hand_eye(hand_eye: np.ndarray) -> np.ndarray:
 
 def quaternion_from_matrix(r: np.ndarray) -> tuple[float, float, float, float]:
     """``(qx, qy, qz, qw)`` of a rotation matrix, with qw >= 0."""
-    r = np.asarray(r, np.float64).tolist()
-    tr = r[0][0] + r[1][1] + r[2][2]
-    if tr > 0:
-        s = math.sqrt(tr + 1.0) * 2
-        q = [(r[2][1] - r[1][2]) / s, (r[0][2] - r[2][0]) / s, (r[1][0] - r[0][1]) / s, 0.25 * s]
-    else:
-        diag = [r[0][0], r[1][1], r[2][2]]
-        i = diag.index(max(diag))
-        j, k = (i + 1) % 3, (i + 2) % 3
-        s = math.sqrt(1.0 + r[i][i] - r[j][j] - r[k][k]) * 2
-        q = [0.0, 0.0, 0.0, (r[k][j] - r[j][k]) / s]
-        q[i] = 0.25 * s
-        q[j] = (r[j][i] + r[i][j]) / s
-        q[k] = (r[k][i] + r[i][k]) / s
-    n = math.sqrt(sum(v * v for v in q))
-    sign = -1.0 if q[3] / n < 0 else 1.0
-    return tuple(sign * v / n + 0.0 for v in q)  # + 0.0 turns -0.0 into 0.0
+    return tuple(quaternions_from_matrices(np.asarray(r, np.float64)[None])[0].tolist())
 
 
 def _rows_unit(v: np.ndarray) -> np.ndarray:
