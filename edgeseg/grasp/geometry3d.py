@@ -9,6 +9,7 @@ centres at integers, so ``0.5`` is subtracted before undistorting.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import cv2
@@ -158,6 +159,27 @@ def quaternions_from_matrices(r: np.ndarray) -> np.ndarray:
     return q + 0.0  # + 0.0 turns -0.0 into 0.0
 
 
+@functools.lru_cache(maxsize=8)
+def _yaw_axes(up: tuple[float, float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """Unit axes ``e1``, ``e2`` of the plane normal to ``up`` that yaw is measured in."""
+    u = np.asarray(up, np.float64)
+    u = u / math.sqrt(float(u @ u))
+    ref = np.array([1.0, 0, 0]) if abs(u[0]) < 0.9 else np.array([0, 1.0, 0])
+    e1 = ref - (ref @ u) * u
+    e1 /= math.sqrt(float(e1 @ e1))
+    return e1, _rows_cross(u[None], e1[None])[0]
+
+
+def _poses(position: np.ndarray, rot: np.ndarray, up) -> list[Pose3D]:
+    """Poses from ``(M, 3)`` positions and ``(M, 3, 3)`` rotations (columns: closing, binormal, approach)."""
+    e1, e2 = _yaw_axes(tuple(float(v) for v in np.asarray(up).reshape(3)))
+    x = rot[:, :, 0]
+    yaw = np.arctan2(x @ e2, x @ e1).tolist()
+    quats = quaternions_from_matrices(rot).tolist()
+    return [Pose3D(tuple(p), tuple(q), wrap_half_turn(w), r)
+            for p, q, w, r in zip(position.tolist(), quats, yaw, rot, strict=True)]
+
+
 def make_poses(position: np.ndarray, closing: np.ndarray, approach: np.ndarray, up: np.ndarray) -> list[Pose3D]:
     """Gripper poses for many grasps at once: z = approach, x = closing (orthogonalised), y = z x x.
 
@@ -176,18 +198,8 @@ def make_poses(position: np.ndarray, closing: np.ndarray, approach: np.ndarray, 
     z = _rows_unit(np.broadcast_to(np.asarray(approach, np.float64), (m, 3)))
     c = np.asarray(closing, np.float64).reshape(-1, 3)
     x = _rows_unit(c - (c * z).sum(axis=1)[:, None] * z)
-    y = _rows_cross(z, x)
-    rot = np.stack([x, y, z], axis=2)  # columns x, y, z
-    u = np.asarray(up, np.float64)
-    u = u / math.sqrt(float(u @ u))
-    ref = np.array([1.0, 0, 0]) if abs(u[0]) < 0.9 else np.array([0, 1.0, 0])
-    e1 = ref - (ref @ u) * u
-    e1 /= math.sqrt(float(e1 @ e1))
-    e2 = np.cross(u, e1)
-    yaw = np.arctan2(x @ e2, x @ e1).tolist()
-    quats = quaternions_from_matrices(rot).tolist()
-    return [Pose3D(tuple(p), tuple(q), wrap_half_turn(w), r)
-            for p, q, w, r in zip(position.tolist(), quats, yaw, rot, strict=True)]
+    rot = np.stack([x, _rows_cross(z, x), z], axis=2)  # columns x, y, z
+    return _poses(position, rot, up)
 
 
 def make_pose(position: np.ndarray, closing: np.ndarray, approach: np.ndarray, up: np.ndarray) -> Pose3D:
@@ -200,9 +212,9 @@ def transform_poses(poses: list[Pose3D], hand_eye: np.ndarray) -> list[Pose3D]:
     if not poses:
         return []
     r, t = hand_eye[:3, :3], hand_eye[:3, 3]
-    rot = r @ np.stack([p.rotation for p in poses])
+    rot = r @ np.stack([p.rotation for p in poses])  # rotations stay orthonormal (hand_eye is checked)
     pos = np.array([p.position for p in poses], np.float64) @ r.T + t
-    return make_poses(pos, rot[:, :, 0], rot[:, :, 2], np.array([0.0, 0.0, 1.0]))
+    return _poses(pos, rot, (0.0, 0.0, 1.0))
 
 
 def transform_pose(pose: Pose3D, hand_eye: np.ndarray) -> Pose3D:

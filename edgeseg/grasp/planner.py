@@ -193,7 +193,8 @@ class GraspPlanner:
         cx, cy, r = centers[:, :1], centers[:, 1:], reach[:, None]
         hit = (x0 < cx + r) & (x1 > cx - r) & (y0 < cy + r) & (y1 > cy - r) & (spans[:, 2] > 0) & (spans[:, 3] > 0)
         hit[np.arange(len(rows)), rows] = False
-        return [np.flatnonzero(h) for h in hit]
+        k, j = np.nonzero(hit)
+        return np.split(j, np.searchsorted(k, np.arange(1, len(rows))))
 
     def _pixels_per_metre(self, z: float | None) -> float | None:
         if z is not None and self.camera is not None:

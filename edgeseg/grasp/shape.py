@@ -149,13 +149,17 @@ def clearances(result: Result, centers: np.ndarray, angles: np.ndarray, closing:
     pts = np.round((polys - origin[:, None, :]) * 16).astype(np.int32)
     p = result.packed_masks
     out = np.ones(len(centers), np.float64)
-    for k, (sx0, sy0, sx1, sy1) in enumerate(zip(x0.tolist(), y0.tolist(), x1.tolist(), y1.tolist(), strict=True)):
-        if sx1 <= sx0 or sy1 <= sy0:
+    windows = zip(x0.tolist(), y0.tolist(), x1.tolist(), y1.tolist(), strict=True)
+    for k, (sx0, sy0, sx1, sy1) in enumerate(windows):
+        nb = neighbours[k]
+        sp = p.spans[nb]  # only masks inside the sweep's window can hit it (as in the reference)
+        nb = nb[(sp[:, 0] < sx1) & (sp[:, 0] + sp[:, 2] > sx0) & (sp[:, 1] < sy1) & (sp[:, 1] + sp[:, 3] > sy0)]
+        if sx1 <= sx0 or sy1 <= sy0 or not len(nb):
             continue
         sweep = np.zeros((sy1 - sy0, sx1 - sx0), np.uint8)
         cv2.fillConvexPoly(sweep, pts[k, :4], 1, lineType=cv2.LINE_8, shift=4)
         cv2.fillConvexPoly(sweep, pts[k, 4:], 1, lineType=cv2.LINE_8, shift=4)
-        area, hit = _cdecode.sweep_hits(sweep, sx0, sy0, p.bits, p.offsets, p.spans, neighbours[k])
+        area, hit = _cdecode.sweep_hits(sweep, sx0, sy0, p.bits, p.offsets, p.spans, nb)
         if area:
             out[k] = 1.0 - hit / area
     return out
