@@ -123,12 +123,13 @@ def predict_dataset(
         if cat_ids is None:
             cat_ids = _category_ids(coco, r.class_names)
         results[img["id"]] = r
+        rles = r.rles()  # one C call per image
         for i in range(len(r)):
             x1, y1, x2, y2 = (float(v) for v in r.boxes[i])
             det = {"image_id": img["id"], "category_id": cat_ids[int(r.class_ids[i])], "score": float(r.scores[i]),
                    "bbox": [x1, y1, x2 - x1, y2 - y1]}
-            if r.masks:
-                det["segmentation"] = r.masks[i].rle()
+            if rles is not None:
+                det["segmentation"] = rles[i]
             dets.append(det)
     return coco, dets, results
 

@@ -8,17 +8,30 @@ and become full frames or COCO RLE only when asked, because N full frames at
 Conventions: boxes are XYXY float32 in original-image pixels (pixel ``i``
 covers ``[i, i+1)``); a cropped mask is a ``(h, w)`` bool bitmap whose top-left
 pixel sits at integer image coordinates ``(x0, y0)``.
+
+The output path has no per-pixel Python: COCO RLE of all masks is one call
+into the C core (``_cdecode.rle_bitmaps``, :func:`pack_masks` gives it the
+masks as one buffer; the decoder's masks already are one), with
+:mod:`edgeseg.rle` as the fallback when the extension is not built. Rows,
+RLE and the JSON dict are computed once per Result and kept.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+import json
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
 from edgeseg import rle as _rle
+
+try:
+    from edgeseg._c import _cdecode
+except ImportError:  # not built: the numpy RLE encoder is used
+    _cdecode = None
 
 
 @dataclass(frozen=True)
@@ -78,7 +91,65 @@ class CroppedMask:
 
     def rle(self) -> dict:
         """Returns the mask as COCO RLE (``{"size": [H, W], "counts": str}``)."""
-        return _rle.encode_cropped(self.bitmap, self.x0, self.y0, self.image_size)
+        return rle_masks((self,), self.image_size)[0]
+
+
+@dataclass(frozen=True)
+class PackedMasks:
+    """N cropped masks as one buffer, the form the C core reads.
+
+    Attributes:
+        bits: 1-D bool buffer; mask ``i`` is ``bits[offsets[i]:][:h * w]``, row-major.
+        offsets: ``(N,)`` int64 start of each mask in ``bits``.
+        spans: ``(N, 4)`` int32 ``(x0, y0, w, h)`` in image pixels.
+    """
+
+    bits: np.ndarray
+    offsets: np.ndarray
+    spans: np.ndarray
+
+    def take(self, rows: np.ndarray) -> PackedMasks:
+        """The masks at ``rows`` (same buffer)."""
+        return PackedMasks(self.bits, self.offsets[rows], self.spans[rows])
+
+
+def pack_masks(masks: Sequence[CroppedMask]) -> PackedMasks:
+    """Lays ``masks`` out as one buffer; no copy when they already share one (decoder output).
+
+    Args:
+        masks: Cropped masks of one image.
+    """
+    spans = np.array([(m.x0, m.y0, m.bitmap.shape[1], m.bitmap.shape[0]) for m in masks], np.int32).reshape(-1, 4)
+    base = masks[0].bitmap.base if masks else None
+    if (
+        isinstance(base, np.ndarray) and base.ndim == 1 and base.dtype == np.bool_ and base.flags.c_contiguous
+        and all(m.bitmap.base is base and m.bitmap.flags.c_contiguous for m in masks)
+    ):
+        start = base.ctypes.data
+        offsets = np.array([m.bitmap.ctypes.data - start for m in masks], np.int64)
+        return PackedMasks(base, offsets, spans)
+    sizes = spans[:, 2].astype(np.int64) * spans[:, 3]
+    offsets = np.concatenate(([0], np.cumsum(sizes)[:-1])).astype(np.int64) if masks else np.zeros(0, np.int64)
+    bits = np.concatenate([m.bitmap.ravel() for m in masks]) if masks else np.zeros(0, np.bool_)
+    return PackedMasks(bits, offsets, spans)
+
+
+def rle_masks(masks: Sequence[CroppedMask], image_size: tuple[int, int], packed: PackedMasks | None = None) -> list[dict]:
+    """COCO RLE of every mask, in one C call (numpy encoder without the extension).
+
+    Args:
+        masks: Cropped masks of one ``image_size`` image.
+        image_size: ``(H, W)``.
+        packed: ``pack_masks(masks)`` when the caller has it already.
+
+    Returns:
+        ``[{"size": [H, W], "counts": str}, ...]``, equal to ``pycocotools.mask.encode``.
+    """
+    h, w = int(image_size[0]), int(image_size[1])
+    if _cdecode is None:
+        return [_rle.encode_cropped(m.bitmap, m.x0, m.y0, (h, w)) for m in masks]
+    p = packed if packed is not None else pack_masks(masks)
+    return [{"size": [h, w], "counts": c} for c in _cdecode.rle_bitmaps(p.bits, p.offsets, p.spans, h, w)]
 
 
 @dataclass(frozen=True)
@@ -121,6 +192,14 @@ class Result:
         frame_id: Caller's frame counter (0 for single images).
         track_ids: ``(N,)`` int32 track id per instance (-1 = not tracked), or
             None when no tracker ran (see :mod:`edgeseg.track`).
+        mask_rles: COCO RLE per instance when the masks were decoded straight
+            to RLE (``masks="rle"``); empty otherwise.
+        mask_frames: ``(N, H, W)`` bool full frames when they were decoded
+            into a caller's buffer (``masks="full"``: a view of it, valid
+            until the buffer is reused); ``None`` otherwise.
+
+    Rows (:attr:`instances`), :meth:`rles` and :meth:`to_dict` are computed
+    once and kept: a Result is immutable.
     """
 
     boxes: np.ndarray
@@ -132,6 +211,8 @@ class Result:
     timings: StageTimings = field(default_factory=StageTimings)
     frame_id: int = 0
     track_ids: np.ndarray | None = None
+    mask_rles: tuple[dict, ...] = ()
+    mask_frames: np.ndarray | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         n = len(self.scores)
@@ -147,6 +228,14 @@ class Result:
             )
         if self.masks and len(self.masks) != n:
             raise ValueError(f"expected {n} masks (one per instance), got {len(self.masks)}")
+        if self.mask_rles and len(self.mask_rles) != n:
+            raise ValueError(f"expected {n} RLE masks (one per instance), got {len(self.mask_rles)}")
+        if self.mask_frames is not None and (
+            self.mask_frames.dtype != np.bool_ or self.mask_frames.shape != (n, *self.image_size)
+        ):
+            raise ValueError(
+                f"mask_frames must be bool {(n, *self.image_size)}, got {self.mask_frames.dtype} {self.mask_frames.shape}"
+            )
         if n and (self.class_ids.min() < 0 or self.class_ids.max() >= len(self.class_names)):
             raise ValueError(
                 f"class ids must lie in [0, {len(self.class_names)}), got "
@@ -173,39 +262,82 @@ class Result:
         idx = np.flatnonzero(idx) if idx.dtype == np.bool_ else idx.astype(np.int64)
         if len(idx) == len(self) and np.array_equal(idx, np.arange(len(self))):
             return self
+        rows = idx.tolist()
         return dataclasses.replace(
             self, boxes=self.boxes[idx], scores=self.scores[idx], class_ids=self.class_ids[idx],
-            masks=tuple(self.masks[i] for i in idx.tolist()) if self.masks else (),
+            masks=tuple(self.masks[i] for i in rows) if self.masks else (),
+            track_ids=None if self.track_ids is None else self.track_ids[idx],
+            mask_rles=tuple(self.mask_rles[i] for i in rows) if self.mask_rles else (),
+            mask_frames=None if self.mask_frames is None else self.mask_frames[idx],
         )
 
     def __iter__(self) -> Iterator[Instance]:
         return iter(self.instances)
 
-    @property
+    @cached_property
     def instances(self) -> list[Instance]:
-        """The instances as row objects, best score first."""
+        """The instances as row objects, best score first (built once)."""
+        names = self.class_names
+        masks = self.masks or (None,) * len(self)
+        tracks = self.track_ids.tolist() if self.track_ids is not None else (None,) * len(self)
         return [
-            Instance(
-                class_id=int(self.class_ids[i]),
-                class_name=self.class_names[int(self.class_ids[i])],
-                score=float(self.scores[i]),
-                box=tuple(float(v) for v in self.boxes[i]),
-                mask=self.masks[i] if self.masks else None,
-                track_id=int(self.track_ids[i]) if self.track_ids is not None else None,
-            )
-            for i in range(len(self))
+            Instance(class_id=c, class_name=names[c], score=s, box=tuple(b), mask=m, track_id=t)
+            for c, s, b, m, t in zip(self.class_ids.tolist(), self.scores.tolist(), self.boxes.tolist(), masks,
+                                     tracks, strict=True)
         ]
 
-    def full_masks(self) -> np.ndarray:
-        """Returns ``(N, H, W)`` bool full-frame masks (allocates N frames)."""
+    @cached_property
+    def packed_masks(self) -> PackedMasks:
+        """The cropped masks as one buffer (see :func:`pack_masks`), built once."""
+        return pack_masks(self.masks)
+
+    def rles(self) -> list[dict] | None:
+        """COCO RLE per instance (one C call, kept); ``None`` when the Result has no masks."""
+        if self.mask_rles:
+            return list(self.mask_rles)
+        if not self.masks:
+            return None
+        return list(self._rles)
+
+    @cached_property
+    def _rles(self) -> tuple[dict, ...]:
+        return tuple(rle_masks(self.masks, self.image_size, self.packed_masks))
+
+    def full_masks(self, out: np.ndarray | None = None) -> np.ndarray:
+        """Returns ``(N, H, W)`` bool full-frame masks.
+
+        Args:
+            out: Optional ``(>= N, H, W)`` bool buffer to write into and reuse
+                across frames (a fresh one is allocated otherwise).
+
+        Returns:
+            ``out[:N]`` (or the new array).
+        """
         h, w = self.image_size
-        out = np.zeros((len(self.masks), h, w), dtype=np.bool_)
+        n = len(self) if self.masks or self.mask_rles or self.mask_frames is not None else 0
+        if out is None:
+            out = np.zeros((n, h, w), dtype=np.bool_)
+        elif not (isinstance(out, np.ndarray) and out.dtype == np.bool_ and out.ndim == 3 and out.shape[1:] == (h, w)
+                  and len(out) >= n):
+            found = f"{out.dtype} {out.shape}" if isinstance(out, np.ndarray) else type(out).__name__
+            raise ValueError(f"out must be a bool array of shape (>= {n}, {h}, {w}), got {found}")
+        if self.mask_frames is not None:
+            if out[:n] is not self.mask_frames and not np.shares_memory(out[:n], self.mask_frames):
+                out[:n] = self.mask_frames
+            return out[:n]
         for i, m in enumerate(self.masks):
             m.full(out[i])
-        return out
+        for i, r in enumerate(self.mask_rles):
+            out[i] = _rle.decode(r)
+        return out[:n]
 
     def to_dict(self) -> dict:
-        """JSON-ready summary: one dict per instance, masks as COCO RLE."""
+        """JSON-ready summary: one dict per instance, masks as COCO RLE (built once, do not modify)."""
+        return self._dict
+
+    @cached_property
+    def _dict(self) -> dict:
+        rles = self.rles() or [None] * len(self)
         return {
             "frame_id": self.frame_id,
             "image_size": list(self.image_size),
@@ -220,9 +352,13 @@ class Result:
                     "class_name": inst.class_name,
                     "score": round(inst.score, 5),
                     "box_xyxy": [round(v, 2) for v in inst.box],
-                    "mask_rle": inst.mask.rle() if inst.mask is not None else None,
+                    "mask_rle": r,
                     **({"track_id": inst.track_id} if inst.track_id is not None else {}),
                 }
-                for inst in self.instances
+                for inst, r in zip(self.instances, rles, strict=True)
             ],
         }
+
+    def to_json(self) -> str:
+        """``json.dumps(self.to_dict())``: the line ``edgeseg run`` writes per frame."""
+        return json.dumps(self._dict)

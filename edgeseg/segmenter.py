@@ -69,6 +69,8 @@ class Segmenter:
         max_detections: int | None = None,
         with_masks: bool = True,
         frame_id: int = 0,
+        masks: str = "cropped",
+        out: np.ndarray | None = None,
     ) -> Result:
         """Segments one image.
 
@@ -79,10 +81,19 @@ class Segmenter:
             max_detections: Override of the manifest's detection cap.
             with_masks: Decode masks (``False``: boxes only, faster).
             frame_id: Caller's frame counter, carried into the result.
+            masks: Mask form (:mod:`edgeseg.maskforms`): ``"cropped"``
+                (``Result.masks``), ``"rle"`` (``Result.mask_rles``) or
+                ``"full"`` (``Result.mask_frames``, written into ``out``).
+            out: For ``masks="full"``: a ``(>= max_detections, H, W)`` bool
+                C-contiguous buffer, reused across frames.
 
         Returns:
-            Instances with boxes in ``image_bgr`` pixels and box-cropped masks.
+            Instances with boxes in ``image_bgr`` pixels and masks in the asked form.
         """
+        if masks != "cropped" or out is not None:
+            from edgeseg.maskforms import check_form
+
+            check_form(masks, out)
         changes = {
             k: v
             for k, v in (
@@ -100,7 +111,10 @@ class Segmenter:
         t1 = time.perf_counter()
         raw = self.backend.run(tensor)
         t2 = time.perf_counter()
-        result = self.decoder(raw, letterbox, options)
+        if masks == "cropped" or not with_masks:
+            result = self.decoder(raw, letterbox, options)
+        else:
+            result = self.decoder.decode_as(raw, letterbox, options, masks, out)
         t3 = time.perf_counter()
         return dataclasses.replace(
             result, timings=StageTimings((t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3), frame_id=frame_id

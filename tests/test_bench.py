@@ -63,12 +63,15 @@ def test_every_stage_is_timed_for_every_frame(run):
     assert r.model_load_ms > 0 and r.first_frame_ms > 0
     assert r.fps == pytest.approx(1000.0 / r.stages[END_TO_END].mean_ms)
     assert r.backend_device == "CPUExecutionProvider" and r.config_name == "x86-cpu"
+    post = sum(np.array(r.samples_ms[s]) for s in ("decode", "grasp", "serialize"))
+    share = 100 * post / np.array(r.samples_ms["infer"])
+    assert r.postprocess_pct == pytest.approx(float(np.median(share)), rel=1e-3)
 
 
 def test_stages_add_up_to_end_to_end(run):
     """One clock, back to back: per frame the stages never exceed end to end, and cover >= 95% of it."""
     r, _ = run
-    stages = np.array([r.samples_ms[s] for s in STAGES])  # (6, N)
+    stages = np.array([r.samples_ms[s] for s in STAGES])  # (7, N)
     e2e = np.array(r.samples_ms[END_TO_END])
     assert np.all(stages >= 0)
     assert np.all(stages.sum(axis=0) <= e2e + 1e-3)  # samples are rounded to 0.1 us

@@ -45,7 +45,8 @@ def test_side_by_side_runs_share_board_and_config(two_runs):
 def test_markdown_table_has_a_row_per_run_and_a_column_per_stage(two_runs):
     text = markdown_table(two_runs)
     header = next(line for line in text.splitlines() if line.startswith("| board"))
-    for col in ("read", "preprocess", "infer", "decode", "grasp", "hooks", "end-to-end", "FPS", "peak RSS MiB"):
+    for col in ("read", "preprocess", "infer", "decode", "grasp", "serialize", "hooks", "end-to-end",
+                "post / infer %", "FPS", "peak RSS MiB"):
         assert f" {col} " in header
     rows = [line for line in text.splitlines() if line.startswith("| ") and "edgeseg-nano" in line]
     assert len(rows) == 2

@@ -2,16 +2,20 @@
 
 Per frame, one clock (``time.perf_counter``) is read back to back::
 
-    t0 read t1 [preprocess | infer | decode] t2 grasp t3 hooks t4
+    t0 read t1 [preprocess | infer | decode] t2 grasp t3 serialize t4 hooks t5
 
 ``read`` is ``cv2.imread`` of a real image file (page-cached after the
 first pass, as a camera frame already sits in memory), the three model
 stages come from the Segmenter's own timings inside ``t1..t2``, ``grasp`` is
-:class:`~edgeseg.grasp.GraspPlanner`, ``hooks`` is handing the frame to a
+:class:`~edgeseg.grasp.GraspPlanner`, ``serialize`` is the frame's JSON
+record (``Result.to_json()``: instances with COCO RLE masks, what
+``edgeseg run`` writes), ``hooks`` is handing the frame to a
 hook (its delivery runs on the hook's worker thread, as in deployment). What
 the Segmenter spends between its timed stages (option handling, building the
 Result) is the only time no stage owns; it is reported as
-``unaccounted_pct`` instead of being hidden.
+``unaccounted_pct`` instead of being hidden. Post-processing (decode, grasp,
+serialize) is also reported as a share of inference, per frame
+(``postprocess_pct``, median).
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeseg.bench.monitor import ResourceMonitor
-from edgeseg.bench.results import END_TO_END, STAGES, BenchRun, BundleInfo, LatencyStats
+from edgeseg.bench.results import END_TO_END, POSTPROCESS, STAGES, BenchRun, BundleInfo, LatencyStats
 from edgeseg.board import BoardInfo, detect_board
 from edgeseg.bundle import Bundle, load_bundle
 from edgeseg.device_config import DeviceConfig, apply_cpu_affinity
@@ -218,12 +222,14 @@ def bench_bundle(
         t2 = clock()
         grasps = planner.plan(result) if planner is not None else []
         t3 = clock()
+        result.to_json()
+        t4 = clock()
         if hook is not None:
             hook(result, grasps)
-        t4 = clock()
+        t5 = clock()
         tm = result.timings
         rows[i] = ((t1 - t0) * 1e3, tm.preprocess_ms, tm.infer_ms, tm.decode_ms,
-                   (t3 - t2) * 1e3, (t4 - t3) * 1e3, (t4 - t0) * 1e3)
+                   (t3 - t2) * 1e3, (t4 - t3) * 1e3, (t5 - t4) * 1e3, (t5 - t0) * 1e3)
 
     frames = _progress(total, f"{info.name} {info.label}", enabled=options.progress)
     try:
@@ -248,6 +254,8 @@ def bench_bundle(
     e2e = timed[:, -1]
     stage_sum = timed[:, :-1].sum()
     names = (*STAGES, END_TO_END)
+    post = timed[:, [STAGES.index(s) for s in POSTPROCESS]].sum(axis=1)
+    infer = timed[:, STAGES.index("infer")]
     return BenchRun(
         timestamp=timestamp,
         board=board,
@@ -270,6 +278,7 @@ def bench_bundle(
         accuracy=accuracy,
         hook_delivery=hook_delivery,
         samples_ms={name: tuple(round(float(v), 4) for v in timed[:, k]) for k, name in enumerate(names)},
+        postprocess_pct=float(np.median(100.0 * post / np.maximum(infer, 1e-9))),
     )
 
 

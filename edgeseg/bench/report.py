@@ -40,6 +40,10 @@ def _ms(v: float) -> str:
     return f"{v:.3f}" if v < 0.1 else f"{v:.2f}" if v < 10 else f"{v:.1f}"
 
 
+def _cell(stats) -> str:
+    return "–" if stats is None else f"{_ms(stats.p50_ms)} / {_ms(stats.p99_ms)}"
+
+
 def markdown_table(runs: list[BenchRun]) -> str:
     """One row per run: each stage as ``p50 / p99`` ms, then throughput and resources.
 
@@ -48,11 +52,12 @@ def markdown_table(runs: list[BenchRun]) -> str:
     """
     if not runs:
         raise ValueError("no benchmark runs to report")
-    head = ["board", "bundle", "ran on", *[c.replace("_", "-") for c in COLUMNS],
+    head = ["board", "bundle", "ran on", *[c.replace("_", "-") for c in COLUMNS], "post / infer %",
             "FPS", "load ms", "1st frame ms", "peak RSS MiB", "CPU %", "unacc. %", "mask mAP"]
     lines = [
         "Stage cells: p50 / p99 latency per frame in ms over the timed frames; "
-        "CPU % is of one core; unacc. % is end-to-end time no stage owns.",
+        "CPU % is of one core; unacc. % is end-to-end time no stage owns; post / infer % is the median "
+        "per-frame share (decode + grasp + serialize) / infer ('–': not timed by that version).",
         "",
         "| " + " | ".join(head) + " |",
         "|" + "|".join(["---"] * 3 + ["---:"] * (len(head) - 3)) + "|",
@@ -63,7 +68,8 @@ def markdown_table(runs: list[BenchRun]) -> str:
             f"{r.board.id} ({r.board.model})",
             bundle if len({x.bundle.name for x in runs}) > 1 else f"{r.bundle.name} {bundle}",
             r.backend_device,
-            *[f"{_ms(r.stages[c].p50_ms)} / {_ms(r.stages[c].p99_ms)}" for c in COLUMNS],
+            *[_cell(r.stage(c)) for c in COLUMNS],
+            "–" if r.postprocess_pct is None else f"{r.postprocess_pct:.1f}",
             f"{r.fps:.1f}",
             f"{r.model_load_ms:.0f}",
             f"{r.first_frame_ms:.1f}",
@@ -108,8 +114,8 @@ def plot_stages(runs: list[BenchRun], path: str | os.PathLike) -> Path:
     width = 0.8 / n
     fig, ax = plt.subplots(figsize=(min(16.0, 6.0 + 0.25 * n * len(COLUMNS)), 5.0), dpi=120)
     for k, (r, label) in enumerate(zip(runs, run_labels(runs), strict=True)):
-        p50 = np.array([r.stages[c].p50_ms for c in COLUMNS])
-        p99 = np.array([r.stages[c].p99_ms for c in COLUMNS])
+        p50 = np.array([r.stages[c].p50_ms if c in r.stages else np.nan for c in COLUMNS])
+        p99 = np.array([r.stages[c].p99_ms if c in r.stages else np.nan for c in COLUMNS])
         xs = x - 0.4 + width * (k + 0.5)
         bars = ax.bar(xs, p50, width, label=label, yerr=[np.zeros_like(p50), p99 - p50],
                       capsize=3, error_kw={"elinewidth": 1, "ecolor": "0.25"})
@@ -123,7 +129,7 @@ def plot_stages(runs: list[BenchRun], path: str | os.PathLike) -> Path:
     ax.set_ylabel("latency per frame (ms, log scale)")
     ax.set_title("Per-stage latency: bar = p50, whisker = p99")
     ax.grid(axis="y", which="both", alpha=0.3)
-    ax.set_ylim(bottom=min(r.stages[c].p50_ms for r in runs for c in COLUMNS) / 3)
+    ax.set_ylim(bottom=min(r.stages[c].p50_ms for r in runs for c in COLUMNS if c in r.stages) / 3)
     ax.legend(fontsize=8, title="board · bundle", title_fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     out = Path(path)

@@ -27,8 +27,10 @@ log = logging.getLogger("edgeseg.bench")
 
 SCHEMA_VERSION = 1
 #: Pipeline stages in frame order; they add up to ``end_to_end``.
-STAGES = ("read", "preprocess", "infer", "decode", "grasp", "hooks")
+STAGES = ("read", "preprocess", "infer", "decode", "grasp", "serialize", "hooks")
 END_TO_END = "end_to_end"
+#: Stages after inference that turn model outputs into what a robot or a file gets.
+POSTPROCESS = ("decode", "grasp", "serialize")
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,9 @@ class BenchRun:
             dropped, failed); a hook drops frames its sink cannot keep up with.
         samples_ms: Stage -> per-frame times in frame order, ms (for plots).
         schema_version: Results file schema.
+        postprocess_pct: Median over frames of ``100 * (decode + grasp +
+            serialize) / infer``: post-processing as a share of inference
+            (``None`` in results written before it was measured).
     """
 
     timestamp: str
@@ -141,9 +146,14 @@ class BenchRun:
     hook_delivery: dict[str, int] = field(default_factory=dict)
     samples_ms: dict[str, tuple[float, ...]] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
+    postprocess_pct: float | None = None
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    def stage(self, name: str) -> LatencyStats | None:
+        """Stats of stage ``name``; ``None`` for a stage results of an older version did not time."""
+        return self.stages.get(name)
 
     @classmethod
     def from_dict(cls, data: dict, where: str = "results") -> BenchRun:

@@ -97,6 +97,22 @@ class Decoder:
             result = result.select([m.bitmap.any() for m in result.masks])
         return result
 
+    def decode_as(self, raw: dict[str, np.ndarray], letterbox: LetterboxInfo, options: DecodeOptions, masks: str,
+                  out: np.ndarray | None = None) -> Result:
+        """Decodes one frame with masks as ``"rle"`` or ``"full"`` (into ``out``); see :mod:`edgeseg.maskforms`.
+
+        A family decoder with its own ``decode_as`` (the ``proto`` C path writes
+        RLE and frames while rendering) is asked directly; any other family's
+        cropped masks are converted.
+        """
+        from edgeseg.maskforms import check_form, from_cropped
+
+        check_form(masks, out)
+        native = getattr(self.impl, "decode_as", None)
+        if native is not None:
+            return native(raw, letterbox, options, masks, out)
+        return from_cropped(self(raw, letterbox, options), masks, out)
+
     def with_options(self, **changes) -> DecodeOptions:
         """The manifest's default options with ``changes`` applied."""
         return dataclasses.replace(self.options, **changes)

@@ -27,6 +27,7 @@ import numpy as np
 from edgeseg.decode.options import ProtoOptions
 from edgeseg.decode.reference import class_names_for, raw_score_threshold, scores_from_raw
 from edgeseg.decode.tensors import ProtoTensors, QTensor
+from edgeseg.maskforms import check_frames
 from edgeseg.preprocess import LetterboxInfo
 from edgeseg.result import CroppedMask, Result
 
@@ -103,14 +104,6 @@ def _rle(strings: list[str], image_size: tuple[int, int]) -> list[dict]:
     return [{"size": list(size), "counts": s} for s in strings]
 
 
-def _check_frames(out, n: int, image_size: tuple[int, int]) -> None:
-    h, w = image_size
-    ok = isinstance(out, np.ndarray) and out.dtype == np.bool_ and out.ndim == 3 and out.shape[1:] == (h, w)
-    if not (ok and out.shape[0] >= n and out.flags.c_contiguous and out.flags.writeable):
-        found = f"{out.dtype} {out.shape}" if isinstance(out, np.ndarray) else type(out).__name__
-        raise ValueError(f"out must be a writable C-contiguous bool array of shape (>= {n}, {h}, {w}), got {found}")
-
-
 def _proto_masks(t: ProtoTensors, anchor: np.ndarray, det: Result, lb: LetterboxInfo, kind: int, out, threads: int, flags: int):
     maps, scale, zp = _c_tensor(t.protos)
     coeffs = np.ascontiguousarray(t.coeffs.rows(anchor), dtype=np.float32)
@@ -159,7 +152,7 @@ def decode_proto_full(
         ``(result without masks, out[:N])``.
     """
     anchor, det = _detect(t, lb, opts, grid, class_names)
-    _check_frames(out, len(det.scores), lb.orig_size)
+    check_frames(out, len(det.scores), lb.orig_size)
     _proto_masks(t, anchor, det, mask_letterbox or lb, _cdecode.FULL, out, threads, flags)
     return det, out[: len(det.scores)]
 
@@ -206,7 +199,7 @@ def paste_roi(
         raise ValueError(f"expected logits (N, Mh, Mw) and boxes (N, 4), got {maps.shape} and {boxes.shape}")
     h, w = image_size
     if output == "full":
-        _check_frames(out, len(boxes), (int(h), int(w)))
+        check_frames(out, len(boxes), (int(h), int(w)))
     lb = (int(h), int(w), 1, 1, 0, 0, 1.0, 1.0)
     res = _cdecode.masks(kinds[output], _cdecode.ROI, None, maps, scale, zp, boxes, lb, out, int(threads), int(flags))
     if output == "cropped":

@@ -17,6 +17,8 @@ Decoding: :mod:`edgeseg.decode.reference` (the contract) and
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from edgeseg.decode import cpath, reference
@@ -25,6 +27,7 @@ from edgeseg.decode.sampling import SAMPLINGS, ultralytics_protos
 from edgeseg.decode.tensors import ProtoTensors, QTensor, map_view, row_view
 from edgeseg.families.base import MAP_LAYOUTS, ROW_LAYOUTS, Family, Role, channel_count
 from edgeseg.manifest import Manifest, ManifestError
+from edgeseg.maskforms import from_cropped
 from edgeseg.preprocess import LetterboxInfo
 from edgeseg.result import Result
 
@@ -91,6 +94,7 @@ class ProtoDecoder:
 
     def __init__(self, manifest: Manifest, path: str) -> None:
         self.manifest = manifest
+        self.path = path
         self._decode = cpath.decode_proto if path == "c" else reference.decode_proto
         self.grid = None
         boxes = manifest.output("boxes")
@@ -107,11 +111,28 @@ class ProtoDecoder:
         """The frame's canonical tensors (views, no copies)."""
         return proto_tensors(raw, self.manifest, self.anchor_count)
 
-    def __call__(self, raw: dict[str, np.ndarray], letterbox: LetterboxInfo, options: ProtoOptions) -> Result:
+    def _prepare(self, raw: dict[str, np.ndarray], letterbox: LetterboxInfo, options: ProtoOptions):
         t, mask_lb = self.tensors(raw), None
         if options.mask_sampling == "ultralytics" and options.with_masks:
             t, mask_lb = ultralytics_protos(t, letterbox)
-        return self._decode(t, letterbox, options, self.grid, class_names=self.manifest.classes, mask_letterbox=mask_lb)
+        return t, {"class_names": self.manifest.classes, "mask_letterbox": mask_lb}
+
+    def __call__(self, raw: dict[str, np.ndarray], letterbox: LetterboxInfo, options: ProtoOptions) -> Result:
+        t, kw = self._prepare(raw, letterbox, options)
+        return self._decode(t, letterbox, options, self.grid, **kw)
+
+    def decode_as(self, raw: dict[str, np.ndarray], letterbox: LetterboxInfo, options: ProtoOptions, masks: str,
+                  out: np.ndarray | None) -> Result:
+        """Masks as COCO RLE or full frames into ``out``, written by the C core while rendering (see
+        :mod:`edgeseg.maskforms`); the numpy path converts its cropped masks."""
+        if self.path != "c" or masks == "cropped":
+            return from_cropped(self(raw, letterbox, options), masks, out)
+        t, kw = self._prepare(raw, letterbox, options)
+        if masks == "rle":
+            result, rles = cpath.decode_proto_rle(t, letterbox, options, self.grid, **kw)
+            return dataclasses.replace(result, mask_rles=tuple(rles))
+        result, frames = cpath.decode_proto_full(t, letterbox, options, self.grid, out, **kw)
+        return dataclasses.replace(result, mask_frames=frames)
 
 
 def proto_tensors(raw: dict[str, np.ndarray], manifest: Manifest, anchor_count: int | None) -> ProtoTensors:

@@ -9,6 +9,7 @@ centres at integers, so ``0.5`` is subtracted before undistorting.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import cv2
@@ -90,6 +91,20 @@ def points_on_plane(camera: CameraIntrinsics, points_xy: np.ndarray, plane: Tabl
     return rays * t[:, None]
 
 
+def plane_depths(camera: CameraIntrinsics, points_xy: np.ndarray, plane: TablePlane) -> list[float | None]:
+    """Depth (camera z, metres) where each image point's ray meets ``plane``; None where it misses.
+
+    Same arithmetic as :func:`points_on_plane` per point, for many points at once.
+    """
+    rays = pixel_rays(camera, points_xy)
+    denom = rays @ np.asarray(plane.normal, np.float64)
+    out: list[float | None] = []
+    for d, rz in zip(denom.tolist(), rays[:, 2].tolist(), strict=True):
+        t = -plane.offset / d if abs(d) >= 1e-9 else 0.0
+        out.append(rz * t if t > 0 else None)
+    return out
+
+
 def check_hand_eye(hand_eye: np.ndarray) -> np.ndarray:
     """Validates a ``(4, 4)`` rigid transform (camera -> robot base); returns it as float64."""
     m = np.asarray(hand_eye, np.float64)
@@ -105,53 +120,103 @@ def check_hand_eye(hand_eye: np.ndarray) -> np.ndarray:
 
 def quaternion_from_matrix(r: np.ndarray) -> tuple[float, float, float, float]:
     """``(qx, qy, qz, qw)`` of a rotation matrix, with qw >= 0."""
-    tr = r[0, 0] + r[1, 1] + r[2, 2]
-    if tr > 0:
-        s = math.sqrt(tr + 1.0) * 2
-        q = ((r[2, 1] - r[1, 2]) / s, (r[0, 2] - r[2, 0]) / s, (r[1, 0] - r[0, 1]) / s, 0.25 * s)
-    else:
-        i = int(np.argmax(np.diag(r)))
+    return tuple(quaternions_from_matrices(np.asarray(r, np.float64)[None])[0].tolist())
+
+
+def _rows_unit(v: np.ndarray) -> np.ndarray:
+    return v / np.sqrt((v * v).sum(axis=1))[:, None]
+
+
+def _rows_cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.column_stack([a[:, 1] * b[:, 2] - a[:, 2] * b[:, 1], a[:, 2] * b[:, 0] - a[:, 0] * b[:, 2],
+                            a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]])
+
+
+def quaternions_from_matrices(r: np.ndarray) -> np.ndarray:
+    """``(M, 4)`` ``(qx, qy, qz, qw)`` of ``(M, 3, 3)`` rotation matrices, qw >= 0 (as :func:`quaternion_from_matrix`)."""
+    r = np.asarray(r, np.float64).reshape(-1, 9)
+    q = np.empty((len(r), 4))
+    tr = r[:, 0] + r[:, 4] + r[:, 8]
+    pos = tr > 0
+    branch = np.where(pos, -1, np.argmax(r[:, [0, 4, 8]], axis=1))
+    for i in np.unique(branch).tolist():  # only the branches some row takes
+        rows = branch == i
+        e = r[rows]
+        if i < 0:
+            s = np.sqrt(tr[rows] + 1.0) * 2
+            q[rows] = np.column_stack([(e[:, 7] - e[:, 5]) / s, (e[:, 2] - e[:, 6]) / s, (e[:, 3] - e[:, 1]) / s, 0.25 * s])
+            continue
         j, k = (i + 1) % 3, (i + 2) % 3
-        s = math.sqrt(1.0 + r[i, i] - r[j, j] - r[k, k]) * 2
-        q = [0.0, 0.0, 0.0, (r[k, j] - r[j, k]) / s]
-        q[i] = 0.25 * s
-        q[j] = (r[j, i] + r[i, j]) / s
-        q[k] = (r[k, i] + r[i, k]) / s
-    q = np.asarray(q)
-    q = q / np.linalg.norm(q)
-    if q[3] < 0:
-        q = -q
-    return tuple(float(v) + 0.0 for v in q)  # + 0.0 turns -0.0 into 0.0
+        s = np.sqrt(1.0 + e[:, 4 * i] - e[:, 4 * j] - e[:, 4 * k]) * 2
+        sub = np.empty((len(e), 4))
+        sub[:, 3] = (e[:, 3 * k + j] - e[:, 3 * j + k]) / s
+        sub[:, i] = 0.25 * s
+        sub[:, j] = (e[:, 3 * j + i] + e[:, 3 * i + j]) / s
+        sub[:, k] = (e[:, 3 * k + i] + e[:, 3 * i + k]) / s
+        q[rows] = sub
+    q /= np.sqrt((q * q).sum(axis=1))[:, None]
+    q[q[:, 3] < 0] *= -1
+    return q + 0.0  # + 0.0 turns -0.0 into 0.0
+
+
+@functools.lru_cache(maxsize=8)
+def _yaw_axes(up: tuple[float, float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """Unit axes ``e1``, ``e2`` of the plane normal to ``up`` that yaw is measured in."""
+    u = np.asarray(up, np.float64)
+    u = u / math.sqrt(float(u @ u))
+    ref = np.array([1.0, 0, 0]) if abs(u[0]) < 0.9 else np.array([0, 1.0, 0])
+    e1 = ref - (ref @ u) * u
+    e1 /= math.sqrt(float(e1 @ e1))
+    return e1, _rows_cross(u[None], e1[None])[0]
+
+
+def _poses(position: np.ndarray, rot: np.ndarray, up) -> list[Pose3D]:
+    """Poses from ``(M, 3)`` positions and ``(M, 3, 3)`` rotations (columns: closing, binormal, approach)."""
+    e1, e2 = _yaw_axes(tuple(float(v) for v in np.asarray(up).reshape(3)))
+    x = rot[:, :, 0]
+    yaw = np.arctan2(x @ e2, x @ e1).tolist()
+    quats = quaternions_from_matrices(rot).tolist()
+    return [Pose3D(tuple(p), tuple(q), wrap_half_turn(w), r)
+            for p, q, w, r in zip(position.tolist(), quats, yaw, rot, strict=True)]
+
+
+def make_poses(position: np.ndarray, closing: np.ndarray, approach: np.ndarray, up: np.ndarray) -> list[Pose3D]:
+    """Gripper poses for many grasps at once: z = approach, x = closing (orthogonalised), y = z x x.
+
+    Args:
+        position: ``(M, 3)`` metres.
+        closing: ``(M, 3)`` closing directions (any length, not parallel to approach).
+        approach: ``(M, 3)`` or ``(3,)`` directions the gripper moves in along (into the scene).
+        up: ``(3,)`` axis the yaw is measured about (its sign does not matter).
+
+    Returns:
+        M poses; yaw measured from ``up``'s reference axis projected onto the
+        plane normal to ``up``.
+    """
+    position = np.asarray(position, np.float64).reshape(-1, 3)
+    m = len(position)
+    z = _rows_unit(np.broadcast_to(np.asarray(approach, np.float64), (m, 3)))
+    c = np.asarray(closing, np.float64).reshape(-1, 3)
+    x = _rows_unit(c - (c * z).sum(axis=1)[:, None] * z)
+    rot = np.stack([x, _rows_cross(z, x), z], axis=2)  # columns x, y, z
+    return _poses(position, rot, up)
 
 
 def make_pose(position: np.ndarray, closing: np.ndarray, approach: np.ndarray, up: np.ndarray) -> Pose3D:
-    """Builds a gripper pose: z = approach, x = closing (orthogonalised), y = z x x.
+    """One gripper pose (see :func:`make_poses`)."""
+    return make_poses(position, closing, approach, up)[0]
 
-    Args:
-        position: ``(3,)`` metres.
-        closing: ``(3,)`` closing direction (any length, not parallel to approach).
-        approach: ``(3,)`` direction the gripper moves in along (into the scene).
-        up: ``(3,)`` axis the yaw is measured about (its sign does not matter).
-    """
-    z = approach / np.linalg.norm(approach)
-    x = closing - (closing @ z) * z
-    x = x / np.linalg.norm(x)
-    y = np.cross(z, x)
-    rot = np.column_stack([x, y, z])
-    # Yaw of the closing direction about `up`, measured from the frame's x axis
-    # projected onto the plane normal to `up`.
-    u = up / np.linalg.norm(up)
-    ref = np.array([1.0, 0, 0]) if abs(u[0]) < 0.9 else np.array([0, 1.0, 0])
-    e1 = ref - (ref @ u) * u
-    e1 /= np.linalg.norm(e1)
-    e2 = np.cross(u, e1)
-    yaw = wrap_half_turn(math.atan2(x @ e2, x @ e1))
-    return Pose3D(tuple(float(v) for v in position), quaternion_from_matrix(rot), yaw, rot)
+
+def transform_poses(poses: list[Pose3D], hand_eye: np.ndarray) -> list[Pose3D]:
+    """Maps camera-frame poses into the robot base frame (yaw about base +z)."""
+    if not poses:
+        return []
+    r, t = hand_eye[:3, :3], hand_eye[:3, 3]
+    rot = r @ np.stack([p.rotation for p in poses])  # rotations stay orthonormal (hand_eye is checked)
+    pos = np.array([p.position for p in poses], np.float64) @ r.T + t
+    return _poses(pos, rot, (0.0, 0.0, 1.0))
 
 
 def transform_pose(pose: Pose3D, hand_eye: np.ndarray) -> Pose3D:
     """Maps a camera-frame pose into the robot base frame (yaw about base +z)."""
-    r, t = hand_eye[:3, :3], hand_eye[:3, 3]
-    rot = r @ pose.rotation
-    pos = r @ np.asarray(pose.position) + t
-    return make_pose(pos, rot[:, 0], rot[:, 2], np.array([0.0, 0.0, 1.0]))
+    return transform_poses([pose], hand_eye)[0]

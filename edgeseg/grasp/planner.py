@@ -14,57 +14,30 @@ plus a margin on each side. Quality is ``solidity * fit * clearance``:
 Grasps of a frame are ranked: feasible ones first (no collision in the sweep
 and the opening fits; unknown counts as feasible), then by quality, then by
 detection score.
+
+The per-mask geometry (moments, principal axis, hull, extents) runs for all
+masks of a frame in one C call (:mod:`edgeseg.grasp.shape`, reference:
+:mod:`edgeseg.grasp.reference`); the clearance sweep is rasterized only for
+instances whose sweep window another mask's box reaches (a box test on all
+pairs at once), since no other mask can be inside it otherwise; depths on
+the table plane and 3D poses are computed for all grasps together.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass, replace
 
-import cv2
 import numpy as np
 
 from edgeseg.grasp import geometry3d as g3
-from edgeseg.grasp.types import CameraIntrinsics, Grasp, GripperSpec, TablePlane, wrap_half_turn
-from edgeseg.result import CroppedMask, Result
+from edgeseg.grasp import shape as _shape
+from edgeseg.grasp.types import CameraIntrinsics, Grasp, GripperSpec, TablePlane
+from edgeseg.result import Result
 
 log = logging.getLogger(__name__)
 
 MIN_AREA_PX = 9  # masks smaller than this get no grasp
-
-
-@dataclass(frozen=True)
-class _Shape:
-    """Moments-derived shape of one mask; positions in continuous image pixels."""
-
-    centroid: np.ndarray  # (2,) x, y
-    closing: np.ndarray  # (2,) unit vector across the minor axis
-    major: np.ndarray  # (2,) unit vector along the major axis
-    angle: float
-    points: np.ndarray  # (K, 2) pixel centres
-    solidity: float
-
-
-def _shape(mask: CroppedMask) -> _Shape | None:
-    bm = mask.bitmap.view(np.uint8)
-    m = cv2.moments(bm, binaryImage=True)
-    if m["m00"] < MIN_AREA_PX:
-        return None
-    centroid = np.array([mask.x0 + m["m10"] / m["m00"] + 0.5, mask.y0 + m["m01"] / m["m00"] + 0.5])
-    theta = 0.5 * math.atan2(2 * m["mu11"], m["mu20"] - m["mu02"])  # major axis
-    angle = wrap_half_turn(theta + math.pi / 2)
-    closing = np.array([math.cos(angle), math.sin(angle)])
-    major = np.array([-closing[1], closing[0]])
-    ys, xs = np.nonzero(bm)
-    points = np.column_stack([xs + mask.x0 + 0.5, ys + mask.y0 + 0.5])
-    contours, _ = cv2.findContours(bm, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-    hull = cv2.convexHull(np.vstack(contours))
-    # The hull runs through pixel centres; add the half-pixel rim (perimeter / 2 + 1),
-    # which makes a filled w x h rectangle's hull exactly w * h.
-    hull_area = cv2.contourArea(hull) + cv2.arcLength(hull, True) / 2 + 1
-    solidity = float(min(1.0, m["m00"] / hull_area))
-    return _Shape(centroid, closing, major, angle, points, solidity)
 
 
 class GraspPlanner:
@@ -141,62 +114,104 @@ class GraspPlanner:
             if self.camera is None:
                 raise ValueError("a depth image needs camera intrinsics (camera=CameraIntrinsics(...))")
             g3.check_depth(depth, result.image_size)
+        if len(result) and not result.masks:
+            if result.mask_rles or result.mask_frames is not None:
+                raise ValueError("grasp planning needs cropped masks: segment with masks='cropped' (the default)")
+            return []
+        if not result.masks:
+            return []
+        geo = _shape.shapes(result)
+        rows = np.flatnonzero((result.scores >= self.min_score) & (geo.area >= MIN_AREA_PX))
+        if not len(rows):
+            return []
+        angles = geo.angle[rows]
+        centroid = geo.centroid[rows]
+        closing = np.array([(math.cos(a), math.sin(a)) for a in angles.tolist()], np.float64).reshape(-1, 2)
+        depths = self._depths(result, rows, centroid, depth)
+        scales = [self._scale(z) for z in depths]
+        half = np.array([max(self.gripper.finger_width * s / 2, 0.5) if s is not None else np.nan for s in scales])
+        ext = _shape.extents(result, rows, centroid, angles, closing, half)
+        s_lo, s_hi = ext[:, 2], ext[:, 3]
+        extent = s_hi - s_lo + 1
+        centers = centroid + closing * (s_lo + s_hi)[:, None] / 2
+        scale = np.array([np.nan if v is None else v for v in scales], np.float64)
+        width = np.where(np.isnan(scale), extent, extent + 2 * self.gripper.margin * scale)
+        fits = width <= self.gripper.max_opening * scale
+        clearance = np.ones(len(rows), np.float64)
+        near = self._near(result, rows, centers, width, scale)
+        check = [k for k, nb in enumerate(near) if len(nb) and not np.isnan(scale[k])]
+        if check:
+            clearance[check] = _shape.clearances(result, centers[check], angles[check], closing[check],
+                                                 extent[check], width[check], scale[check], self.gripper,
+                                                 [near[k] for k in check])
+        half_w = closing * width[:, None] / 2
+        poses = self._poses(centers, half_w, depths)
         grasps = []
-        for i, mask in enumerate(result.masks):
-            if result.scores[i] < self.min_score:
-                continue
-            g = self._plan_one(result, i, mask, depth)
-            if g is not None:
-                grasps.append(g)
+        for k, i in enumerate(rows.tolist()):
+            known = scales[k] is not None
+            if not known:
+                self._warn_no_scale()
+            solidity = float(geo.solidity[i])
+            fit = bool(fits[k]) if known else None
+            clear_k = float(clearance[k])
+            quality = solidity * (0.0 if fit is False else 1.0) * clear_k
+            ppm = self._pixels_per_metre(depths[k])
+            width_k = float(width[k])
+            camera_pose, robot_pose, width_m = poses.get(k, (None, None, width_k / ppm if ppm else None))
+            grasps.append(Grasp(
+                instance=i,
+                class_id=int(result.class_ids[i]),
+                score=float(result.scores[i]),
+                quality=float(quality),
+                center=(float(centers[k, 0]), float(centers[k, 1])),
+                angle=float(angles[k]),
+                width_px=width_k,
+                extent_px=float(extent[k]),
+                length_px=float(ext[k, 1] - ext[k, 0] + 1),
+                solidity=solidity,
+                clearance=clear_k,
+                clear=clear_k >= 1.0 if known else None,
+                fits=fit,
+                width_m=width_m,
+                camera_pose=camera_pose,
+                robot_pose=robot_pose,
+            ))
         grasps.sort(key=lambda g: (g.clear is False or g.fits is False, -g.quality, -g.score, g.instance))
         return grasps
 
-    def _plan_one(self, result: Result, i: int, mask: CroppedMask, depth) -> Grasp | None:
-        shape = _shape(mask)
-        if shape is None:
-            return None
-        z = g3.robust_depth(depth, mask) if depth is not None else None
-        if z is None and self.table is not None:
-            on_plane = g3.points_on_plane(self.camera, shape.centroid[None], self.table)
-            z = float(on_plane[0, 2]) if on_plane is not None else None
-        ppm = self._pixels_per_metre(z)
-        scale = 1.0 if self.gripper.unit == "px" else ppm  # pixels per gripper unit
-        rel = shape.points - shape.centroid
-        s, t = rel @ shape.closing, rel @ shape.major
-        length = float(t.max() - t.min() + 1)
-        if scale is not None:
-            band = np.abs(t) <= max(self.gripper.finger_width * scale / 2, 0.5)
-            if band.any():
-                s = s[band]
-        s_lo, s_hi = float(s.min()), float(s.max())
-        extent = s_hi - s_lo + 1
-        center = shape.centroid + shape.closing * (s_lo + s_hi) / 2
-        if scale is None:
-            self._warn_no_scale()
-            width, fits, clear, clearance = extent, None, None, 1.0
-        else:
-            width = extent + 2 * self.gripper.margin * scale
-            fits = width <= self.gripper.max_opening * scale
-            clearance = _clearance(result, i, center, shape, extent, width, self.gripper, scale)
-            clear = clearance >= 1.0
-        quality = shape.solidity * (0.0 if fits is False else 1.0) * clearance
-        grasp = Grasp(
-            instance=i,
-            class_id=int(result.class_ids[i]),
-            score=float(result.scores[i]),
-            quality=float(quality),
-            center=(float(center[0]), float(center[1])),
-            angle=shape.angle,
-            width_px=float(width),
-            extent_px=float(extent),
-            length_px=length,
-            solidity=shape.solidity,
-            clearance=float(clearance),
-            clear=clear,
-            fits=fits,
-            width_m=float(width / ppm) if ppm else None,
-        )
-        return self._add_poses(grasp, z) if z is not None else grasp
+    def _depths(self, result: Result, rows: np.ndarray, centroid: np.ndarray, depth) -> list[float | None]:
+        """Depth in metres of each planned instance: from the depth image, else on the table plane."""
+        z: list[float | None] = [None] * len(rows)
+        if depth is not None:
+            z = [g3.robust_depth(depth, result.masks[i]) for i in rows.tolist()]
+        if self.table is not None and any(v is None for v in z):
+            on_plane = g3.plane_depths(self.camera, centroid, self.table)
+            z = [p if v is None else v for v, p in zip(z, on_plane, strict=True)]
+        return z
+
+    def _scale(self, z: float | None) -> float | None:
+        """Pixels per gripper unit at depth ``z`` (None: no scale for a metric gripper)."""
+        return 1.0 if self.gripper.unit == "px" else self._pixels_per_metre(z)
+
+    def _near(self, result: Result, rows: np.ndarray, centers: np.ndarray, width: np.ndarray,
+              scale: np.ndarray) -> list[np.ndarray]:
+        """Per planned instance, the other masks whose boxes reach its fingers' sweep window.
+
+        A conservative box test on all pairs at once (the sweep lies within
+        ``outer + half pad`` of the grasp centre, the reference's window adds
+        2 px): a mask it leaves out cannot be inside the sweep, so the
+        clearance is exactly what the reference gives without it.
+        """
+        g = self.gripper
+        reach = width / 2 + g.finger_thickness * scale + np.maximum(g.finger_width * scale / 2, 0.5) + 3
+        spans = result.packed_masks.spans.astype(np.float64)
+        x0, y0 = spans[:, 0], spans[:, 1]
+        x1, y1 = x0 + spans[:, 2], y0 + spans[:, 3]
+        cx, cy, r = centers[:, :1], centers[:, 1:], reach[:, None]
+        hit = (x0 < cx + r) & (x1 > cx - r) & (y0 < cy + r) & (y1 > cy - r) & (spans[:, 2] > 0) & (spans[:, 3] > 0)
+        hit[np.arange(len(rows)), rows] = False
+        k, j = np.nonzero(hit)
+        return np.split(j, np.searchsorted(k, np.arange(1, len(rows))))
 
     def _pixels_per_metre(self, z: float | None) -> float | None:
         if z is not None and self.camera is not None:
@@ -211,55 +226,30 @@ class GraspPlanner:
             )
             self._warned_no_scale = True
 
-    def _add_poses(self, g: Grasp, z: float) -> Grasp:
-        cam = self.camera
-        jaws = np.array([g.center, *g.jaw_points])
-        pts = g3.points_at_depth(cam, jaws, z)
+    def _poses(self, centers: np.ndarray, half_w: np.ndarray, depths: list[float | None]) -> dict[int, tuple]:
+        """``{row: (camera pose, robot pose or None, width in metres)}`` for the rows whose depth is known.
+
+        Args:
+            centers: ``(M, 2)`` grasp centres; half_w: ``(M, 2)`` half the jaw
+                opening along the closing direction (pixels).
+            depths: Depth in metres per row, or None.
+        """
+        known = [k for k, z in enumerate(depths) if z is not None]
+        if not known:
+            return {}
+        jaws = np.stack([centers[known], centers[known] - half_w[known], centers[known] + half_w[known]], 1)
+        rays = g3.pixel_rays(self.camera, jaws.reshape(-1, 2)).reshape(-1, 3, 3)
         approach = -np.asarray(self.table.normal) if self.table is not None else np.array([0.0, 0, 1])
-        position = pts[0]
+        pts = rays * np.array([depths[k] for k in known], np.float64)[:, None, None]  # (K, 3 points, xyz)
+        position = pts[:, 0]
         if self.table is not None and self.gripper.unit == "m":
-            height = float(np.asarray(self.table.normal) @ position + self.table.offset)
-            position = position + approach * max(0.0, min(self.gripper.finger_depth, height)) / 2
-        pose = g3.make_pose(position, pts[2] - pts[1], approach, approach)
-        robot = g3.transform_pose(pose, self.hand_eye) if self.hand_eye is not None else None
-        width_m = float(np.linalg.norm(pts[2] - pts[1]))
-        return replace(g, width_m=width_m, camera_pose=pose, robot_pose=robot)
-
-
-def _clearance(result: Result, i: int, center, shape: _Shape, extent: float, width: float,
-               gripper: GripperSpec, scale: float) -> float:
-    """Free fraction of the two fingers' sweep regions (1.0 = nothing else inside)."""
-    half_pad = max(gripper.finger_width * scale / 2, 0.5)
-    outer = width / 2 + gripper.finger_thickness * scale
-    inner = extent / 2
-    polys = []
-    for sign in (-1.0, 1.0):
-        corners = [(sign * inner, -half_pad), (sign * outer, -half_pad), (sign * outer, half_pad), (sign * inner, half_pad)]
-        polys.append(np.array([center + a * shape.closing + b * shape.major for a, b in corners]))
-    h, w = result.image_size
-    allp = np.vstack(polys)
-    x0, y0 = (max(0, int(math.floor(v)) - 1) for v in allp.min(axis=0))
-    x1, y1 = min(w, int(math.ceil(allp[:, 0].max())) + 1), min(h, int(math.ceil(allp[:, 1].max())) + 1)
-    if x1 <= x0 or y1 <= y0:
-        return 1.0
-    sweep = np.zeros((y1 - y0, x1 - x0), np.uint8)
-    for p in polys:  # continuous coords -> OpenCV pixel-centre coords, 4 fractional bits
-        pts = np.round((p - (x0 + 0.5, y0 + 0.5)) * 16).astype(np.int32)
-        cv2.fillConvexPoly(sweep, pts, 1, lineType=cv2.LINE_8, shift=4)
-    area = int(sweep.sum())
-    # Fingers reaching past the image border count as free (nothing seen there).
-    if area == 0:
-        return 1.0
-    others = np.zeros_like(sweep, dtype=bool)
-    for j, m in enumerate(result.masks):
-        if j == i:
-            continue
-        mh, mw = m.bitmap.shape
-        ax0, ay0, ax1, ay1 = max(x0, m.x0), max(y0, m.y0), min(x1, m.x0 + mw), min(y1, m.y0 + mh)
-        if ax1 > ax0 and ay1 > ay0:
-            others[ay0 - y0 : ay1 - y0, ax0 - x0 : ax1 - x0] |= m.bitmap[ay0 - m.y0 : ay1 - m.y0, ax0 - m.x0 : ax1 - m.x0]
-    hit = int(np.count_nonzero(others & sweep.astype(bool)))
-    return 1.0 - hit / area
+            height = position @ np.asarray(self.table.normal) + self.table.offset
+            position = position + approach * (np.maximum(0.0, np.minimum(self.gripper.finger_depth, height)) / 2)[:, None]
+        jaw = pts[:, 2] - pts[:, 1]
+        poses = g3.make_poses(position, jaw, approach, approach)
+        robots = g3.transform_poses(poses, self.hand_eye) if self.hand_eye is not None else [None] * len(known)
+        widths = np.sqrt((jaw * jaw).sum(axis=1)).tolist()
+        return dict(zip(known, zip(poses, robots, widths, strict=True), strict=True))
 
 
 def plan_grasps(

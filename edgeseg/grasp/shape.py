@@ -1,0 +1,165 @@
+"""Grasp geometry of all masks of a frame at once: C core, or the reference per mask.
+
+:func:`shapes` gives every mask's area, centroid, closing angle and solidity;
+:func:`extents` every mask's extents along its closing direction and major
+axis. With the compiled extension both are one call into ``es_grasp.c`` over
+the frame's masks as one buffer (:attr:`edgeseg.result.Result.packed_masks`,
+no copy for decoder output), reading runs of foreground per row instead of
+every pixel; without it (or with ``EDGESEG_DECODER=numpy``) they loop over
+:mod:`edgeseg.grasp.reference`, which defines the results.
+
+Agreement with the reference (tests/test_grasp_parity.py): area exact;
+centroid, angle, solidity and extents within 1e-9 (the C path sums moments in
+integers as OpenCV does and evaluates the same expressions without fused
+multiply-adds; the hull perimeter is summed in another order).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from edgeseg.grasp import reference
+from edgeseg.grasp.types import GripperSpec
+from edgeseg.result import Result
+
+try:
+    from edgeseg._c import _cdecode
+except ImportError:  # not built: the reference runs
+    _cdecode = None
+
+
+def use_c() -> bool:
+    """Whether the C path runs (the decoder's choice: ``edgeseg.decode.active_path``)."""
+    if _cdecode is None:
+        return False
+    from edgeseg.decode import active_path
+
+    return active_path() == "c"
+
+
+@dataclass(frozen=True)
+class Shapes:
+    """Per-mask geometry of a frame, as columns (N = number of masks).
+
+    Attributes:
+        area: ``(N,)`` float64 foreground pixels.
+        centroid: ``(N, 2)`` float64 ``(x, y)`` in continuous image pixels.
+        angle: ``(N,)`` float64 closing direction, radians in (-pi/2, pi/2].
+        solidity: ``(N,)`` float64 area / convex hull area, in [0, 1].
+    """
+
+    area: np.ndarray
+    centroid: np.ndarray
+    angle: np.ndarray
+    solidity: np.ndarray
+
+
+def shapes(result: Result, *, c: bool | None = None) -> Shapes:
+    """Area, centroid, closing angle and solidity of every mask of ``result``.
+
+    Args:
+        result: The frame (cropped masks).
+        c: Force the C path (True) or the reference (False); default :func:`use_c`.
+    """
+    if c is None:
+        c = use_c()
+    if c:
+        p = result.packed_masks
+        out = _cdecode.shapes(p.bits, p.offsets, p.spans)
+    else:
+        out = np.array([reference.shape(m) for m in result.masks], np.float64).reshape(-1, 5)
+    return Shapes(out[:, 0], out[:, 1:3], out[:, 3], out[:, 4])
+
+
+def extents(result: Result, rows: np.ndarray, centroid: np.ndarray, angle: np.ndarray, closing: np.ndarray,
+            half_band: np.ndarray, *, c: bool | None = None) -> np.ndarray:
+    """Extents of the masks at ``rows`` in their grasp frames.
+
+    Args:
+        result: The frame.
+        rows: ``(M,)`` int indices of the masks.
+        centroid: ``(M, 2)`` float64 centroids.
+        angle: ``(M,)`` float64 closing angles.
+        closing: ``(M, 2)`` float64 ``(cos, sin)`` of ``angle``.
+        half_band: ``(M,)`` float64 half pad width in pixels, NaN for none.
+        c: As in :func:`shapes`.
+
+    Returns:
+        ``(M, 4)`` float64 ``(t_min, t_max, s_min, s_max)`` (see
+        :func:`edgeseg.grasp.reference.extents`).
+    """
+    if c is None:
+        c = use_c()
+    if c:
+        p = result.packed_masks.take(rows)
+        params = np.column_stack([centroid, closing, half_band])
+        return _cdecode.extents(p.bits, p.offsets, p.spans, params)
+    return np.array([
+        reference.extents(result.masks[i], (float(centroid[k, 0]), float(centroid[k, 1])), float(angle[k]),
+                          None if np.isnan(half_band[k]) else float(half_band[k]))
+        for k, i in enumerate(rows.tolist())
+    ], np.float64).reshape(-1, 4)
+
+
+def clearances(result: Result, centers: np.ndarray, angles: np.ndarray, closing: np.ndarray, extent: np.ndarray,
+               width: np.ndarray, scale: np.ndarray, gripper: GripperSpec, neighbours: list[np.ndarray], *,
+               c: bool | None = None) -> np.ndarray:
+    """Free fraction of each grasp's finger sweep (see :func:`edgeseg.grasp.reference.clearance`).
+
+    The sweep polygons and their windows are computed for all grasps at once
+    with the reference's arithmetic; each is rasterized with the same
+    ``cv2.fillConvexPoly`` call and counted against its neighbours in C.
+
+    Args:
+        result: The frame.
+        centers: ``(M, 2)`` grasp centres; angles ``(M,)``; closing ``(M, 2)`` its cos, sin.
+        extent, width, scale: ``(M,)`` object extent and jaw opening (pixels), pixels per gripper unit.
+        gripper: Finger geometry.
+        neighbours: Per grasp, the indices of the masks that may reach its sweep.
+        c: As in :func:`shapes`.
+
+    Returns:
+        ``(M,)`` float64 clearance in [0, 1].
+    """
+    if c is None:
+        c = use_c()
+    if not c:
+        return np.array([
+            reference.clearance((result.masks[j] for j in nb.tolist()), result.image_size, tuple(centers[k].tolist()),
+                                float(angles[k]), float(extent[k]), float(width[k]), gripper, float(scale[k]))
+            for k, nb in enumerate(neighbours)
+        ], np.float64)
+    major = np.column_stack([-closing[:, 1], closing[:, 0]])
+    half_pad = np.maximum(gripper.finger_width * scale / 2, 0.5)
+    outer = width / 2 + gripper.finger_thickness * scale
+    inner = extent / 2
+    a = np.stack([-inner, -outer, -outer, -inner, inner, outer, outer, inner], axis=1)  # (M, 8): two quads
+    b = np.stack([-half_pad, -half_pad, half_pad, half_pad] * 2, axis=1)
+    polys = centers[:, None, :] + a[..., None] * closing[:, None, :] + b[..., None] * major[:, None, :]
+    h, w = result.image_size
+    lo, hi = polys.min(axis=1), polys.max(axis=1)
+    x0 = np.maximum(0, np.floor(lo[:, 0]).astype(np.int64) - 1)
+    y0 = np.maximum(0, np.floor(lo[:, 1]).astype(np.int64) - 1)
+    x1 = np.minimum(w, np.ceil(hi[:, 0]).astype(np.int64) + 1)
+    y1 = np.minimum(h, np.ceil(hi[:, 1]).astype(np.int64) + 1)
+    origin = np.column_stack([x0 + 0.5, y0 + 0.5])
+    pts = np.round((polys - origin[:, None, :]) * 16).astype(np.int32)
+    p = result.packed_masks
+    out = np.ones(len(centers), np.float64)
+    windows = zip(x0.tolist(), y0.tolist(), x1.tolist(), y1.tolist(), strict=True)
+    for k, (sx0, sy0, sx1, sy1) in enumerate(windows):
+        nb = neighbours[k]
+        sp = p.spans[nb]  # only masks inside the sweep's window can hit it (as in the reference)
+        nb = nb[(sp[:, 0] < sx1) & (sp[:, 0] + sp[:, 2] > sx0) & (sp[:, 1] < sy1) & (sp[:, 1] + sp[:, 3] > sy0)]
+        if sx1 <= sx0 or sy1 <= sy0 or not len(nb):
+            continue
+        sweep = np.zeros((sy1 - sy0, sx1 - sx0), np.uint8)
+        cv2.fillConvexPoly(sweep, pts[k, :4], 1, lineType=cv2.LINE_8, shift=4)
+        cv2.fillConvexPoly(sweep, pts[k, 4:], 1, lineType=cv2.LINE_8, shift=4)
+        area, hit = _cdecode.sweep_hits(sweep, sx0, sy0, p.bits, p.offsets, p.spans, nb)
+        if area:
+            out[k] = 1.0 - hit / area
+    return out

@@ -1,0 +1,103 @@
+"""The C post-processing core (es_grasp.c, es_rle_bitmaps) against its references.
+
+Hypothesis draws masks (ragged, holed, one pixel, empty, touching the image
+border) and checks the C shapes, extents and sweep clearance against
+:mod:`edgeseg.grasp.reference` (area exact, the rest within 1e-9) and the C
+RLE against pycocotools; malformed layouts are refused before any read.
+Also run under AddressSanitizer + UBSan by tests/test_cdecode_asan.py.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from edgeseg.grasp import GripperSpec
+from edgeseg.grasp import shape as gs
+from edgeseg.result import CroppedMask, Result, pack_masks, rle_masks
+
+mask_api = pytest.importorskip("pycocotools.mask")
+pytestmark = pytest.mark.skipif(gs._cdecode is None, reason="C extension not built")
+GRIPPER = GripperSpec(max_opening=80, finger_width=10, finger_thickness=5, finger_depth=10, margin=3, unit="px")
+
+
+@st.composite
+def frames(draw):
+    ih, iw = draw(st.integers(1, 60)), draw(st.integers(1, 60))
+    rng = np.random.default_rng(draw(st.integers(0, 2**31 - 1)))
+    masks = []
+    for _ in range(draw(st.integers(0, 6))):
+        x0, y0 = draw(st.integers(0, iw - 1)), draw(st.integers(0, ih - 1))
+        w, h = draw(st.integers(0, iw - x0)), draw(st.integers(0, ih - y0))
+        bm = rng.random((h, w)) < draw(st.sampled_from([0.0, 0.3, 0.9, 1.0]))
+        masks.append(CroppedMask(x0, y0, bm, (ih, iw)))
+    n = len(masks)
+    boxes = np.array([(m.x0, m.y0, m.x0 + m.bitmap.shape[1], m.y0 + m.bitmap.shape[0]) for m in masks],
+                     np.float32).reshape(-1, 4)
+    return Result(boxes, np.full(n, 0.9, np.float32), np.zeros(n, np.int32), tuple(masks), ("o",), (ih, iw))
+
+
+@settings(max_examples=80, deadline=None)
+@given(r=frames(), band=st.sampled_from([float("nan"), 0.5, 2.0, 7.5]))
+def test_shapes_extents_clearance_match_reference(r, band):
+    c, ref = gs.shapes(r, c=True), gs.shapes(r, c=False)
+    np.testing.assert_array_equal(c.area, ref.area)
+    for a, b in ((c.centroid, ref.centroid), (c.angle, ref.angle), (c.solidity, ref.solidity)):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-9)
+    rows = np.flatnonzero(ref.area > 0)
+    if not len(rows):
+        return
+    cen, ang = ref.centroid[rows], ref.angle[rows]
+    closing = np.array([(math.cos(a), math.sin(a)) for a in ang.tolist()]).reshape(-1, 2)
+    half = np.full(len(rows), band)
+    e_c = gs.extents(r, rows, cen, ang, closing, half, c=True)
+    e_r = gs.extents(r, rows, cen, ang, closing, half, c=False)
+    np.testing.assert_allclose(e_c, e_r, rtol=0, atol=1e-9)
+    extent = e_r[:, 3] - e_r[:, 2] + 1
+    scale = np.full(len(rows), 0.5)
+    width = extent + 2 * GRIPPER.margin * scale
+    others = [np.array([j for j in range(len(r)) if j != i], np.int64) for i in rows.tolist()]
+    k_c = gs.clearances(r, cen, ang, closing, extent, width, scale, GRIPPER, others, c=True)
+    k_r = gs.clearances(r, cen, ang, closing, extent, width, scale, GRIPPER, others, c=False)
+    np.testing.assert_allclose(k_c, k_r, rtol=0, atol=1e-12)
+
+
+@settings(max_examples=80, deadline=None)
+@given(r=frames())
+def test_rle_of_many_masks_equals_pycocotools(r):
+    rles = rle_masks(r.masks, r.image_size)
+    assert r.rles() == (rles if r.masks else None)
+    for m, got in zip(r.masks, rles, strict=True):
+        ref = mask_api.encode(np.asfortranarray(m.full().astype(np.uint8)))
+        assert got == {"size": list(r.image_size), "counts": ref["counts"].decode()}
+
+
+def test_packed_masks_share_the_decoder_buffer():
+    bits = np.zeros(40, bool)
+    masks = (CroppedMask(0, 0, bits[0:12].reshape(3, 4), (10, 10)), CroppedMask(2, 1, bits[20:36].reshape(4, 4), (10, 10)))
+    p = pack_masks(masks)
+    assert p.bits is bits and p.offsets.tolist() == [0, 20] and p.spans.tolist() == [[0, 0, 4, 3], [2, 1, 4, 4]]
+
+
+def test_bad_layouts_are_refused():
+    cd = gs._cdecode
+    bits = np.zeros(10, np.uint8)
+    with pytest.raises(RuntimeError, match="layout"):  # a mask running past the buffer
+        cd.shapes(bits, np.array([4], np.int64), np.array([[0, 0, 3, 3]], np.int32))
+    with pytest.raises(ValueError, match="layout"):  # negative size
+        cd.shapes(bits, np.array([0], np.int64), np.array([[0, 0, -1, 3]], np.int32))
+    with pytest.raises(ValueError, match="spans must be"):
+        cd.shapes(bits, np.array([0, 1], np.int64), np.array([[0, 0, 1, 1]], np.int32))
+    with pytest.raises(TypeError, match="bits"):
+        cd.shapes(np.zeros((2, 5), np.uint8), np.array([0], np.int64), np.array([[0, 0, 1, 1]], np.int32))
+    with pytest.raises(ValueError, match="params"):
+        cd.extents(bits, np.array([0], np.int64), np.array([[0, 0, 2, 2]], np.int32), np.zeros((1, 4)))
+    with pytest.raises(ValueError, match="sweep_hits|es_"):  # neighbour index out of range
+        cd.sweep_hits(np.ones((2, 2), np.uint8), 0, 0, bits, np.array([0], np.int64),
+                      np.array([[0, 0, 2, 2]], np.int32), np.array([3], np.int64))
+    with pytest.raises(ValueError, match="rle_bitmaps|es_|RLE"):  # mask outside the image
+        cd.rle_bitmaps(bits, np.array([0], np.int64), np.array([[5, 0, 2, 2]], np.int32), 4, 4)
