@@ -115,3 +115,66 @@ def test_scores_and_boxes_match_at_full_precision(case):
         for i, j in _match(expected, got):
             assert abs(float(r.scores[j]) - expected["scores"][i]) <= SCORE_TOL
             assert np.abs(r.boxes[j] - np.asarray(expected["boxes"][i])).max() <= BOX_TOL
+
+
+def test_an_imported_bundle_verifies_benches_packages_and_installs_like_an_exported_one(tmp_path):
+    """``edgeseg verify``, ``bench``, ``package`` and ``install`` on an imported YOLOv8n-seg bundle."""
+    from deploy_support import write_config
+
+    import edgeseg
+    from edgeseg.bench import BenchOptions, bench_bundle
+    from edgeseg.deploy.install import install_package
+    from edgeseg.deploy.package import build_package, build_wheel, source_tree
+    from edgeseg.imports import import_model
+
+    bundle = import_model(FIXTURES / "yolov8n-seg" / "model.onnx", tmp_path / "yolov8n-seg")
+    out = subprocess.run([sys.executable, "-m", "edgeseg", "verify", str(bundle.root)], capture_output=True, text=True)
+    assert out.returncode == 0 and "proto/onnx/fp32" in out.stdout
+    images = sorted((REPO / "edgeseg/assets/samples").glob("*.jpg"))[:2]
+    run = bench_bundle(bundle.root, images, options=BenchOptions(frames=4, warmup=1, progress=False))
+    assert run.stages["infer"].n == 4 and run.bundle.name == "model" and run.fps > 0
+    wheel = build_wheel(source_tree(), tmp_path / "wheel")
+    pkg = build_package(bundle.root, write_config(tmp_path / "board.yaml", source="camera:0"), tmp_path / "pkg.tar",
+                        wheel=wheel)
+    state = install_package(pkg.path, tmp_path / "root", deps="none")
+    installed = tmp_path / "root/opt/edgeseg/active/bundle"
+    assert state.active == pkg.id and edgeseg.load(installed).manifest.provenance["license"].startswith("AGPL-3.0")
+    r = edgeseg.load(installed)(cv2.imread(str(images[0])))
+    assert r.class_names == bundle.manifest.classes
+
+
+def test_yolov5_layout_decodes_like_the_model_it_reexpresses(tmp_path):
+    """YOLOv5-seg's documented layout (objectness column, 3 rows per anchor), made from the YOLOv8 fixture.
+
+    The Ultralytics package cannot build YOLOv5-seg; ``tests/yolov5_layout.py``
+    re-expresses the YOLOv8 model in that layout without changing what it
+    detects, so Ultralytics' ``predict`` of the YOLOv8 file is the truth.
+    """
+    import edgeseg
+    from edgeseg.imports import import_model
+    from yolov5_layout import make_yolov5_layout
+
+    folder = FIXTURES / "yolov8n-seg"
+    pred = next(p for p in (json.loads(f.read_text()) for f in sorted(folder.glob("predictions*.json")))
+                if p["model"].endswith(".onnx"))
+    model = make_yolov5_layout(folder / pred["model"], tmp_path / "yolov5-layout.onnx", nc=len(pred["names"]))
+    bundle = import_model(model, tmp_path / "bundle")
+    m = bundle.manifest
+    assert m.provenance["layout"] == "yolov5" and m.output("objectness").channels == (4, 5)
+    assert (m.thresholds.iou, m.thresholds.max_detections) == (0.45, 1000)  # YOLOv5's predict defaults
+    args, seg = pred["predict_args"], edgeseg.load(bundle)
+    compared = 0
+    for expected in pred["images"].values():
+        r = seg(cv2.imread(str(REPO / expected["path"])), score_threshold=args.get("conf", 0.25),
+                iou_threshold=args.get("iou", 0.7), max_detections=args.get("max_det", 300))
+        assert len(r) == len(expected["scores"])
+        got = [{"class_id": int(c), "box_xyxy": b.tolist()} for c, b in zip(r.class_ids, r.boxes, strict=True)]
+        pairs = _match(expected, got)
+        assert len(pairs) == len(r)
+        for i, j in pairs:
+            assert abs(float(r.scores[j]) - expected["scores"][i]) <= SCORE_TOL
+            assert np.abs(r.boxes[j] - np.asarray(expected["boxes"][i])).max() <= BOX_TOL
+            full = np.zeros(r.image_size, bool)
+            assert _iou(r.masks[j].full(full), _decode_rle(expected["masks"][i])) >= MASK_IOU
+        compared += len(r)
+    assert compared > 0
