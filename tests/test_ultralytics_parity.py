@@ -150,9 +150,10 @@ def test_yolov5_layout_decodes_like_the_model_it_reexpresses(tmp_path):
     re-expresses the YOLOv8 model in that layout without changing what it
     detects, so Ultralytics' ``predict`` of the YOLOv8 file is the truth.
     """
+    from yolov5_layout import make_yolov5_layout
+
     import edgeseg
     from edgeseg.imports import import_model
-    from yolov5_layout import make_yolov5_layout
 
     folder = FIXTURES / "yolov8n-seg"
     pred = next(p for p in (json.loads(f.read_text()) for f in sorted(folder.glob("predictions*.json")))
