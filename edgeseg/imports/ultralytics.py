@@ -16,6 +16,9 @@ code is here):
   (YOLO26, ``nms=True`` exports), per detection ``(1, D, 6 + nm)``: ``x1, y1,
   x2, y2, score, class, coefficients``. YOLOv5-seg (the ``yolov5`` repository)
   has rows ``(1, 3A, 5 + nc + nm)`` with an objectness column after the box.
+* ``retina_masks`` sampling: prototypes upsampled until the letterbox crop
+  falls on whole pixels, then one interpolation of the content: the bundle's
+  prototype output says ``sampling: ultralytics`` (:mod:`edgeseg.decode.sampling`).
 * ``predict`` defaults, which the bundle's thresholds reproduce: score
   ``> 0.25``, class-aware NMS at IoU 0.7, up to 300 detections, 30000
   candidates into NMS, letterbox padded with 114, RGB scaled to 0..1, and a
