@@ -45,16 +45,12 @@ HERE = Path(__file__).resolve().parent
 
 
 def _machine() -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
-            "load_average_at_start": list(os.getloadavg())}
+    """The board (edgeseg's own detection), Python and the load when the run started."""
+    from edgeseg.board import detect_board
+
+    board = detect_board()
+    return {"cpu": board.cpu_model or board.model, "cores": board.cores, "arch": board.arch,
+            "python": platform.python_version(), "load_average_at_start": list(os.getloadavg())}
 
 
 def _contenders(args):
