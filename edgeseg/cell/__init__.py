@@ -15,16 +15,18 @@ a hook: ``--hook mqtt://HOST:PORT/PREFIX``.
 
 from __future__ import annotations
 
-import importlib
-
 from edgeseg.cell.trigger import TriggerGate, triggered_frames
 from edgeseg.hooks.base import Hook
+from edgeseg.registry import Registry
 
-# scheme -> "module:Class"; extend by adding an entry.
-SERVERS: dict[str, str] = {
-    "tcp": "edgeseg.cell.pick_server:PickServer",
-    "modbus": "edgeseg.cell.modbus:ModbusServer",
-}
+#: scheme -> server class; extend with ``SERVERS.register("name", "module:Class")``.
+SERVERS: Registry[type[Hook]] = Registry(
+    "server scheme",
+    {
+        "tcp": "edgeseg.cell.pick_server:PickServer",
+        "modbus": "edgeseg.cell.modbus:ModbusServer",
+    },
+)
 
 
 def open_server(url: str, options=None, **opts) -> Hook:
@@ -43,11 +45,10 @@ def open_server(url: str, options=None, **opts) -> Hook:
         raise ValueError(f"server URL must look like tcp://HOST:PORT or modbus://HOST:PORT, got {url!r}")
     scheme = url.split("://", 1)[0].lower()
     if scheme not in SERVERS:
-        raise ValueError(f"unknown server URL {url!r}: expected one of the schemes {sorted(SERVERS)}")
-    module, cls = SERVERS[scheme].split(":")
+        raise ValueError(f"unknown server URL {url!r}: expected one of the schemes {SERVERS.names()}")
     if options is not None:
         opts = {"trigger": options.trigger, "reply_timeout_s": options.reply_timeout_s, **opts}
-    return getattr(importlib.import_module(module), cls).from_url(url, **opts)
+    return SERVERS.get(scheme).from_url(url, **opts)
 
 
 __all__ = ["SERVERS", "TriggerGate", "open_server", "triggered_frames"]
