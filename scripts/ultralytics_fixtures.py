@@ -329,7 +329,8 @@ def export_one(ul, pt: Path, dest: Path, out_name: str, **kw) -> Path:
     return dest / out_name
 
 
-def step_export(work: Path, models: list[str], epochs: dict[str, tuple[int, ...]], tflite: list[str]) -> None:
+def step_export(work: Path, models: list[str], epochs: dict[str, tuple[int, ...]], tflite: list[str],
+                only: list[str]) -> None:
     ul = ultralytics()
     for name in models:
         pt = final_weights(work, name, epochs)
@@ -339,7 +340,8 @@ def step_export(work: Path, models: list[str], epochs: dict[str, tuple[int, ...]
             train_json = work / "runs" / run_name(name, stage) / "fixture_train.json"
             if train_json.exists():
                 info["train"].append(json.loads(train_json.read_text()))
-        info["files"] = {}
+        old = dest / "info.json"
+        info["files"] = json.loads(old.read_text()).get("files", {}) if old.exists() else {}
         exports = [("model.onnx", dict(format="onnx", dynamic=False, simplify=True))]
         if name.startswith("yolo26"):
             # 8.4.190: the NMS-free end2end head is exported only with nms=False; the default nms=None exports the
@@ -352,6 +354,8 @@ def step_export(work: Path, models: list[str], epochs: dict[str, tuple[int, ...]
                         ("model_int8.tflite", dict(format="litert", quantize=8, data=str(work / "data.yaml"),
                                                    split="train", fraction=0.75))]  # 300 calibration images
         for out_name, kw in exports:
+            if only and out_name not in only:
+                continue
             try:
                 path = export_one(ul, pt, dest, out_name, **kw)
             except Exception as e:  # record why (the TFLite path above all) and go on with the next file
@@ -384,7 +388,7 @@ def predictions_name(model_file: str) -> str:
     return f"predictions_{kind if not stem.startswith(kind.rstrip('_')) else ''}{stem}.json"
 
 
-def predict_file(ul, path: Path, names: dict) -> dict:
+def predict_file(ul, path: Path) -> dict:
     import cv2
     import numpy as np
     import torch
@@ -392,7 +396,7 @@ def predict_file(ul, path: Path, names: dict) -> dict:
 
     model = ul.YOLO(str(path), task="segment")
     out = {"ultralytics_version": ul.__version__, "torch_version": torch.__version__, "model": path.name,
-           "predict_args": dict(PREDICT_ARGS), "names": {str(k): v for k, v in names.items()},
+           "predict_args": dict(PREDICT_ARGS), "names": {str(k): v for k, v in model.names.items()},
            "imgsz": [IMGSZ, IMGSZ], "images": {}}
     for img_path in prediction_images():
         img = cv2.imread(str(img_path))
@@ -415,15 +419,14 @@ def predict_file(ul, path: Path, names: dict) -> dict:
     return out
 
 
-def step_predict(models: list[str]) -> None:
+def step_predict(models: list[str], only: list[str]) -> None:
     ul = ultralytics()
-    names = dict(enumerate(CLASS_NAMES))
     for name in models:
         dest = FIXTURES / name
         for f in sorted(dest.glob("model*")):
-            if f.suffix not in (".onnx", ".tflite"):
+            if f.suffix not in (".onnx", ".tflite") or (only and f.name not in only):
                 continue
-            pred = predict_file(ul, f, names)
+            pred = predict_file(ul, f)
             (dest / predictions_name(f.name)).write_text(json.dumps(pred, separators=(",", ":")) + "\n")
             log(f"wrote {dest / predictions_name(f.name)}")
 
@@ -435,6 +438,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--epochs", default="", help="overrides, epochs per stage joined by +, e.g. yolov8n-seg=25+20,yolo11n-seg=5")
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--tflite", default="yolov8n-seg", help="models also exported to LiteRT/TFLite float32 and int8")
+    p.add_argument("--only", default="", help="export/predict only these files, e.g. model_int8.tflite")
     p.add_argument("--work", type=Path, default=ROOT / "data" / "ultra", help="data and runs (git-ignored)")
     p.add_argument("--threads", type=int, default=2, help="torch threads")
     args = p.parse_args(argv)
@@ -460,9 +464,10 @@ def main(argv: list[str] | None = None) -> None:
         elif s == "train":
             step_train(work, models, epochs, args.batch)
         elif s == "export":
-            step_export(work, models, epochs, [m for m in args.tflite.split(",") if m])
+            step_export(work, models, epochs, [m for m in args.tflite.split(",") if m],
+                        [f for f in args.only.split(",") if f])
         else:
-            step_predict(models)
+            step_predict(models, [f for f in args.only.split(",") if f])
         log(f"step {s} took {time.time() - ts:.0f} s")
     log(f"all done in {time.time() - t0:.0f} s")
 
