@@ -76,3 +76,15 @@ def test_int8_import_writes_a_gated_bundle_and_its_report(float_bundle, val_set,
     image = cv2.imread(str(sorted((val_set / "images").iterdir())[0]))
     f, q = edgeseg.load(float_bundle)(image, score_threshold=0.1), int8(image, score_threshold=0.1)
     assert abs(len(f) - len(q)) <= max(2, len(f) // 3)  # int8 keeps the picture, not every borderline detection
+
+
+def test_committed_import_parity_report_holds_the_gate_and_readme_quotes_it():
+    """benchmarks/results/parity/yolov8n-seg-import: the int8 bundle of the YOLOv8 fixture on the 500-image val split."""
+    repo = Path(__file__).resolve().parents[1]
+    report = json.loads((repo / "benchmarks/results/parity/yolov8n-seg-import/parity.json").read_text())
+    (row,) = report["formats"]
+    assert report["val"] == "data/synth/val" and report["calibration_images"] >= 300 and report["gate"] == 1.0
+    assert row["passed"] and row["mask_drop"] <= 1.0
+    assert row["latency_ms"][0] < report["pytorch_latency_ms"][0]  # int8 infers faster than the float ONNX
+    readme = (repo / "README.md").read_text()
+    assert f"{row['accuracy']['mask_map']:.1f}" in readme and f"{row['mask_drop']:.2f}" in readme
