@@ -97,7 +97,8 @@ def run(args) -> dict:
     med = {n: statistics.median(t) * 1e3 for n, t in times.items()}
     out = {
         "machine": _machine(), "versions": versions, "threads": args.threads, "imgsz": args.imgsz,
-        "images": len(images), "rounds": args.rounds, "model": args.model,
+        "images": len(images), "image_sizes": sorted({f"{w}x{h}" for h, w in (i.shape[:2] for i in images)}),
+        "rounds": args.rounds, "model": args.model,
         "median_ms": med, "fps": {n: 1e3 / v for n, v in med.items()},
         "p90_ms": {n: sorted(t)[int(0.9 * (len(t) - 1))] * 1e3 for n, t in times.items()},
         "instances_per_frame": {n: c / len(times[n]) for n, c in counts.items()},
@@ -109,8 +110,8 @@ def run(args) -> dict:
 def table(result: dict) -> str:
     m = result["machine"]
     lines = [f"Machine: {m['cpu']}, {m['cores']} cores, load average at start {m['load_average_at_start']}; "
-             f"{result['images']} images x {result['rounds']} rounds, {result['threads']} onnxruntime threads, "
-             f"{result['imgsz']} px.", "",
+             f"{result['images']} images ({', '.join(result.get('image_sizes', []))}) x {result['rounds']} rounds, "
+             f"{result['threads']} onnxruntime threads, model input {result['imgsz']} px.", "",
              "| contender | median ms | p90 ms | FPS | instances / frame | speed-up vs Ultralytics |",
              "|---|---|---|---|---|---|"]
     for n, v in result["median_ms"].items():
