@@ -70,7 +70,7 @@ CLASS_NAMES = ("box", "can", "bottle", "bolt", "ring", "blob")  # export/data/sh
 IMGSZ = 320
 # Epochs per training stage: a later stage starts from the previous stage's last.pt (a fresh schedule, warm-up
 # included). yolov8n-seg is the model for the int8 parity report and the benchmark, so it trains longest.
-EPOCHS = {"yolov8n-seg": (25, 20), "yolo11n-seg": (5,), "yolo26n-seg": (5,)}
+EPOCHS = {"yolov8n-seg": (25, 20), "yolo11n-seg": (12,), "yolo26n-seg": (12,)}
 # Extra prediction images of other sizes/aspect ratios: (file name, height, width, seed), rendered by the generator.
 EXTRA_IMAGES = (("synth_640x360.jpg", 360, 640, 7001), ("synth_300x500.jpg", 500, 300, 7002),
                 ("synth_333x250.jpg", 250, 333, 7003))
