@@ -108,15 +108,28 @@ def _extract_packed(path: Path) -> tempfile.TemporaryDirectory:
             members = tar.getmembers()
             for m in members:
                 rel = Path(m.name)
-                if not m.isfile() or rel.is_absolute() or ".." in rel.parts or len(rel.parts) != 1:
+                if not m.isfile() or rel.is_absolute() or ".." in rel.parts or len(rel.parts) != 1 or m.name != rel.name:
                     raise BundleError(
-                        f"{path}: member {m.name!r} is not a plain top-level file; refusing the archive"
+                        f"{path}: member {m.name!r} is not a plain top-level file; refusing the archive "
+                        f"(make .edgeseg files with `edgeseg pack BUNDLE_DIR OUT.edgeseg`)"
                     )
             tar.extractall(dest, filter="data")
     except BaseException:
         workdir.cleanup()
         raise
     return workdir
+
+
+def check_bundle_paths(paths: list[str | Path]) -> None:
+    """Raises BundleError naming every path that is neither a bundle directory nor a packed bundle file.
+
+    For commands that take several bundles (``edgeseg bench``): all are checked before any work starts.
+    """
+    bad = [str(p) for p in map(Path, paths)
+           if not ((p / MANIFEST_NAME).is_file() or (p.is_file() and p.suffix in PACKED_SUFFIXES))]
+    if bad:
+        raise BundleError(f"not a bundle directory (with {MANIFEST_NAME}) or {'/'.join(PACKED_SUFFIXES)} file: "
+                          + ", ".join(bad))
 
 
 def load_bundle(path: str | Path) -> Bundle:

@@ -93,7 +93,7 @@ def test_cli_bench_then_report(image_dir, tmp_path):
 
 def test_cli_errors_are_one_line(tmp_path):
     proc = _run_cli("bench", "report")
-    assert proc.returncode == 2 and "needs results files or folders" in proc.stderr
+    assert proc.returncode == 2 and "RESULTS" in proc.stderr and "Traceback" not in proc.stderr
     proc = _run_cli("bench", "--device", "no-such-board", "--images", str(tmp_path))
     assert proc.returncode == 2 and "no device config" in proc.stderr and "Traceback" not in proc.stderr
 
