@@ -10,7 +10,6 @@ Nothing is ever unpickled.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import tarfile
@@ -18,6 +17,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edgeseg.filecheck import ArchiveError, check_members, sha256_file
 from edgeseg.manifest import FileEntry, Manifest, ManifestError, parse_manifest
 
 MANIFEST_NAME = "manifest.json"
@@ -48,14 +48,6 @@ class Bundle:
     @property
     def model_path(self) -> Path:
         return self.root / self.manifest.model
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _read_manifest(path: Path) -> Manifest:
@@ -105,14 +97,10 @@ def _extract_packed(path: Path) -> tempfile.TemporaryDirectory:
     dest = Path(workdir.name)
     try:
         with tar:
-            members = tar.getmembers()
-            for m in members:
-                rel = Path(m.name)
-                if not m.isfile() or rel.is_absolute() or ".." in rel.parts or len(rel.parts) != 1 or m.name != rel.name:
-                    raise BundleError(
-                        f"{path}: member {m.name!r} is not a plain top-level file; refusing the archive "
-                        f"(make .edgeseg files with `edgeseg pack BUNDLE_DIR OUT.edgeseg`)"
-                    )
+            try:
+                check_members(tar.getmembers(), what="bundle", top_level=True)
+            except ArchiveError as exc:
+                raise BundleError(f"{path}: {exc} (make .edgeseg files with `edgeseg pack BUNDLE_DIR OUT.edgeseg`)") from None
             tar.extractall(dest, filter="data")
     except BaseException:
         workdir.cleanup()

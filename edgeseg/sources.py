@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -255,6 +255,34 @@ def _live(spec: str | int, name: str, ids: _Counter, opts: SourceOptions, captur
             cap.release()
     finally:
         cap.release()
+
+
+def list_images(sources: Iterable[str | Path], *, recursive: bool = False, limit: int = 0) -> list[Path]:
+    """Image files from files and folders: the one image listing (run, bench, export calibration and validation).
+
+    Args:
+        sources: Image files (taken as given) and folders (their images by
+            :data:`IMAGE_SUFFIXES`, case-insensitive, sorted by path).
+        recursive: Also walk the folders' sub-folders.
+        limit: Keep at most this many (0 = all).
+
+    Raises:
+        ValueError: A source does not exist, or no image was found (names the sources and the suffixes).
+    """
+    sources = [Path(s) for s in sources]
+    paths: list[Path] = []
+    for src in sources:
+        if src.is_dir():
+            walk = src.rglob("*") if recursive else src.iterdir()
+            paths += sorted(p for p in walk if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        elif src.is_file():
+            paths.append(src)
+        else:
+            raise ValueError(f"image source {src} does not exist")
+    if not paths:
+        where = " (sub-folders included)" if recursive else ""
+        raise ValueError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {[str(s) for s in sources]}{where}")
+    return paths[:limit] if limit else paths
 
 
 def _folder(path: Path, names: UniqueNames, ids: _Counter, opts: SourceOptions) -> Iterator[Frame]:

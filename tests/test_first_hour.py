@@ -135,3 +135,34 @@ def test_help_texts_have_no_rst_markup():
     for cmd in (["--help"], ["run", "--help"], ["bench", "--help"], ["pack", "--help"], ["bench", "report", "--help"]):
         proc = edgeseg(*cmd)
         assert proc.returncode == 0 and "``" not in proc.stdout, (cmd, proc.stdout)
+
+
+def test_one_image_listing_for_run_bench_and_export(tmp_path):
+    import cv2
+    import numpy as np
+
+    from edgeseg.sources import list_images
+
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "empty").mkdir()
+    for name in ("b.JPG", "a.png", "sub/c.webp"):
+        cv2.imwrite(str(tmp_path / name), np.zeros((4, 4, 3), np.uint8))
+    (tmp_path / "notes.txt").write_text("x")
+    assert [p.name for p in list_images([tmp_path])] == ["a.png", "b.JPG"]
+    assert [p.name for p in list_images([tmp_path], recursive=True)] == ["a.png", "b.JPG", "c.webp"]
+    assert [p.name for p in list_images([tmp_path / "sub", tmp_path / "a.png"], limit=1)] == ["c.webp"]
+    with pytest.raises(ValueError, match=r"no images \(\.jpg"):
+        list_images([tmp_path / "empty"])
+    with pytest.raises(ValueError, match="does not exist"):
+        list_images([tmp_path / "missing"])
+
+
+def test_hashing_and_tar_rules_live_in_one_module():
+    """sha256 and tar-member checks are edgeseg.filecheck's; nobody else hashes files or vets members."""
+    offenders = []
+    for path in [*(ROOT / "edgeseg").rglob("*.py"), *(ROOT / "export").rglob("*.py")]:
+        text = path.read_text()
+        if path.name != "filecheck.py" and ("hashlib.sha256(" in text or ".getmembers()" in text
+                                            and "check_members" not in text):
+            offenders.append(str(path.relative_to(ROOT)))
+    assert not offenders, offenders

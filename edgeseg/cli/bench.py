@@ -65,10 +65,10 @@ def _config(args: argparse.Namespace):
 
 def _images(args: argparse.Namespace):
     import edgeseg
-    from edgeseg.bench import image_paths
+    from edgeseg.sources import list_images
 
     sources = args.images or [str(Path(edgeseg.__file__).parent / "assets" / "samples")]
-    return image_paths(sources, args.max_images)
+    return list_images(sources, limit=args.max_images)
 
 
 def main(args: argparse.Namespace) -> int:
