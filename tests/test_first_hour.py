@@ -166,3 +166,40 @@ def test_hashing_and_tar_rules_live_in_one_module():
                                             and "check_members" not in text):
             offenders.append(str(path.relative_to(ROOT)))
     assert not offenders, offenders
+
+
+def test_overlays_scale_with_the_image_keep_tags_apart_and_inside_and_carry_a_legend():
+    import numpy as np
+    from synthetic_masks import rectangle_mask, result_from_masks
+
+    from edgeseg.grasp import GripperSpec, draw_grasps, plan_grasps
+    from edgeseg.grasp.draw import BAD, GOOD
+    from edgeseg.overlay import Labels, MaskAnnotator, Style
+
+    assert Style.for_shape((480, 640)).line == 2 and Style.for_shape((3000, 4000)).line == 12
+    size = (3000, 4000)
+    # Crowded objects side by side (tags would collide), one at the right edge (tags would be clipped).
+    centers = [(600 + 260 * k, 1500) for k in range(5)] + [(3960, 800)]
+    masks = [rectangle_mask(size, c, 700, 200, 1.5) for c in centers]
+    result = result_from_masks(masks, class_names=("bolt",))
+    image = np.full((*size, 3), 90, np.uint8)
+    labels = Labels(image.shape)
+    out = MaskAnnotator().annotate(image, result, labels)
+    gripper = GripperSpec(max_opening=250, finger_width=40, finger_thickness=20, finger_depth=40, margin=10, unit="px")
+    grasps = plan_grasps(result, gripper)
+    out = draw_grasps(out, grasps, labels=labels, copy=False)
+    tags = labels.placed
+    assert len(tags) == 2 * len(masks) + 1  # class tags, grasp tags, the legend
+    for x1, y1, x2, y2 in tags:
+        assert 0 <= x1 < x2 <= size[1] and 0 <= y1 < y2 <= size[0]  # nothing clipped at an edge
+    for i, a in enumerate(tags):
+        for b in tags[i + 1:]:
+            assert min(a[2], b[2]) <= max(a[0], b[0]) or min(a[3], b[3]) <= max(a[1], b[1]), (a, b)
+    tag_h = tags[0][3] - tags[0][1]
+    assert tag_h >= 12 * 5  # text grows with the image (about 6x the 640 px tag height)
+    # The legend (top right) shows a swatch for each grasp colour used.
+    x1, y1, x2, y2 = tags[-1]
+    panel = out[y1:y2, x1:x2].reshape(-1, 3)
+    used = {GOOD if g.clear and g.fits else BAD for g in grasps}
+    for color in used:
+        assert (panel == color).all(axis=1).any(), color

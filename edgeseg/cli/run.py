@@ -95,7 +95,7 @@ def main(args: argparse.Namespace) -> int:
     if links or args.grasps:
         planner = GraspPlanner.from_device_config(seg.device_config)
         steps.append(("grasp", lambda rec: setattr(rec, "grasps", tuple(planner.plan(rec.result)))))
-        drawers.append(lambda image, rec: draw_grasps(image, rec.grasps))
+        drawers.append(lambda image, rec: draw_grasps(image, rec.grasps, labels=rec.labels))
 
     # A JSON-lines stream on stdout owns stdout; the human summary moves to stderr.
     to_stdout = any(url.startswith("jsonl:-") for url in args.hook) or args.jsonl == "-"

@@ -23,6 +23,8 @@ class FrameRecord:
         grasps: Planned grasps, best first; None when no planner runs.
         counts: Line / zone counts after this frame (``{"line": {"box": 3}}``), or None.
         extras: Other per-frame data a step wants in the JSON outputs.
+        labels: The overlay's tag placer (:class:`edgeseg.overlay.Labels`)
+            while the overlay is drawn, for drawers that add tags.
     """
 
     frame: Frame
@@ -30,6 +32,7 @@ class FrameRecord:
     grasps: tuple | None = None
     counts: dict[str, dict[str, int]] | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+    labels: Any = field(default=None, repr=False)
     _overlay: np.ndarray | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict:
@@ -58,14 +61,16 @@ class Renderer:
     """
 
     def __init__(self, drawers: Sequence[Drawer] = ()) -> None:
-        from edgeseg.overlay import MaskAnnotator
+        from edgeseg.overlay import Labels, MaskAnnotator
 
         self.annotator = MaskAnnotator()
+        self._labels = Labels
         self.drawers = tuple(drawers)
 
     def __call__(self, record: FrameRecord) -> np.ndarray:
         if record._overlay is None:
-            image = self.annotator.annotate(record.frame.image, record.result)
+            record.labels = self._labels(record.frame.image.shape)
+            image = self.annotator.annotate(record.frame.image, record.result, record.labels)
             for draw in self.drawers:
                 image = draw(image, record)
             record._overlay = image
