@@ -1,9 +1,6 @@
-"""README's first section, followed literally in a fresh clone (slow: a new venv and a C build, a few minutes).
+"""README's first section, followed literally in a fresh clone (a new venv and a C build: ~30 s with pip's cache).
 
-Not part of ``make test``; run it with::
-
-    .venv/bin/python -m pytest -q -m slow tests/test_fresh_clone.py
-
+Part of ``make test``; alone: ``.venv/bin/python -m pytest -q -s tests/test_fresh_clone.py``.
 It clones the committed HEAD of this checkout into a temporary directory, runs
 ``make demo`` there (pip may reuse its cache), then every command of the
 README's "Set-up" section's example block, in one shell, as written. ``make
@@ -16,11 +13,7 @@ import re
 import subprocess
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[1]
-
-pytestmark = pytest.mark.slow
 
 
 def _setup_section() -> str:
