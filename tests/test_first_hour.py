@@ -203,3 +203,26 @@ def test_overlays_scale_with_the_image_keep_tags_apart_and_inside_and_carry_a_le
     used = {GOOD if g.clear and g.fits else BAD for g in grasps}
     for color in used:
         assert (panel == color).all(axis=1).any(), color
+
+
+def test_export_keeps_converter_chatter_in_a_log_file(tmp_path):
+    import torch
+
+    from export.models import NanoConfig, build_nano, save_nano
+
+    torch.manual_seed(1)
+    weights = tmp_path / "w.safetensors"
+    save_nano(build_nano(NanoConfig(width=8, imgsz=128)), weights)
+    out = tmp_path / "bundles"
+    proc = edgeseg("export", str(weights), "--formats", "onnx,tflite", "--out", str(out), timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    stdout = proc.stdout.splitlines()  # only edgeseg's own summary: converter printouts went to the log
+    assert [ln.split(" bundle ")[0] for ln in stdout[:2]] == ["wrote onnx", "wrote tflite"] and len(stdout) == 4
+    assert stdout[2:] == [f"parity report: {out / 'parity.md'}",
+                          f"converter logs: {out / 'export.log'} (--verbose shows them here)"]
+    lines = [ln for ln in proc.stderr.replace("\r", "\n").splitlines() if ln.strip()]
+    noise = ("JAX", "I0000", "FutureWarning", "INFO root", "LiteRT-Torch Convert", "absl", "Warning:")
+    assert not [ln for ln in lines if any(n in ln for n in noise)], lines
+    assert not [ln for ln in lines if ln.startswith("export formats")]  # no bar around the per-format bars
+    log = (out / "export.log").read_text()
+    assert "LiteRT-Torch Convert" in log and "format 2/2: tflite" in log
