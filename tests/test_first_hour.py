@@ -226,3 +226,14 @@ def test_export_keeps_converter_chatter_in_a_log_file(tmp_path):
     assert not [ln for ln in lines if ln.startswith("export formats")]  # no bar around the per-format bars
     log = (out / "export.log").read_text()
     assert "LiteRT-Torch Convert" in log and "format 2/2: tflite" in log
+
+
+def test_small_things_a_user_meets(tmp_path):
+    info = subprocess.run(f"{sys.executable} -m edgeseg info | head -1", shell=True, capture_output=True, text=True)
+    assert info.stdout.startswith("edgeseg ") and "Broken pipe" not in info.stderr and "Traceback" not in info.stderr
+    version = edgeseg("--version")
+    assert version.returncode == 0 and version.stdout.startswith("edgeseg 0.")
+    udp = edgeseg("run", str(SAMPLES / "scene_00.jpg"), "--hook", "udp://no.such.host.invalid:9000")
+    assert udp.returncode == 2 and "cannot resolve host 'no.such.host.invalid'" in udp.stderr
+    readme = (ROOT / "README.md").read_text()
+    assert "`provenance.quantization.float_ops`" in readme

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import re
 import sys
 
@@ -71,6 +72,10 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         return int(args.func(args) or 0)
+    except BrokenPipeError:
+        # `edgeseg info | head`: the reader left; stop quietly (and keep Python's exit flush from failing again).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (ValueError, TypeError, OSError) as exc:
         # User-caused errors: one clear line, no traceback (use -v to debug).
         if args.verbose:
