@@ -304,6 +304,20 @@ def _file(path: Path, names: UniqueNames, ids: _Counter, opts: SourceOptions) ->
         yield _image(path, names.take(path.stem, path.suffix), ids)
 
 
+def _camera_index(src: str) -> int:
+    index = src.split(":", 1)[1]
+    if not index.isdigit():
+        raise ValueError(f"camera source must be camera:N with N a V4L2 index, got {src!r}")
+    return int(index)
+
+
+def check_sources(sources: list[str]) -> None:
+    """Raises ValueError for a source that can never open (``camera:abc``), before anything loads."""
+    for src in sources:
+        if src.startswith("camera:"):
+            _camera_index(src)
+
+
 def iter_frames(sources: list[str], *, capture: CaptureSettings | None = None,
                 options: SourceOptions | None = None) -> Iterator[Frame]:
     """Yields frames from each source in order.
@@ -324,10 +338,8 @@ def iter_frames(sources: list[str], *, capture: CaptureSettings | None = None,
     names, ids = UniqueNames(), _Counter()
     for src in sources:
         if src.startswith("camera:"):
-            index = src.split(":", 1)[1]
-            if not index.isdigit():
-                raise ValueError(f"camera source must be camera:N with N a V4L2 index, got {src!r}")
-            yield from _live(int(index), names.take(f"camera{index}", video=True), ids, opts, capture)
+            index = _camera_index(src)
+            yield from _live(index, names.take(f"camera{index}", video=True), ids, opts, capture)
         elif "!" in src:
             yield from _live(src, names.take("gst", video=True), ids, opts, None)
         elif src.lower().startswith(STREAM_SCHEMES):

@@ -235,5 +235,8 @@ def test_small_things_a_user_meets(tmp_path):
     assert version.returncode == 0 and version.stdout.startswith("edgeseg 0.")
     udp = edgeseg("run", str(SAMPLES / "scene_00.jpg"), "--hook", "udp://no.such.host.invalid:9000")
     assert udp.returncode == 2 and "cannot resolve host 'no.such.host.invalid'" in udp.stderr
+    camera = edgeseg("run", "camera:abc")
+    assert camera.returncode == 2 and "camera:N with N a V4L2 index, got 'camera:abc'" in camera.stderr
+    assert "onnxruntime" not in camera.stderr  # refused before the model loads
     readme = (ROOT / "README.md").read_text()
     assert "`provenance.quantization.float_ops`" in readme

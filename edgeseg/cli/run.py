@@ -59,7 +59,7 @@ def main(args: argparse.Namespace) -> int:
     from edgeseg.grasp import GraspPlanner, draw_grasps
     from edgeseg.health import Heartbeat
     from edgeseg.hooks import open_hook
-    from edgeseg.sources import SourceOptions, iter_frames
+    from edgeseg.sources import SourceOptions, check_sources, iter_frames
     from edgeseg.stream import (
         ConsoleSink,
         FrameJsonSink,
@@ -76,6 +76,7 @@ def main(args: argparse.Namespace) -> int:
     # Bad values fail once, here, before the model loads (not once per frame).
     counters = _counters(args.count_line, args.count_zone)
     _check_thresholds(args.score, args.iou, args.max_det)
+    check_sources(args.sources)
     seg = edgeseg.load(args.bundle, _device_config(args.device_config))
     cores = apply_cpu_affinity(seg.device_config.backend)
     log.info("backend %s, decoder %s, cores %s", seg.backend.device, seg.decoder.path, list(cores))
