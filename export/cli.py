@@ -17,6 +17,7 @@ import sys
 import warnings
 from pathlib import Path
 
+from edgeseg.cli import plain_text
 from export.formats import CALIBRATION_METHODS, FORMATS, ExportOptions, parse_formats
 from export.parity import GateError
 
@@ -26,7 +27,8 @@ _DEFAULTS = ExportOptions()
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="edgeseg export", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog="edgeseg export", description=plain_text(__doc__),
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument(
         "model",
         help="edgeseg-nano .safetensors weights, or 'module:function' returning (torch model, export.spec.ModelSpec)",

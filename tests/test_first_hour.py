@@ -132,7 +132,7 @@ def test_repo_hygiene_licence_and_bundles_folder():
 
 
 def test_help_texts_have_no_rst_markup():
-    for cmd in (["--help"], ["run", "--help"], ["bench", "--help"], ["pack", "--help"], ["bench", "report", "--help"]):
+    for cmd in (["--help"], ["export", "--help"], ["run", "--help"], ["bench", "--help"], ["pack", "--help"], ["bench", "report", "--help"]):
         proc = edgeseg(*cmd)
         assert proc.returncode == 0 and "``" not in proc.stdout, (cmd, proc.stdout)
 
