@@ -10,7 +10,6 @@ Nothing is ever unpickled.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import tarfile
@@ -18,6 +17,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edgeseg.filecheck import ArchiveError, check_members, sha256_file
 from edgeseg.manifest import FileEntry, Manifest, ManifestError, parse_manifest
 
 MANIFEST_NAME = "manifest.json"
@@ -48,14 +48,6 @@ class Bundle:
     @property
     def model_path(self) -> Path:
         return self.root / self.manifest.model
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _read_manifest(path: Path) -> Manifest:
@@ -105,18 +97,27 @@ def _extract_packed(path: Path) -> tempfile.TemporaryDirectory:
     dest = Path(workdir.name)
     try:
         with tar:
-            members = tar.getmembers()
-            for m in members:
-                rel = Path(m.name)
-                if not m.isfile() or rel.is_absolute() or ".." in rel.parts or len(rel.parts) != 1:
-                    raise BundleError(
-                        f"{path}: member {m.name!r} is not a plain top-level file; refusing the archive"
-                    )
+            try:
+                check_members(tar.getmembers(), what="bundle", top_level=True)
+            except ArchiveError as exc:
+                raise BundleError(f"{path}: {exc} (make .edgeseg files with `edgeseg pack BUNDLE_DIR OUT.edgeseg`)") from None
             tar.extractall(dest, filter="data")
     except BaseException:
         workdir.cleanup()
         raise
     return workdir
+
+
+def check_bundle_paths(paths: list[str | Path]) -> None:
+    """Raises BundleError naming every path that is neither a bundle directory nor a packed bundle file.
+
+    For commands that take several bundles (``edgeseg bench``): all are checked before any work starts.
+    """
+    bad = [str(p) for p in map(Path, paths)
+           if not ((p / MANIFEST_NAME).is_file() or (p.is_file() and p.suffix in PACKED_SUFFIXES))]
+    if bad:
+        raise BundleError(f"not a bundle directory (with {MANIFEST_NAME}) or {'/'.join(PACKED_SUFFIXES)} file: "
+                          + ", ".join(bad))
 
 
 def load_bundle(path: str | Path) -> Bundle:

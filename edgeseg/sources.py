@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -257,6 +257,34 @@ def _live(spec: str | int, name: str, ids: _Counter, opts: SourceOptions, captur
         cap.release()
 
 
+def list_images(sources: Iterable[str | Path], *, recursive: bool = False, limit: int = 0) -> list[Path]:
+    """Image files from files and folders: the one image listing (run, bench, export calibration and validation).
+
+    Args:
+        sources: Image files (taken as given) and folders (their images by
+            :data:`IMAGE_SUFFIXES`, case-insensitive, sorted by path).
+        recursive: Also walk the folders' sub-folders.
+        limit: Keep at most this many (0 = all).
+
+    Raises:
+        ValueError: A source does not exist, or no image was found (names the sources and the suffixes).
+    """
+    sources = [Path(s) for s in sources]
+    paths: list[Path] = []
+    for src in sources:
+        if src.is_dir():
+            walk = src.rglob("*") if recursive else src.iterdir()
+            paths += sorted(p for p in walk if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        elif src.is_file():
+            paths.append(src)
+        else:
+            raise ValueError(f"image source {src} does not exist")
+    if not paths:
+        where = " (sub-folders included)" if recursive else ""
+        raise ValueError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {[str(s) for s in sources]}{where}")
+    return paths[:limit] if limit else paths
+
+
 def _folder(path: Path, names: UniqueNames, ids: _Counter, opts: SourceOptions) -> Iterator[Frame]:
     walk = path.rglob("*") if opts.recursive else path.iterdir()
     files = sorted(p for p in walk if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES)
@@ -274,6 +302,20 @@ def _file(path: Path, names: UniqueNames, ids: _Counter, opts: SourceOptions) ->
         yield from _video_file(str(path), names.take(path.stem, path.suffix, video=True), ids, opts)
     else:
         yield _image(path, names.take(path.stem, path.suffix), ids)
+
+
+def _camera_index(src: str) -> int:
+    index = src.split(":", 1)[1]
+    if not index.isdigit():
+        raise ValueError(f"camera source must be camera:N with N a V4L2 index, got {src!r}")
+    return int(index)
+
+
+def check_sources(sources: list[str]) -> None:
+    """Raises ValueError for a source that can never open (``camera:abc``), before anything loads."""
+    for src in sources:
+        if src.startswith("camera:"):
+            _camera_index(src)
 
 
 def iter_frames(sources: list[str], *, capture: CaptureSettings | None = None,
@@ -296,10 +338,8 @@ def iter_frames(sources: list[str], *, capture: CaptureSettings | None = None,
     names, ids = UniqueNames(), _Counter()
     for src in sources:
         if src.startswith("camera:"):
-            index = src.split(":", 1)[1]
-            if not index.isdigit():
-                raise ValueError(f"camera source must be camera:N with N a V4L2 index, got {src!r}")
-            yield from _live(int(index), names.take(f"camera{index}", video=True), ids, opts, capture)
+            index = _camera_index(src)
+            yield from _live(index, names.take(f"camera{index}", video=True), ids, opts, capture)
         elif "!" in src:
             yield from _live(src, names.take("gst", video=True), ids, opts, None)
         elif src.lower().startswith(STREAM_SCHEMES):

@@ -20,12 +20,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edgeseg import sources
 from edgeseg.manifest import InputSpec
 from edgeseg.preprocess import Preprocessor
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 #: Below this many images int8 ranges are fitted on too little data (a warning, not an error).
 RECOMMENDED_INT8_IMAGES = 300
 
@@ -39,10 +39,7 @@ def list_images(folder: str | Path) -> list[Path]:
     root = Path(folder)
     if not root.is_dir():
         raise ValueError(f"calibration/validation folder {root} does not exist or is not a directory")
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-    if not files:
-        raise ValueError(f"no images ({', '.join(IMAGE_SUFFIXES)}) found under {root}")
-    return files
+    return sources.list_images([root], recursive=True)
 
 
 class CalibrationSet:

@@ -17,6 +17,7 @@ import sys
 import warnings
 from pathlib import Path
 
+from edgeseg.cli import plain_text
 from export.formats import CALIBRATION_METHODS, FORMATS, ExportOptions, parse_formats
 from export.parity import GateError
 
@@ -26,7 +27,8 @@ _DEFAULTS = ExportOptions()
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="edgeseg export", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog="edgeseg export", description=plain_text(__doc__),
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument(
         "model",
         help="edgeseg-nano .safetensors weights, or 'module:function' returning (torch model, export.spec.ModelSpec)",
@@ -47,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=_DEFAULTS.threads,
                    help="threads for PyTorch and the runtimes while exporting and timing (0: library default)")
     p.add_argument("--force", action="store_true", help="overwrite existing bundles")
+    p.add_argument("--verbose", action="store_true",
+                   help="show the converters' own logs (default: captured in OUT/export.log)")
     return p
 
 
@@ -72,15 +76,17 @@ def main(argv: list[str] | None = None) -> int:
         latency_runs=args.latency_runs,
         threads=args.threads,
     )
+    from export.chatter import captured
     from export.models.loading import load_model
     from export.pipeline import export_bundles
 
     model, spec = load_model(args.model)
     try:
-        report = export_bundles(
-            model, spec, formats, args.out, calib=args.calib, val=args.val, imgsz=args.imgsz,
-            options=options, force=args.force, command="edgeseg export " + shlex.join(argv),
-        )
+        with captured(args.out, verbose=args.verbose) as log_path:
+            report = export_bundles(
+                model, spec, formats, args.out, calib=args.calib, val=args.val, imgsz=args.imgsz,
+                options=options, force=args.force, command="edgeseg export " + shlex.join(argv),
+            )
     except GateError as exc:
         print(f"edgeseg export: FAILED: {exc} (see {args.out / 'parity.md'})", file=sys.stderr)
         return 3
@@ -88,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
         acc = "" if f.accuracy is None else f", mask mAP {f.accuracy.mask_map:.1f} (drop {f.mask_drop:+.2f})"
         print(f"wrote {f.name} bundle {f.bundle} ({f.size_bytes / 1e6:.2f} MB{acc})")
     print(f"parity report: {args.out / 'parity.md'}")
+    if log_path is not None:
+        print(f"converter logs: {log_path} (--verbose shows them here)")
     return 0
 
 

@@ -135,7 +135,7 @@ def render_markdown(r: ParityReport) -> str:
     lines = [
         f"# Parity report: {r.model} at {w}x{h}",
         "",
-        f"Made by: `{r.command}`",
+        f"Made by: `{r.command}`" if r.command else "Made by: the Python API (`export.export_bundles`).",
         "",
         f"Machine: {r.machine['cpu']}, {r.machine['cores']} cores, {r.machine['os']}, Python {r.machine['python']}.",
         f"Validation set: {r.val or 'none (no mAP measured)'}; calibration images: {r.calibration_images}; "

@@ -23,7 +23,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from edgeseg.bundle import MANIFEST_NAME, Bundle, load_bundle
 from edgeseg.device_config import BackendOptions, DeviceConfig
@@ -187,7 +186,8 @@ def _export_bundles(model, spec, names, out, calib, val, imgsz, options, force, 
     job = ExportJob(model, spec, options, calibration, frozenset(options.float_layers))
     search = _MixedPrecisionSearch(job, ref, val) if val is not None else None
     results = []
-    for name in tqdm(names, desc="export formats", unit="format"):
+    for i, name in enumerate(names, 1):  # one progress bar per long step inside, no bar around them
+        log.info("format %d/%d: %s", i, len(names), name)
         with tempfile.TemporaryDirectory(dir=out, prefix=".tmp-") as tmp:
             if FORMATS[name].quantized and search is not None:
                 candidate, accuracy, steps = search.run(name, Path(tmp))

@@ -5,11 +5,12 @@ from __future__ import annotations
 import socket
 import threading
 
+from synthetic_masks import rectangle_mask, result_from_masks
+
 from edgeseg import protocol
 from edgeseg.cell import triggered_frames
 from edgeseg.cell.pick_protocol import Request, decode_reply, encode_request
 from edgeseg.grasp import GripperSpec, plan_grasps
-from edgeseg.grasp.synthetic import rectangle_mask, result_from_masks
 
 GRIPPER = GripperSpec(max_opening=60, finger_width=8, finger_thickness=4, margin=2, unit="px")
 T0 = 1_700_000_000_000_000

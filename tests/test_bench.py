@@ -18,13 +18,13 @@ from edgeseg.bench import (
     BenchOptions,
     LatencyStats,
     bench_bundle,
-    image_paths,
     load_results,
     save_run,
 )
 from edgeseg.bench.monitor import ResourceMonitor
 from edgeseg.board import detect_board
 from edgeseg.device_config import load_device_config
+from edgeseg.sources import list_images
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures" / "boards"
@@ -149,12 +149,12 @@ def test_options_and_images_are_checked(tmp_path):
     with pytest.raises(ValueError, match="warmup must be >= 0"):
         BenchOptions(warmup=-1)
     with pytest.raises(ValueError, match="no images"):
-        image_paths([tmp_path])
+        list_images([tmp_path])
     with pytest.raises(ValueError, match="does not exist"):
-        image_paths([tmp_path / "missing"])
+        list_images([tmp_path / "missing"])
     (tmp_path / "broken.jpg").write_bytes(b"not a jpeg")
     with pytest.raises(ValueError, match="broken.jpg cannot be read"):
-        bench_bundle(edgeseg.DEFAULT_BUNDLE, image_paths([tmp_path]), options=BenchOptions(frames=1, progress=False))
+        bench_bundle(edgeseg.DEFAULT_BUNDLE, list_images([tmp_path]), options=BenchOptions(frames=1, progress=False))
 
 
 def test_monitor_measures_peak_rss_of_the_block_and_reads_thermals():

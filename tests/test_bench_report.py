@@ -45,7 +45,7 @@ def test_side_by_side_runs_share_board_and_config(two_runs):
 def test_markdown_table_has_a_row_per_run_and_a_column_per_stage(two_runs):
     text = markdown_table(two_runs)
     header = next(line for line in text.splitlines() if line.startswith("| board"))
-    for col in ("read", "preprocess", "infer", "decode", "grasp", "serialize", "hooks", "end-to-end",
+    for col in ("config", "read", "preprocess", "infer", "decode", "grasp", "serialize", "hooks", "end-to-end",
                 "post / infer %", "FPS", "peak RSS MiB"):
         assert f" {col} " in header
     rows = [line for line in text.splitlines() if line.startswith("| ") and "edgeseg-nano" in line]
@@ -93,7 +93,7 @@ def test_cli_bench_then_report(image_dir, tmp_path):
 
 def test_cli_errors_are_one_line(tmp_path):
     proc = _run_cli("bench", "report")
-    assert proc.returncode == 2 and "needs results files or folders" in proc.stderr
+    assert proc.returncode == 2 and "RESULTS" in proc.stderr and "Traceback" not in proc.stderr
     proc = _run_cli("bench", "--device", "no-such-board", "--images", str(tmp_path))
     assert proc.returncode == 2 and "no device config" in proc.stderr and "Traceback" not in proc.stderr
 
@@ -131,3 +131,13 @@ def _coco_set(image_dir: Path, out: Path, dets: list[dict]) -> Path:
     cats = [{"id": i + 1, "name": n} for i, n in enumerate(edgeseg.load_bundle(edgeseg.DEFAULT_BUNDLE).manifest.classes)]
     (out / "annotations.json").write_text(json.dumps({"images": images, "annotations": anns, "categories": cats}))
     return out
+
+
+def test_rows_that_differ_by_config_tell_apart_and_map_is_in_points(two_runs):
+    import dataclasses
+
+    a = dataclasses.replace(two_runs[0], accuracy={"mask_map": 0.678})
+    b = dataclasses.replace(a, config_name="rpi5", config_path="device_configs/rpi5.yaml")
+    rows = [line for line in markdown_table([a, b]).splitlines() if line.startswith("| ") and "nano" in line]
+    assert rows[0] != rows[1] and "| rpi5 (`device_configs/rpi5.yaml`) |" in rows[1]
+    assert all(row.endswith("| 67.8 |") for row in rows)  # points, like the parity report's 67.8

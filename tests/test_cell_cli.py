@@ -9,8 +9,7 @@ from pathlib import Path
 
 import cv2
 import pytest
-
-from edgeseg.hooks.virtual_port import VirtualSerialPort
+from virtual_port import VirtualSerialPort
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = str(ROOT / "device_configs" / "x86-cpu.yaml")

@@ -76,8 +76,9 @@ def test_export_cli_writes_a_loadable_bundle(tmp_path):
 
 def test_run_sends_grasps_to_hooks(tmp_path):
     """`--hook` from the CLI: JSON lines to a file and binary frames over a real pty."""
+    from virtual_port import VirtualSerialPort
+
     from edgeseg import protocol
-    from edgeseg.hooks.virtual_port import VirtualSerialPort
 
     src = Path(__file__).resolve().parents[1] / "edgeseg" / "assets" / "samples" / "scene_00.jpg"
     with VirtualSerialPort(str(tmp_path / "tty")) as port:

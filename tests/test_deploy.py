@@ -68,6 +68,20 @@ def test_package_holds_everything_a_board_needs(built):
     assert f"--hook {shlex.quote('jsonl:' + str(built['hooks']))}" in launcher
 
 
+def test_wheel_holds_the_runtime_only(built):
+    """No workstation code (export/) and no test fixtures in what boards install (issue 19)."""
+    import zipfile
+
+    names = zipfile.ZipFile(built["wheel"]).namelist()
+    top = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
+    assert top == {"edgeseg"}, top
+    fixtures = ("synthetic", "virtual_port", "protocol_examples", "tests/", "conftest")
+    assert not [n for n in names if any(f in n for f in fixtures)]
+    assert "edgeseg/segmenter.py" in names and "edgeseg/assets/samples/scene_00.jpg" in names
+    assert any(n.startswith("edgeseg/deploy/templates/") for n in names)
+    assert any(n.startswith("edgeseg/_c/_cdecode") and n.endswith(".so") for n in names)  # the C decoder is built in
+
+
 def test_runtime_requirements_follow_the_bundle_format(built):
     onnx_reqs = runtime_requirements(built["wheel"])
     tflite_reqs = runtime_requirements(built["wheel"], ("tflite",))

@@ -69,6 +69,7 @@ def test_python_example(small_data, tmp_path, monkeypatch):
     report = namespace["report"]
     assert [f.name for f in report.formats] == ["onnx", "tflite-int8"]
     assert report.pytorch is not None and all(f.passed for f in report.formats)
+    assert "Made by: the Python API (`export.export_bundles`)." in report.to_markdown()  # not an empty "Made by:"
 
 
 def test_committed_parity_report_meets_the_targets_and_readme_quotes_it():

@@ -4,9 +4,9 @@ import math
 
 import numpy as np
 import pytest
+from synthetic_masks import rectangle_mask, result_from_masks
 
 from edgeseg.grasp import CameraIntrinsics, GraspPlanner, GripperSpec, TablePlane, draw_grasps, plan_grasps
-from edgeseg.grasp.synthetic import rectangle_mask, result_from_masks
 
 SIZE = (240, 320)
 PX_GRIPPER = GripperSpec(max_opening=80, finger_width=10, finger_thickness=5, finger_depth=10, margin=3, unit="px")

@@ -20,12 +20,12 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from synthetic_masks import rectangle_mask, result_from_masks
 
 import edgeseg
 from edgeseg.device_config import DeviceConfig, load_device_config
 from edgeseg.grasp import CameraIntrinsics, GraspPlanner, GripperSpec, TablePlane
 from edgeseg.grasp import shape as grasp_shape
-from edgeseg.grasp.synthetic import rectangle_mask, result_from_masks
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))

@@ -6,10 +6,10 @@ import threading
 import time
 
 import pytest
+from synthetic_masks import rectangle_mask, result_from_masks
 
 from edgeseg import protocol
 from edgeseg.grasp import GripperSpec, plan_grasps
-from edgeseg.grasp.synthetic import rectangle_mask, result_from_masks
 from edgeseg.hooks import hook_class, open_hook
 from edgeseg.hooks.callback import CallbackHook
 

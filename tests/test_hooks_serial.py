@@ -9,12 +9,12 @@ import statistics
 import time
 
 import pytest
+from synthetic_masks import rectangle_mask, result_from_masks
+from virtual_port import VirtualSerialPort
 
 from edgeseg import protocol
 from edgeseg.grasp import GripperSpec, plan_grasps
-from edgeseg.grasp.synthetic import rectangle_mask, result_from_masks
 from edgeseg.hooks import open_hook
-from edgeseg.hooks.virtual_port import VirtualSerialPort
 
 GRIPPER = GripperSpec(max_opening=60, finger_width=8, finger_thickness=4, margin=2, unit="px")
 

@@ -5,10 +5,10 @@ import re
 import socket
 
 import pytest
+from protocol_examples import T0, examples
 
 from edgeseg.cell import modbus_map as mm
 from edgeseg.cell import open_server
-from edgeseg.protocol_examples import T0, examples
 
 client_mod = pytest.importorskip("pymodbus.client", reason="pymodbus (the cell extra) is installed by make test")
 DOC = pathlib.Path(__file__).resolve().parents[1] / "docs" / "modbus.md"

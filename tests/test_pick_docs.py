@@ -6,9 +6,9 @@ import socket
 
 import pytest
 from cell_support import AsciiRobot
+from protocol_examples import T0, examples, parse_hexdump
 
 from edgeseg.cell import open_server
-from edgeseg.protocol_examples import T0, examples, parse_hexdump
 
 DOC = pathlib.Path(__file__).resolve().parents[1] / "docs" / "pick_server.md"
 TEXT = DOC.read_text()

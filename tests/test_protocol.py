@@ -8,12 +8,12 @@ import struct
 
 import numpy as np
 import pytest
+from protocol_examples import BEGIN, END, examples, markdown, parse_hexdump
+from synthetic_masks import rectangle_mask, result_from_masks
 
 from edgeseg import protocol
 from edgeseg.grasp import CameraIntrinsics, plan_grasps
-from edgeseg.grasp.synthetic import rectangle_mask, result_from_masks
 from edgeseg.protocol import GraspRecord, Message, MsgType, ProtocolError, StreamDecoder
-from edgeseg.protocol_examples import BEGIN, END, examples, markdown, parse_hexdump
 
 DOC = pathlib.Path(__file__).resolve().parents[1] / "docs" / "protocol.md"
 
@@ -221,7 +221,7 @@ def test_spec_examples_are_generated_by_the_encoder():
     text = DOC.read_text()
     assert BEGIN in text and END in text
     section = text[text.index(BEGIN) : text.index(END) + len(END)]
-    assert section == markdown(), "docs/protocol.md is stale: run python -m edgeseg.protocol_examples"
+    assert section == markdown(), "docs/protocol.md is stale: run python tests/protocol_examples.py"
     for name, (_, msg) in examples().items():
         wire = parse_hexdump(section.split(f"```hex {name} wire\n")[1].split("```")[0])
         raw = parse_hexdump(section.split(f"```hex {name} raw\n")[1].split("```")[0])

@@ -15,14 +15,14 @@ import time
 
 import numpy as np
 import pytest
+from protocol_examples import END, examples, parse_hexdump
+from synthetic_masks import rectangle_mask, result_from_masks
+from virtual_port import VirtualSerialPort
 
 from edgeseg import protocol
 from edgeseg.grasp import CameraIntrinsics, GripperSpec, plan_grasps
-from edgeseg.grasp.synthetic import rectangle_mask, result_from_masks
 from edgeseg.hooks import open_hook
 from edgeseg.hooks.base import HookItem, LinkSequence
-from edgeseg.hooks.virtual_port import VirtualSerialPort
-from edgeseg.protocol_examples import END, examples, parse_hexdump
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 FLAGS = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-O1", "-I", str(ROOT / "contrib")]

@@ -40,8 +40,9 @@ def test_using_the_runtime_example_runs(in_repo_root, capsys):
 
 
 def test_grasp_and_hook_example_runs(in_repo_root, tmp_path):
+    from virtual_port import VirtualSerialPort
+
     import edgeseg
-    from edgeseg.hooks.virtual_port import VirtualSerialPort
 
     image = cv2.imread("edgeseg/assets/samples/scene_00.jpg")
     result = edgeseg.load()(image)

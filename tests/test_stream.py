@@ -32,7 +32,7 @@ def run_cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
 
 def square_result(frame, *, nan: bool = False) -> Result:
     """A one-instance Result over the frame's red square (found by colour, no model needed)."""
-    from edgeseg.grasp.synthetic import result_from_masks
+    from synthetic_masks import result_from_masks
 
     img = frame.image
     mask = (img[:, :, 2] > 150) & (img[:, :, 0] < 100)

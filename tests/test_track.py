@@ -10,8 +10,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from synthetic_masks import rectangle_mask, result_from_masks
 
-from edgeseg.grasp.synthetic import rectangle_mask, result_from_masks
 from edgeseg.result import Result
 from edgeseg.track import InstanceTracker, LineCounter, TrackerOptions, ZoneCounter
 from export.data.track_sequences import SCENARIOS, crossing, occlusion

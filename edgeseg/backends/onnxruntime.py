@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import sys
 
 import numpy as np
 
@@ -75,12 +77,14 @@ class OnnxRuntimeBackend:
         }[options.graph_optimization]
         providers = resolve_providers(options.providers, ort.get_available_providers())
         try:
-            self.session = ort.InferenceSession(
-                str(bundle.model_path),
-                sess_options=so,
-                providers=[name for name, _ in providers],
-                provider_options=[opts for _, opts in providers],
-            )
+            # onnxruntime print()s its "EP Error" fallback banner; stdout may be a `jsonl:-` stream.
+            with contextlib.redirect_stdout(sys.stderr):
+                self.session = ort.InferenceSession(
+                    str(bundle.model_path),
+                    sess_options=so,
+                    providers=[name for name, _ in providers],
+                    provider_options=[opts for _, opts in providers],
+                )
         except Exception as exc:  # ORT raises its own exception types
             raise ValueError(f"onnxruntime could not load {bundle.model_path}: {exc}") from exc
         self.device = self.session.get_providers()[0]

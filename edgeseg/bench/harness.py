@@ -21,13 +21,12 @@ serialize) is also reported as a share of inference, per frame
 from __future__ import annotations
 
 import datetime
-import hashlib
 import itertools
 import logging
 import platform
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -38,7 +37,7 @@ from edgeseg.bench.results import END_TO_END, POSTPROCESS, STAGES, BenchRun, Bun
 from edgeseg.board import BoardInfo, detect_board
 from edgeseg.bundle import Bundle, load_bundle
 from edgeseg.device_config import DeviceConfig, apply_cpu_affinity
-from edgeseg.sources import IMAGE_SUFFIXES
+from edgeseg.filecheck import sha256_file
 
 log = logging.getLogger("edgeseg.bench")
 
@@ -78,29 +77,6 @@ class BenchOptions:
             raise ValueError(f"warmup must be >= 0, got {self.warmup}")
         if not self.pixels_per_metre > 0:
             raise ValueError(f"pixels_per_metre must be > 0, got {self.pixels_per_metre}")
-
-
-def image_paths(sources: Iterable[str | Path], limit: int = 0) -> list[Path]:
-    """Image files from files and folders (folders: their images, sorted).
-
-    Args:
-        sources: Image files or folders.
-        limit: Keep at most this many (0 = all).
-
-    Raises:
-        ValueError: Nothing usable was found (names the sources and suffixes).
-    """
-    paths: list[Path] = []
-    for src in map(Path, sources):
-        if src.is_dir():
-            paths += sorted(p for p in src.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        elif src.is_file():
-            paths.append(src)
-        else:
-            raise ValueError(f"benchmark image source {src} does not exist")
-    if not paths:
-        raise ValueError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {[str(s) for s in sources]}")
-    return paths[:limit] if limit else paths
 
 
 def _progress(total: int, desc: str, *, enabled: bool) -> Iterator[int]:
@@ -152,7 +128,7 @@ def bundle_info(bundle: Bundle, path: str | Path) -> BundleInfo:
         precision=m.precision,
         path=str(path),
         model_sha256=model_file.sha256 if model_file else "",
-        manifest_sha256=hashlib.sha256((bundle.root / "manifest.json").read_bytes()).hexdigest(),
+        manifest_sha256=sha256_file(bundle.root / "manifest.json"),
         input_shape=tuple(m.input.shape),
         size_mb=bundle.model_path.stat().st_size / 1e6,
     )

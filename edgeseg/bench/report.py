@@ -52,20 +52,22 @@ def markdown_table(runs: list[BenchRun]) -> str:
     """
     if not runs:
         raise ValueError("no benchmark runs to report")
-    head = ["board", "bundle", "ran on", *[c.replace("_", "-") for c in COLUMNS], "post / infer %",
+    head = ["board", "config", "bundle", "ran on", *[c.replace("_", "-") for c in COLUMNS], "post / infer %",
             "FPS", "load ms", "1st frame ms", "peak RSS MiB", "CPU %", "unacc. %", "mask mAP"]
     lines = [
         "Stage cells: p50 / p99 latency per frame in ms over the timed frames; "
         "CPU % is of one core; unacc. % is end-to-end time no stage owns; post / infer % is the median "
-        "per-frame share (decode + grasp + serialize) / infer ('–': not timed by that version).",
+        "per-frame share (decode + grasp + serialize) / infer ('–': not timed by that version); "
+        "mask mAP is mAP50-95 in points (0-100), as in the export's parity report.",
         "",
         "| " + " | ".join(head) + " |",
-        "|" + "|".join(["---"] * 3 + ["---:"] * (len(head) - 3)) + "|",
+        "|" + "|".join(["---"] * 4 + ["---:"] * (len(head) - 4)) + "|",
     ]
     for r, bundle in zip(runs, bundle_labels(runs), strict=True):
-        mAP = f"{r.accuracy['mask_map']:.3f}" if r.accuracy and "mask_map" in r.accuracy else "–"
+        mAP = f"{100 * r.accuracy['mask_map']:.1f}" if r.accuracy and "mask_map" in r.accuracy else "–"
         cells = [
             f"{r.board.id} ({r.board.model})",
+            f"{r.config_name} (`{r.config_path}`)" if r.config_path else f"{r.config_name} (defaults)",
             bundle if len({x.bundle.name for x in runs}) > 1 else f"{r.bundle.name} {bundle}",
             r.backend_device,
             *[_cell(r.stage(c)) for c in COLUMNS],

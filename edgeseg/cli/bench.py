@@ -1,9 +1,8 @@
-"""``edgeseg bench``: latency per stage for one or more bundles on this board; ``bench report`` for tables and plots.
+"""``edgeseg bench``: latency per stage for one or more bundles on this board (``edgeseg bench report``: tables and plots).
 
 Examples::
 
     edgeseg bench bundles/nano-onnx bundles/nano-tflite-int8 --device auto --frames 200
-    edgeseg bench report benchmarks/results --out benchmarks/report
 """
 
 from __future__ import annotations
@@ -15,18 +14,17 @@ from pathlib import Path
 log = logging.getLogger("edgeseg.bench")
 
 DEFAULT_RESULTS = Path("benchmarks/results")
-DEFAULT_REPORT = Path("benchmarks/report")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "bench",
-        help="benchmark bundles per stage (p50/p90/p99); 'bench report RESULTS...' for tables and plots",
+        help="benchmark bundles per stage (p50/p90/p99)",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("bundles", nargs="*", metavar="BUNDLE",
-                   help="bundles to compare (default: the bundled model); or 'report' followed by results files/folders")
+                   help="bundles to compare (default: the bundled model)")
     device = p.add_mutually_exclusive_group()
     device.add_argument("--device-config", type=Path, help="board config YAML")
     device.add_argument("--device", help="'auto' (detect this board) or a board id, e.g. rpi5")
@@ -39,8 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--hook", default="mem://", help="hook URL frames go to ('' for none; default: mem://)")
     p.add_argument("--val", help="COCO validation set (annotations.json + images) for mask mAP")
     p.add_argument("--val-limit", type=int, default=0, help="evaluate at most this many validation images")
-    p.add_argument("--out", type=Path,
-                   help=f"results root (default: {DEFAULT_RESULTS}); for 'report', the report folder (default: {DEFAULT_REPORT})")
+    p.add_argument("--out", type=Path, help=f"results root (default: {DEFAULT_RESULTS})")
     p.add_argument("--report", type=Path, help="also write a report of this run's results to this folder")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=main)
@@ -68,37 +65,25 @@ def _config(args: argparse.Namespace):
 
 def _images(args: argparse.Namespace):
     import edgeseg
-    from edgeseg.bench import image_paths
+    from edgeseg.sources import list_images
 
     sources = args.images or [str(Path(edgeseg.__file__).parent / "assets" / "samples")]
-    return image_paths(sources, args.max_images)
-
-
-def report(args: argparse.Namespace, sources: list[str]) -> int:
-    from edgeseg.bench.report import write_report
-    from edgeseg.bench.results import load_results
-
-    if not sources:
-        raise ValueError("bench report needs results files or folders, e.g. benchmarks/results")
-    written = write_report(load_results(sources), args.out or DEFAULT_REPORT)
-    for name, path in written.items():
-        print(f"{name:13s} {path}")
-    return 0
+    return list_images(sources, limit=args.max_images)
 
 
 def main(args: argparse.Namespace) -> int:
-    if args.bundles[:1] == ["report"]:
-        return report(args, args.bundles[1:])
     import edgeseg
     from edgeseg.bench import BenchOptions, bench_bundles, save_run
     from edgeseg.bench.report import markdown_table, write_report
+    from edgeseg.bundle import check_bundle_paths
 
+    bundles = args.bundles or [str(edgeseg.DEFAULT_BUNDLE)]
+    check_bundle_paths(bundles)  # every path, before the first bundle is benchmarked
     config, config_path, board = _config(args)
     options = BenchOptions(
         frames=args.frames, warmup=args.warmup, grasp=not args.no_grasp, hook_url=args.hook,
         val_dir=args.val, val_limit=args.val_limit, progress=not args.no_progress,
     )
-    bundles = args.bundles or [str(edgeseg.DEFAULT_BUNDLE)]
     runs = bench_bundles(bundles, _images(args), config, options, config_path=config_path, board=board)
     for run in runs:
         print(f"results      {save_run(run, args.out or DEFAULT_RESULTS)}")

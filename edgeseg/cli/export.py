@@ -9,9 +9,10 @@ EXTRA_HINT = "edgeseg export needs the export extra (torch, onnx, ...): pip inst
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("export", help="export a PyTorch model to bundles (workstation)", description=__doc__, add_help=False)
-    p.add_argument("rest", nargs=argparse.REMAINDER)
-    p.set_defaults(func=main)
+    # The options live in export.cli (torch needed); `edgeseg export --help` prints them from there.
+    p = sub.add_parser("export", help="export a PyTorch model to bundles (workstation; --help for options)",
+                       description=__doc__, add_help=False)
+    p.set_defaults(func=main, raw_argv=True, rest=[])
 
 
 def main(args: argparse.Namespace) -> int:

@@ -22,7 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("sources", nargs="+", metavar="SOURCE",
                    help="image, folder, video file, camera:N, rtsp:// or http:// stream, or GStreamer pipeline")
     p.add_argument("--bundle", help="bundle directory or .edgeseg file (default: the bundled model)")
-    p.add_argument("--device-config", help="board config YAML")
+    p.add_argument("--device-config",
+                   help="board config YAML (default: the detected board's, as `edgeseg info` shows; 'none': built-in defaults)")
     p.add_argument("--out", type=Path,
                    help="write <name>.json per frame, <name>.png overlays of images, <video>.mp4 annotated videos")
     p.add_argument("--png-frames", action="store_true", help="with --out: a PNG per video frame instead of a video")
@@ -58,7 +59,7 @@ def main(args: argparse.Namespace) -> int:
     from edgeseg.grasp import GraspPlanner, draw_grasps
     from edgeseg.health import Heartbeat
     from edgeseg.hooks import open_hook
-    from edgeseg.sources import SourceOptions, iter_frames
+    from edgeseg.sources import SourceOptions, check_sources, iter_frames
     from edgeseg.stream import (
         ConsoleSink,
         FrameJsonSink,
@@ -72,8 +73,11 @@ def main(args: argparse.Namespace) -> int:
     )
     from edgeseg.track import InstanceTracker
 
-    counters = _counters(args.count_line, args.count_zone)  # bad values fail before the model loads
-    seg = edgeseg.load(args.bundle, args.device_config)
+    # Bad values fail once, here, before the model loads (not once per frame).
+    counters = _counters(args.count_line, args.count_zone)
+    _check_thresholds(args.score, args.iou, args.max_det)
+    check_sources(args.sources)
+    seg = edgeseg.load(args.bundle, _device_config(args.device_config))
     cores = apply_cpu_affinity(seg.device_config.backend)
     log.info("backend %s, decoder %s, cores %s", seg.backend.device, seg.decoder.path, list(cores))
 
@@ -92,7 +96,7 @@ def main(args: argparse.Namespace) -> int:
     if links or args.grasps:
         planner = GraspPlanner.from_device_config(seg.device_config)
         steps.append(("grasp", lambda rec: setattr(rec, "grasps", tuple(planner.plan(rec.result)))))
-        drawers.append(lambda image, rec: draw_grasps(image, rec.grasps))
+        drawers.append(lambda image, rec: draw_grasps(image, rec.grasps, labels=rec.labels))
 
     # A JSON-lines stream on stdout owns stdout; the human summary moves to stderr.
     to_stdout = any(url.startswith("jsonl:-") for url in args.hook) or args.jsonl == "-"
@@ -120,6 +124,42 @@ def main(args: argparse.Namespace) -> int:
     log_fn("%s: %s; %d frames done, %d skipped, %d dropped; failures: %s", summary.status, summary.reason,
            summary.frames, summary.failed_frames, summary.dropped, errors)
     return summary.exit_code
+
+
+def _check_thresholds(score: float | None, iou: float | None, max_det: int | None) -> None:
+    """Validates ``--score/--iou/--max-det`` with the decoder's own rules (:class:`DecodeOptions`)."""
+    from edgeseg.decode.options import DecodeOptions
+
+    if max_det is not None and max_det < 1:
+        raise ValueError(f"--max-det must be >= 1, got {max_det}")
+    given = {k: v for k, v in (("score_threshold", score), ("iou_threshold", iou), ("max_detections", max_det))
+             if v is not None}
+    try:
+        DecodeOptions(**given)
+    except ValueError as exc:
+        flags = {"score_threshold": "--score", "iou_threshold": "--iou", "max_detections": "--max-det"}
+        text = str(exc)
+        for field, flag in flags.items():
+            text = text.replace(field, flag)
+        raise ValueError(text) from None
+
+
+def _device_config(path: str | None) -> str | None:
+    """``--device-config``, or the detected board's config (said in the log), or None for ``none``."""
+    from edgeseg.board import config_for_board, detect_board
+
+    if path == "none":
+        return None
+    if path:
+        return path
+    board = detect_board()
+    try:
+        found = config_for_board(board)
+    except FileNotFoundError:
+        log.info("board %s: no device config found; built-in defaults (--device-config to choose one)", board.id)
+        return None
+    log.info("device config %s (detected board %s; --device-config to choose another)", found, board.id)
+    return str(found)
 
 
 def _numbers(text: str, what: str, *, count: int | None = None) -> list[float]:

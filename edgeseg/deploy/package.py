@@ -24,7 +24,6 @@ Nothing here needs torch or the ``export`` package.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import importlib.metadata
 import json
 import logging
@@ -41,9 +40,11 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgeseg import filecheck
 from edgeseg.bundle import MANIFEST_NAME, load_bundle
 from edgeseg.deploy import install, rollback, verify
 from edgeseg.deploy.verify import PACKAGE_MANIFEST, SCHEMA, PackageError, parse_package_manifest
+from edgeseg.filecheck import sha256_bytes, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -221,8 +222,7 @@ def download_dependency_wheels(requirements: Path, dest: Path, arch: str, python
 
 
 def _file_entry(path: Path, mode: int) -> dict:
-    h = hashlib.sha256(path.read_bytes()).hexdigest()
-    return {"sha256": h, "size": path.stat().st_size, "mode": f"{mode:04o}"}
+    return {"sha256": sha256_file(path), "size": path.stat().st_size, "mode": f"{mode:04o}"}
 
 
 def build_package(
@@ -297,12 +297,13 @@ def build_package(
         members["edgeseg.service"] = (TEMPLATES / "edgeseg.service", 0o644)
         (work / "installer_stub.py").write_text(_INSTALLER_STUB, encoding="utf-8")
         members["installer/edgeseg/__init__.py"] = (work / "installer_stub.py", 0o644)
+        members["installer/edgeseg/filecheck.py"] = (Path(filecheck.__file__), 0o644)
         for module in (Path(verify.__file__).with_name("__init__.py"), Path(verify.__file__), Path(install.__file__),
                        Path(rollback.__file__)):
             members[f"installer/edgeseg/deploy/{module.name}"] = (module, 0o644)
 
         files = {name: _file_entry(p, mode) for name, (p, mode) in members.items()}
-        content = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:12]
+        content = sha256_bytes(json.dumps(files, sort_keys=True).encode())[:12]
         package_id = f"{loaded.manifest.name}-{content}"
         script, service = launcher_script(config, package_id)
         (work / "edgeseg-service").write_text(script, encoding="utf-8")

@@ -7,23 +7,24 @@ installer can run on a board that has nothing but ``python3``; see
 A package is an uncompressed tar of regular files only. ``package.json``
 lists every other member with its sha256, size and mode; an archive with a
 member it does not list, a link, a device, an absolute or ``..`` name, or a
-byte changed is refused before anything is written.
+byte changed is refused before anything is written. Hashing and the
+tar-member rules are :mod:`edgeseg.filecheck`'s, shared with bundles.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import posixpath
 import tarfile
 from dataclasses import dataclass
+
+from edgeseg import filecheck
 
 PACKAGE_MANIFEST = "package.json"
 SCHEMA = "edgeseg-package/1"
 
 
-class PackageError(ValueError):
+class PackageError(filecheck.ArchiveError):
     """A package that must not be installed, or an installation that cannot proceed."""
 
 
@@ -61,13 +62,7 @@ class PackageManifest:
 
 def check_member_name(name: str) -> None:
     """Raises PackageError unless ``name`` is a clean relative POSIX path inside the package."""
-    if not name or name.startswith("/") or "\\" in name:
-        raise PackageError(f"package member {name!r} has an absolute or non-POSIX path; refusing the package")
-    parts = name.split("/")
-    if ".." in parts:
-        raise PackageError(f"package member {name!r} contains '..' (path traversal); refusing the package")
-    if posixpath.normpath(name) != name or "." in parts:
-        raise PackageError(f"package member {name!r} is not a normalized path; refusing the package")
+    filecheck.check_member_name(name, what="package", error=PackageError)
 
 
 def parse_package_manifest(data: object) -> PackageManifest:
@@ -103,39 +98,13 @@ def parse_package_manifest(data: object) -> PackageManifest:
     return PackageManifest(id=vid, wheel=wheel, files=entries, info=info)
 
 
-def _describe(m: tarfile.TarInfo) -> str:
-    kinds = ((m.isdir, "a directory"), (m.ischr, "a character device"), (m.isblk, "a block device"), (m.isfifo, "a FIFO"))
-    return next((what for test, what in kinds if test()), f"tar type {m.type!r}")
-
-
 def check_members(members: list[tarfile.TarInfo]) -> dict[str, tarfile.TarInfo]:
     """Name and type checks on every member; returns name -> member for regular files."""
-    files: dict[str, tarfile.TarInfo] = {}
-    for m in members:
-        check_member_name(m.name)
-        if m.issym() or m.islnk():
-            # Symlink targets are relative to the link's directory, hard link targets to the archive root.
-            base = posixpath.dirname(m.name) if m.issym() else ""
-            resolved = posixpath.normpath(posixpath.join(base, m.linkname))
-            if m.linkname.startswith("/") or resolved == ".." or resolved.startswith("../"):
-                raise PackageError(f"package member {m.name!r} is a link to {m.linkname!r}, outside the package; refusing")
-            raise PackageError(f"package member {m.name!r} is a link to {m.linkname!r}; packages hold regular files only")
-        if not m.isfile():
-            raise PackageError(f"package member {m.name!r} is {_describe(m)}; packages hold regular files only")
-        if m.name in files:
-            raise PackageError(f"package member {m.name!r} appears twice; refusing the package")
-        files[m.name] = m
-    return files
+    return filecheck.check_members(members, what="package", error=PackageError)
 
 
-def hash_stream(f, sink=None) -> tuple[str, int]:
-    h, n = hashlib.sha256(), 0
-    for chunk in iter(lambda: f.read(1 << 20), b""):
-        h.update(chunk)
-        n += len(chunk)
-        if sink is not None:
-            sink.write(chunk)
-    return h.hexdigest(), n
+#: sha256 and size of a stream (the shared helper), as the installer calls it.
+hash_stream = filecheck.sha256_stream
 
 
 def verify_package(path: str | os.PathLike) -> PackageManifest:

@@ -173,6 +173,26 @@ class Grasp:
     camera_pose: Pose3D | None = None
     robot_pose: Pose3D | None = None
 
+    def to_dict(self, rank: int | None = None) -> dict:
+        """JSON-ready (``edgeseg run``'s per-frame ``grasps``; schema in ``docs/frame.schema.json``).
+
+        Args:
+            rank: Position in the frame's ranking (0 = best), written when given.
+        """
+        d = {} if rank is None else {"rank": rank}
+        d.update(instance=self.instance, class_id=self.class_id, score=round(self.score, 5),
+                 quality=round(self.quality, 5), center=[round(self.center[0], 2), round(self.center[1], 2)],
+                 angle=round(self.angle, 5), width_px=round(self.width_px, 2), extent_px=round(self.extent_px, 2),
+                 length_px=round(self.length_px, 2), solidity=round(self.solidity, 4),
+                 clearance=round(self.clearance, 4), clear=self.clear, fits=self.fits)
+        if self.width_m is not None:
+            d["width_m"] = round(self.width_m, 5)
+        for key, pose in (("camera_pose", self.camera_pose), ("robot_pose", self.robot_pose)):
+            if pose is not None:
+                d[key] = {"position": [round(float(v), 5) for v in pose.position],
+                          "quaternion": [round(float(v), 6) for v in pose.quaternion], "yaw": round(pose.yaw, 5)}
+        return d
+
     @property
     def jaw_points(self) -> tuple[tuple[float, float], tuple[float, float]]:
         """Image points ``((x, y), (x, y))`` of the two open jaws."""

@@ -31,7 +31,11 @@ class UdpHook(Hook):
         super().__init__(**opts)
         self.address = (host, port)
         self.format = format
-        family = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0][0]
+        try:
+            family = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0][0]
+        except socket.gaierror as exc:
+            raise ValueError(f"udp hook: cannot resolve host {host!r} ({exc.strerror}); expected udp://HOST:PORT "
+                             "with a name or address this machine can resolve") from None
         self._sock = socket.socket(family, socket.SOCK_DGRAM)
         self._seq = LinkSequence()
 

@@ -135,7 +135,7 @@ class HookSink:
         self.name = f"hook:{hook.name}"
 
     def write(self, record: FrameRecord) -> None:
-        self.hook(record.result, record.grasps, timestamp_us=record.frame.timestamp_us)
+        self.hook(record.result, record.grasps or (), timestamp_us=record.frame.timestamp_us)
 
     def close(self) -> None:
         self.hook.flush()

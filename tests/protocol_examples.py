@@ -1,6 +1,6 @@
 """Example messages of the wire protocol and the byte-level dumps in docs/protocol.md.
 
-``python -m edgeseg.protocol_examples`` prints the examples section of the
+``python tests/protocol_examples.py`` prints the examples section of the
 spec; a test checks that the document holds exactly this text, so the hex in
 the spec is what the encoder writes.
 """
