@@ -19,9 +19,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgeseg.manifest import FileEntry, Manifest, ManifestError, parse_manifest
+from edgeseg.registry import Registry
 
 MANIFEST_NAME = "manifest.json"
 PACKED_SUFFIXES = (".edgeseg", ".tar")
+#: Manifest ``format`` -> ``reader(model_path) -> [external file locations]`` for formats
+#: whose runtime opens files the model names (ONNX external data).
+EXTERNAL_DATA: Registry = Registry(
+    "external-data reader", {"onnx": "edgeseg.backends.onnx_external:external_files"}
+)
+#: Largest manifest read (a real one is a few kB).
+MAX_MANIFEST_BYTES = 1 << 20
 
 
 class BundleError(ValueError):
@@ -60,17 +68,33 @@ def sha256_file(path: Path) -> str:
 
 def _read_manifest(path: Path) -> Manifest:
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, "rb") as f:
+            raw = f.read(MAX_MANIFEST_BYTES + 1)
     except FileNotFoundError:
         raise BundleError(f"bundle {path.parent} has no {MANIFEST_NAME}") from None
+    return manifest_from_bytes(raw, str(path))
+
+
+def manifest_from_bytes(raw: bytes, where: str) -> Manifest:
+    """Parses and validates manifest bytes read from ``where`` (a path, for messages).
+
+    Raises:
+        BundleError: too large, not UTF-8, not JSON, nested too deeply, or invalid.
+    """
+    if len(raw) > MAX_MANIFEST_BYTES:
+        raise BundleError(f"{where} is larger than {MAX_MANIFEST_BYTES} bytes; a manifest is a few kB")
     try:
-        data = json.loads(text)
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise BundleError(f"{where} is not UTF-8 text: {exc}") from None
     except json.JSONDecodeError as exc:
-        raise BundleError(f"{path} is not valid JSON (truncated or corrupt?): {exc}") from None
+        raise BundleError(f"{where} is not valid JSON (truncated or corrupt?): {exc}") from None
+    except RecursionError:
+        raise BundleError(f"{where} is nested too deeply to be a manifest") from None
     try:
         return parse_manifest(data)
     except ManifestError as exc:
-        raise BundleError(f"{path}: {exc}") from None
+        raise BundleError(f"{where}: {exc}") from None
 
 
 def _verify_files(root: Path, manifest: Manifest) -> None:
@@ -95,28 +119,24 @@ def _verify_files(root: Path, manifest: Manifest) -> None:
             )
 
 
-def _extract_packed(path: Path) -> tempfile.TemporaryDirectory:
-    """Extracts a packed bundle into a fresh private directory, safely."""
+def _check_external_data(root: Path, manifest: Manifest) -> None:
+    """Refuses a model that names weight files the manifest does not list (and so did not hash)."""
+    if manifest.format not in EXTERNAL_DATA:
+        return
     try:
-        tar = tarfile.open(path, "r:")
-    except (tarfile.TarError, OSError) as exc:
-        raise BundleError(f"{path} is not a readable bundle archive: {exc}") from None
-    workdir = tempfile.TemporaryDirectory(prefix="edgeseg-bundle-")
-    dest = Path(workdir.name)
-    try:
-        with tar:
-            members = tar.getmembers()
-            for m in members:
-                rel = Path(m.name)
-                if not m.isfile() or rel.is_absolute() or ".." in rel.parts or len(rel.parts) != 1:
-                    raise BundleError(
-                        f"{path}: member {m.name!r} is not a plain top-level file; refusing the archive"
-                    )
-            tar.extractall(dest, filter="data")
-    except BaseException:
-        workdir.cleanup()
-        raise
-    return workdir
+        locations = EXTERNAL_DATA.get(manifest.format)(root / manifest.model)
+    except ValueError as exc:
+        raise BundleError(f"bundle model {manifest.model!r} is not a well-formed {manifest.format} file: {exc}") from None
+    model_dir = Path(manifest.model).parent
+    for loc in locations:
+        rel = model_dir / loc
+        if Path(loc).is_absolute() or ".." in rel.parts:
+            raise BundleError(f"bundle model {manifest.model!r} names external data {loc!r} outside the bundle")
+        if rel.as_posix() not in manifest.files:
+            raise BundleError(
+                f"bundle model {manifest.model!r} loads external data {loc!r}, which the manifest's 'files' "
+                "does not list with a hash; refusing unverified weights (re-export, or list it)"
+            )
 
 
 def load_bundle(path: str | Path) -> Bundle:
@@ -134,12 +154,15 @@ def load_bundle(path: str | Path) -> Bundle:
     if source.is_dir():
         root = source
     elif source.suffix in PACKED_SUFFIXES:
-        workdir = _extract_packed(source)
+        from edgeseg.packed import extract_packed  # late: it imports this module
+
+        workdir = extract_packed(source)
         root = Path(workdir.name)
     else:
         raise BundleError(f"{source} is neither a bundle directory nor a {'/'.join(PACKED_SUFFIXES)} file")
     manifest = _read_manifest(root / MANIFEST_NAME)
     _verify_files(root, manifest)
+    _check_external_data(root, manifest)
     if root != source:
         extra = {p.name for p in root.iterdir()} - set(manifest.files) - {MANIFEST_NAME}
         if extra:
