@@ -20,6 +20,7 @@ from pathlib import Path
 
 from edgeseg.manifest import FileEntry, Manifest, ManifestError, parse_manifest
 from edgeseg.registry import Registry
+from edgeseg.signing import SIGNATURE_NAME, SignatureError, SignatureInfo, check_signature
 
 MANIFEST_NAME = "manifest.json"
 PACKED_SUFFIXES = (".edgeseg", ".tar")
@@ -50,6 +51,8 @@ class Bundle:
     root: Path
     manifest: Manifest
     source: Path
+    #: The verified signature (:mod:`edgeseg.signing`), ``None`` for an unsigned bundle.
+    signature: SignatureInfo | None = None
     # Keeps a packed bundle's extraction directory alive; removed with the Bundle.
     workdir: tempfile.TemporaryDirectory | None = field(default=None, repr=False, compare=False)
 
@@ -66,13 +69,36 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def _read_manifest(path: Path) -> Manifest:
+def _read_small(path: Path, what: str) -> bytes:
+    with open(path, "rb") as f:
+        raw = f.read(MAX_MANIFEST_BYTES + 1)
+    if len(raw) > MAX_MANIFEST_BYTES:
+        raise BundleError(f"{path} is larger than {MAX_MANIFEST_BYTES} bytes; {what} is a few kB")
+    return raw
+
+
+def _read_manifest(path: Path, trust_keys: tuple[str, ...] = ()) -> tuple[Manifest, SignatureInfo | None]:
+    """The validated manifest and its verified signature (see :mod:`edgeseg.signing`)."""
     try:
-        with open(path, "rb") as f:
-            raw = f.read(MAX_MANIFEST_BYTES + 1)
+        raw = _read_small(path, "a manifest")
     except FileNotFoundError:
         raise BundleError(f"bundle {path.parent} has no {MANIFEST_NAME}") from None
-    return manifest_from_bytes(raw, str(path))
+    sig_path = path.parent / SIGNATURE_NAME
+    signature = _read_small(sig_path, "a signature") if sig_path.is_file() else None
+    try:
+        info = check_signature(raw, signature, trust_keys, f"bundle {path.parent}")
+    except SignatureError as exc:
+        raise BundleError(str(exc)) from None
+    return manifest_from_bytes(raw, str(path)), info
+
+
+def require_trusted(bundle: Bundle, trust_keys: tuple[str, ...]) -> None:
+    """Raises BundleError unless ``bundle`` carries a signature by one of ``trust_keys`` (none: no policy)."""
+    if not trust_keys:
+        return
+    if bundle.signature is None or bundle.signature.public_key not in trust_keys:
+        what = "is not signed" if bundle.signature is None else f"is signed by untrusted key {bundle.signature.key_id}"
+        raise BundleError(f"bundle {bundle.source} {what}; the device config trusts only bundles signed by its trust.keys")
 
 
 def manifest_from_bytes(raw: bytes, where: str) -> Manifest:
@@ -139,8 +165,14 @@ def _check_external_data(root: Path, manifest: Manifest) -> None:
             )
 
 
-def load_bundle(path: str | Path) -> Bundle:
+def load_bundle(path: str | Path, *, trust_keys: tuple[str, ...] = ()) -> Bundle:
     """Loads and verifies a bundle directory or packed ``.edgeseg`` / ``.tar`` file.
+
+    Args:
+        path: The bundle.
+        trust_keys: Base64 ed25519 public keys (a device config's
+            ``trust.keys``): when given, the bundle must be signed by one.
+            Without, a present signature is still verified.
 
     Raises:
         BundleError: with the problem named (missing file, hash mismatch,
@@ -160,14 +192,14 @@ def load_bundle(path: str | Path) -> Bundle:
         root = Path(workdir.name)
     else:
         raise BundleError(f"{source} is neither a bundle directory nor a {'/'.join(PACKED_SUFFIXES)} file")
-    manifest = _read_manifest(root / MANIFEST_NAME)
+    manifest, signature = _read_manifest(root / MANIFEST_NAME, tuple(trust_keys))
     _verify_files(root, manifest)
     _check_external_data(root, manifest)
     if root != source:
-        extra = {p.name for p in root.iterdir()} - set(manifest.files) - {MANIFEST_NAME}
+        extra = {p.name for p in root.iterdir()} - set(manifest.files) - {MANIFEST_NAME, SIGNATURE_NAME}
         if extra:
             raise BundleError(f"{source} holds files not listed in its manifest: {sorted(extra)}")
-    return Bundle(root=root, manifest=manifest, source=source, workdir=workdir)
+    return Bundle(root=root, manifest=manifest, source=source, signature=signature, workdir=workdir)
 
 
 def write_bundle(out_dir: str | Path, manifest: Manifest, files: dict[str, Path], *, force: bool = False) -> Bundle:
@@ -205,6 +237,7 @@ def pack_bundle(bundle_dir: str | Path, out_file: str | Path) -> Path:
     bundle = load_bundle(bundle_dir)
     out = Path(out_file)
     with tarfile.open(out, "w:", format=tarfile.PAX_FORMAT) as tar:
-        for name in [MANIFEST_NAME, *bundle.manifest.files]:
+        signed = [SIGNATURE_NAME] if (bundle.root / SIGNATURE_NAME).is_file() else []
+        for name in [MANIFEST_NAME, *signed, *bundle.manifest.files]:
             tar.add(bundle.root / name, arcname=name, recursive=False)
     return out

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from edgeseg import fromdict
-from edgeseg.fromdict import Range
+from edgeseg.fromdict import Pattern, Range, Unique
 from edgeseg.grasp.types import CameraIntrinsics, GripperSpec, TablePlane
 from edgeseg.hook_urls import is_serial, scheme_of
 from edgeseg.manifest import PRECISIONS, known_formats
@@ -229,6 +229,18 @@ class Calibration:
 
 
 @dataclass(frozen=True)
+class TrustOptions:
+    """Which signers this board trusts (see :mod:`edgeseg.signing`).
+
+    Attributes:
+        keys: Base64 ed25519 public keys (``edgeseg sign --generate-key`` prints
+            one). When set, bundles and packages must be signed by one of them.
+    """
+
+    keys: Annotated[tuple[Annotated[str, Pattern("[A-Za-z0-9+/]{43}=")], ...], Unique()] = ()
+
+
+@dataclass(frozen=True)
 class DeviceConfig:
     """Settings of one board.
 
@@ -242,6 +254,7 @@ class DeviceConfig:
         calibration: Camera intrinsics, table plane and hand-eye transform.
         robot: Robot link.
         cell: Pick server, Modbus and MQTT settings.
+        trust: Signing keys bundles and packages must carry (none: no policy).
     """
 
     name: str = "default"
@@ -253,6 +266,7 @@ class DeviceConfig:
     calibration: Calibration = field(default_factory=Calibration)
     robot: RobotLink = field(default_factory=RobotLink)
     cell: CellOptions = field(default_factory=CellOptions)
+    trust: TrustOptions = field(default_factory=TrustOptions)
 
 
 def apply_cpu_affinity(options: BackendOptions) -> tuple[int, ...]:

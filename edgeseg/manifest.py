@@ -176,6 +176,16 @@ class Manifest:
     provenance: dict[str, Any] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
 
+    @property
+    def license(self) -> str:
+        """The model's licence (``provenance.license``, SPDX id such as ``AGPL-3.0``), or ``"unknown"``."""
+        return str(self.provenance.get("license") or "unknown")
+
+    @property
+    def source(self) -> str:
+        """Where the weights came from (``provenance.source``), or ``"unknown"``."""
+        return str(self.provenance.get("source") or "unknown")
+
     def output(self, role: str) -> OutputSpec:
         """Returns the output with ``role`` (validated to exist for the family)."""
         for out in self.outputs:
@@ -233,6 +243,10 @@ def parse_manifest(data: dict[str, Any]) -> Manifest:
     _choice(manifest.format, known_formats(), "format")
     _choice(manifest.precision, PRECISIONS, "precision")
     _check_input(manifest.input)
+    for key in ("license", "source"):
+        value = manifest.provenance.get(key)
+        if value is not None and not isinstance(value, str):
+            raise ManifestError(f"manifest.provenance.{key} must be str, got {type(value).__name__} {value!r}")
     for i, out in enumerate(manifest.outputs):
         ch = out.channels
         if ch is not None and not ch[0] < ch[1]:

@@ -28,6 +28,7 @@ import weakref
 from pathlib import Path
 
 from edgeseg.bundle import MANIFEST_NAME, MAX_MANIFEST_BYTES, BundleError, manifest_from_bytes
+from edgeseg.signing import SIGNATURE_NAME
 
 #: Most members a packed bundle may have (a real one has two to four).
 MAX_MEMBERS = 256
@@ -129,7 +130,7 @@ def extract_packed(path: Path) -> tempfile.TemporaryDirectory:
                 raise BundleError(f"{path}: {MANIFEST_NAME} has {mf.size} bytes; a manifest is a few kB")
             raw = tar.extractfile(mf).read()
             manifest = manifest_from_bytes(raw, f"{path}:{MANIFEST_NAME}")
-            extra = sorted(set(members) - set(manifest.files) - {MANIFEST_NAME})
+            extra = sorted(set(members) - set(manifest.files) - {MANIFEST_NAME, SIGNATURE_NAME})
             if extra:
                 raise BundleError(f"{path} holds files not listed in its manifest: {extra}")
             for name, entry in manifest.files.items():
@@ -146,6 +147,11 @@ def extract_packed(path: Path) -> tempfile.TemporaryDirectory:
             try:
                 dest = Path(workdir.name)
                 (dest / MANIFEST_NAME).write_bytes(raw)
+                sig = members.get(SIGNATURE_NAME)
+                if sig is not None:
+                    if sig.size > MAX_MANIFEST_BYTES:
+                        raise BundleError(f"{path}: {SIGNATURE_NAME} has {sig.size} bytes; a signature is a few hundred")
+                    _copy_exact(tar, sig, dest / SIGNATURE_NAME, path)
                 for name in manifest.files:
                     _copy_exact(tar, members[name], dest / name, path)
             except BaseException:

@@ -228,7 +228,7 @@ def test_cli_package_then_install(tmp_path, built):
     proc = subprocess.run([*edgeseg, "package", str(DEFAULT_BUNDLE), "--device-config", str(cfg), "--out", str(out),
                            "--wheel", str(built["wheel"])], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
-    assert "pinned runtime requirements: numpy==" in proc.stdout
+    assert "pinned runtime requirements: cryptography==" in proc.stdout and " numpy==" in proc.stdout
     root = tmp_path / "root"
     proc = subprocess.run([*edgeseg, "install", str(out), "--root", str(root), "--deps", "none"],
                           capture_output=True, text=True)

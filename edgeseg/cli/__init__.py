@@ -14,7 +14,7 @@ import logging
 import sys
 
 #: Subcommand modules, in the order ``edgeseg --help`` lists them.
-COMMANDS = ("run", "info", "verify", "import_model", "export", "bench", "package", "install", "rollback")
+COMMANDS = ("run", "info", "verify", "sign", "import_model", "export", "bench", "package", "install", "rollback")
 
 
 def build_parser() -> argparse.ArgumentParser:
