@@ -415,7 +415,7 @@ def _split_keep(data: bytes):
 
 
 def message_to_json(msg: Message) -> str:
-    """One JSON line (without newline) for ``msg``; NaN written as null.
+    """One JSON line (without newline) for ``msg``; NaN and infinities written as null.
 
     Floats are the float32 values the binary frame carries, written with the
     fewest digits that read back to the same float32 (``np.float32(json) ==
@@ -443,7 +443,7 @@ def _float32(x: float) -> float:
 
 def _nan_to_none(x):
     if isinstance(x, float):
-        return None if math.isnan(x) else _float32(x)
+        return _float32(x) if math.isfinite(x) else None  # JSON has no NaN or infinity (docs/protocol.md)
     if isinstance(x, dict):
         return {k: _nan_to_none(v) for k, v in x.items()}
     if isinstance(x, list):

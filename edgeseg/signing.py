@@ -28,12 +28,15 @@ import base64
 import hashlib
 import io
 import json
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
 from edgeseg.fromdict import Pattern, from_dict
+
+log = logging.getLogger(__name__)
 
 SIGNATURE_NAME = "signature.json"
 _B64_32 = "[A-Za-z0-9+/]{43}="
@@ -158,7 +161,14 @@ def check_signature(data: bytes, signature: bytes | None, trust_keys: tuple[str,
     if trust_keys and doc.public_key not in trust_keys:
         raise SignatureError(f"{what} is signed by key {kid}, which the device config does not trust "
                              f"(trusted: {[key_id(k) for k in trust_keys]})")
-    ed25519, _, invalid = _crypto()
+    try:
+        ed25519, _, invalid = _crypto()
+    except ImportError:  # e.g. the standard-library installer on a fresh board
+        if trust_keys:
+            raise SignatureError(f"checking the signature of {what} needs the cryptography package "
+                                 "(pip install cryptography, or apt install python3-cryptography)") from None
+        log.warning("%s is signed by key %s, but cryptography is not installed: signature not checked", what, kid)
+        return None
     try:
         ed25519.Ed25519PublicKey.from_public_bytes(base64.b64decode(doc.public_key)).verify(
             base64.b64decode(doc.signature), data)

@@ -236,9 +236,21 @@ class PackedTarget:
         return ok
 
 
+def wire_frame(data: bytes) -> bytes:
+    """Protocol input -> wire bytes. First byte even: the rest is a raw frame body, given a valid CRC
+    and COBS framing (so mutations reach the record parser, not only the CRC check); odd: wire bytes as they are."""
+    from edgeseg import protocol
+
+    if not data or data[0] & 1:
+        return data[1:]
+    raw = data[1:-2] if len(data) > 3 else data[1:]
+    return protocol.cobs_encode(raw + protocol.CRC.pack(protocol.crc16(raw))) + b"\x00"
+
+
 def protocol_target(data: bytes) -> bool:
     from edgeseg import protocol
 
+    data = wire_frame(data)
     dec = protocol.StreamDecoder()
     msgs = dec.feed(data) + dec.feed(b"\x00")
     for msg in msgs:
@@ -259,7 +271,8 @@ def protocol_seeds() -> list[bytes]:
     from edgeseg import protocol
     from edgeseg.protocol_examples import examples
 
-    return [protocol.encode(msg) for _, msg in examples().values()]
+    raws = [protocol.encode_raw(msg) for _, msg in examples().values()]
+    return [b"\x00" + r for r in raws] + [b"\x01" + protocol.cobs_encode(r) + b"\x00" for r in raws]
 
 
 def build_c_decoder(out_dir: Path) -> Path | None:
@@ -277,7 +290,7 @@ def c_batch(exe: Path) -> Callable[[list[bytes]], list[str]]:
     """Feeds a batch of inputs (each ends in a delimiter) to one sanitized decoder process."""
 
     def run(inputs: list[bytes]) -> list[str]:
-        stream = b"".join(x + b"\x00" for x in inputs)
+        stream = b"".join(wire_frame(x) + b"\x00" for x in inputs)
         env = dict(os.environ, ASAN_OPTIONS="detect_leaks=0:abort_on_error=0", UBSAN_OPTIONS="halt_on_error=1")
         proc = subprocess.run([str(exe)], input=stream, capture_output=True, timeout=120, env=env)
         err = proc.stderr.decode(errors="replace")

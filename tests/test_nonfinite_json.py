@@ -41,3 +41,15 @@ def test_json_text_writes_non_finite_values_as_null():
         '{"a": 1.5, "b": [null, null], "c": {"d": null}}'
     )
     assert json_text({"a": [1, 2.5]}) == json.dumps({"a": [1, 2.5]})
+
+
+def test_protocol_json_writes_infinities_as_null_instead_of_raising():
+    from edgeseg import protocol
+    from edgeseg.protocol_examples import examples
+
+    msg = next(m for _, m in examples().values() if m.grasps)
+    g = msg.grasps[0]
+    bad = type(g)(**{**g.__dict__, "score": float("inf"), "angle": -float("inf")})
+    wire = protocol.encode(type(msg)(**{**msg.__dict__, "grasps": (bad, *msg.grasps[1:])}))
+    doc = json.loads(protocol.message_to_json(protocol.decode(wire)))
+    assert doc["grasps"][0]["score"] is None and doc["grasps"][0]["angle"] is None

@@ -41,6 +41,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgeseg import fromdict, signing
 from edgeseg.bundle import MANIFEST_NAME, load_bundle
 from edgeseg.deploy import install, rollback, verify
 from edgeseg.deploy.verify import PACKAGE_MANIFEST, SCHEMA, PackageError, parse_package_manifest
@@ -302,6 +303,8 @@ def build_package(
         for module in (Path(verify.__file__).with_name("__init__.py"), Path(verify.__file__), Path(install.__file__),
                        Path(rollback.__file__)):
             members[f"installer/edgeseg/deploy/{module.name}"] = (module, 0o644)
+        for module in (Path(signing.__file__), Path(fromdict.__file__)):  # package signatures (standard library +
+            members[f"installer/edgeseg/{module.name}"] = (module, 0o644)  # cryptography when one is checked)
 
         files = {name: _file_entry(p, mode) for name, (p, mode) in members.items()}
         content = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:12]
