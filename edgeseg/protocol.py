@@ -36,7 +36,10 @@ NO_TRACK = 0xFFFFFFFF
 ACK_BODY = struct.Struct("<HBB")  # acked_seq status reserved
 CRC = struct.Struct("<H")
 MAX_RECORDS = 255
-MAX_FRAME = 4096  # longest raw (un-COBSed) frame this decoder accepts, bytes
+#: Longest raw (un-COBSed) frame, bytes: header, MAX_RECORDS records with every block, ACK body, CRC. The
+#: encoder refuses longer frames and the stream decoder accepts every frame the encoder builds.
+MAX_FRAME = (HEADER.size + MAX_RECORDS * (BASE_RECORD.size + CAMERA_BLOCK.size + ROBOT_BLOCK.size + TRACK_BLOCK.size)
+             + ACK_BODY.size + CRC.size)
 
 
 class MsgType(IntEnum):
@@ -287,6 +290,9 @@ def encode_raw(msg: Message) -> bytes:
         out += ACK_BODY.pack(msg.acked_seq & 0xFFFF, msg.ack_status, 0)
     else:
         out += msg.body
+    if len(out) + CRC.size > MAX_FRAME:
+        raise ValueError(f"frame would be {len(out) + CRC.size} bytes, longer than the protocol's {MAX_FRAME} "
+                         f"(body of {len(msg.body)} bytes)")
     out += CRC.pack(crc16(bytes(out)))
     return bytes(out)
 
