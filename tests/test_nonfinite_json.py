@@ -53,3 +53,19 @@ def test_protocol_json_writes_infinities_as_null_instead_of_raising():
     wire = protocol.encode(type(msg)(**{**msg.__dict__, "grasps": (bad, *msg.grasps[1:])}))
     doc = json.loads(protocol.message_to_json(protocol.decode(wire)))
     assert doc["grasps"][0]["score"] is None and doc["grasps"][0]["angle"] is None
+
+
+def test_a_jsonl_file_left_with_a_partial_line_gets_whole_lines_only(tmp_path):
+    """A run killed mid-line left a torn tail: the next run's first line does not glue onto it."""
+    from edgeseg.safe_write import append_line, open_lines
+
+    path = tmp_path / "frames.jsonl"
+    path.write_bytes(b'{"frame_id": 1}\n{"frame_id": 2, "inst')
+    with open_lines(path) as fh:
+        append_line(fh, b'{"frame_id": 3}\n')
+        append_line(fh, b'{"frame_id": 4}\n')
+    assert [json.loads(line)["frame_id"] for line in path.read_text().splitlines()] == [1, 3, 4]
+    path.write_bytes(b'no newline at all')
+    with open_lines(path) as fh:
+        append_line(fh, b'{"frame_id": 5}\n')
+    assert path.read_bytes() == b'{"frame_id": 5}\n'

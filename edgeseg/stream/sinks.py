@@ -18,7 +18,7 @@ from typing import Protocol, TextIO
 import cv2
 
 from edgeseg.result import json_text
-from edgeseg.safe_write import append_line, write_atomic
+from edgeseg.safe_write import append_line, open_lines, write_atomic
 from edgeseg.stream.record import FrameRecord, Renderer
 
 log = logging.getLogger("edgeseg.run")
@@ -106,7 +106,7 @@ class JsonlSink:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self._fh = None if path == "-" else open(path, "ab", buffering=0)  # noqa: SIM115
+        self._fh = None if path == "-" else open_lines(path)
 
     def write(self, record: FrameRecord) -> None:
         line = json_text(record.to_dict()) + "\n"
