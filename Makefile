@@ -9,7 +9,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check
 SRC    := pyproject.toml $(wildcard setup.py) $(wildcard edgeseg/_c/*.c edgeseg/_c/*.h)
 
-.PHONY: demo test install install-dev lint clean arm64-check mosquitto
+.PHONY: demo test install install-dev lint clean arm64-check mosquitto fuzz
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,11 @@ mosquitto:
 test: $(VENV)/.dev mosquitto
 	$(VENV)/bin/ruff check edgeseg export tests benchmarks
 	$(PY) -m pytest -q
+
+# Longer fuzzing than the 2 s per target of `make test` (README, "Reliability"); FUZZ_SECONDS per target.
+FUZZ_SECONDS ?= 300
+fuzz: $(VENV)/.dev
+	$(PY) scripts/fuzz.py --seconds $(FUZZ_SECONDS) --out benchmarks/results/fuzz.json
 
 # Slow (minutes), needs root and the package index: the deploy package on an
 # emulated arm64 Debian root (see README, "Deploying to a board").

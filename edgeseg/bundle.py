@@ -17,11 +17,20 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgeseg.filecheck import ArchiveError, check_members, sha256_file
+from edgeseg.filecheck import sha256_file
 from edgeseg.manifest import FileEntry, Manifest, ManifestError, parse_manifest
+from edgeseg.registry import Registry
+from edgeseg.signing import SIGNATURE_NAME, SignatureError, SignatureInfo, check_signature
 
 MANIFEST_NAME = "manifest.json"
 PACKED_SUFFIXES = (".edgeseg", ".tar")
+#: Manifest ``format`` -> ``reader(model_path) -> [external file locations]`` for formats
+#: whose runtime opens files the model names (ONNX external data).
+EXTERNAL_DATA: Registry = Registry(
+    "external-data reader", {"onnx": "edgeseg.backends.onnx_external:external_files"}
+)
+#: Largest manifest read (a real one is a few kB).
+MAX_MANIFEST_BYTES = 1 << 20
 
 
 class BundleError(ValueError):
@@ -42,6 +51,8 @@ class Bundle:
     root: Path
     manifest: Manifest
     source: Path
+    #: The verified signature (:mod:`edgeseg.signing`), ``None`` for an unsigned bundle.
+    signature: SignatureInfo | None = None
     # Keeps a packed bundle's extraction directory alive; removed with the Bundle.
     workdir: tempfile.TemporaryDirectory | None = field(default=None, repr=False, compare=False)
 
@@ -50,19 +61,58 @@ class Bundle:
         return self.root / self.manifest.model
 
 
-def _read_manifest(path: Path) -> Manifest:
+def _read_small(path: Path, what: str) -> bytes:
+    with open(path, "rb") as f:
+        raw = f.read(MAX_MANIFEST_BYTES + 1)
+    if len(raw) > MAX_MANIFEST_BYTES:
+        raise BundleError(f"{path} is larger than {MAX_MANIFEST_BYTES} bytes; {what} is a few kB")
+    return raw
+
+
+def _read_manifest(path: Path, trust_keys: tuple[str, ...] = ()) -> tuple[Manifest, SignatureInfo | None]:
+    """The validated manifest and its verified signature (see :mod:`edgeseg.signing`)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = _read_small(path, "a manifest")
     except FileNotFoundError:
         raise BundleError(f"bundle {path.parent} has no {MANIFEST_NAME}") from None
+    sig_path = path.parent / SIGNATURE_NAME
+    signature = _read_small(sig_path, "a signature") if sig_path.is_file() else None
     try:
-        data = json.loads(text)
+        info = check_signature(raw, signature, trust_keys, f"bundle {path.parent}")
+    except SignatureError as exc:
+        raise BundleError(str(exc)) from None
+    return manifest_from_bytes(raw, str(path)), info
+
+
+def require_trusted(bundle: Bundle, trust_keys: tuple[str, ...]) -> None:
+    """Raises BundleError unless ``bundle`` carries a signature by one of ``trust_keys`` (none: no policy)."""
+    if not trust_keys:
+        return
+    if bundle.signature is None or bundle.signature.public_key not in trust_keys:
+        what = "is not signed" if bundle.signature is None else f"is signed by untrusted key {bundle.signature.key_id}"
+        raise BundleError(f"bundle {bundle.source} {what}; the device config trusts only bundles signed by its trust.keys")
+
+
+def manifest_from_bytes(raw: bytes, where: str) -> Manifest:
+    """Parses and validates manifest bytes read from ``where`` (a path, for messages).
+
+    Raises:
+        BundleError: too large, not UTF-8, not JSON, nested too deeply, or invalid.
+    """
+    if len(raw) > MAX_MANIFEST_BYTES:
+        raise BundleError(f"{where} is larger than {MAX_MANIFEST_BYTES} bytes; a manifest is a few kB")
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise BundleError(f"{where} is not UTF-8 text: {exc}") from None
     except json.JSONDecodeError as exc:
-        raise BundleError(f"{path} is not valid JSON (truncated or corrupt?): {exc}") from None
+        raise BundleError(f"{where} is not valid JSON (truncated or corrupt?): {exc}") from None
+    except RecursionError:
+        raise BundleError(f"{where} is nested too deeply to be a manifest") from None
     try:
         return parse_manifest(data)
     except ManifestError as exc:
-        raise BundleError(f"{path}: {exc}") from None
+        raise BundleError(f"{where}: {exc}") from None
 
 
 def _verify_files(root: Path, manifest: Manifest) -> None:
@@ -87,25 +137,24 @@ def _verify_files(root: Path, manifest: Manifest) -> None:
             )
 
 
-def _extract_packed(path: Path) -> tempfile.TemporaryDirectory:
-    """Extracts a packed bundle into a fresh private directory, safely."""
+def _check_external_data(root: Path, manifest: Manifest) -> None:
+    """Refuses a model that names weight files the manifest does not list (and so did not hash)."""
+    if manifest.format not in EXTERNAL_DATA:
+        return
     try:
-        tar = tarfile.open(path, "r:")
-    except (tarfile.TarError, OSError) as exc:
-        raise BundleError(f"{path} is not a readable bundle archive: {exc}") from None
-    workdir = tempfile.TemporaryDirectory(prefix="edgeseg-bundle-")
-    dest = Path(workdir.name)
-    try:
-        with tar:
-            try:
-                check_members(tar.getmembers(), what="bundle", top_level=True)
-            except ArchiveError as exc:
-                raise BundleError(f"{path}: {exc} (make .edgeseg files with `edgeseg pack BUNDLE_DIR OUT.edgeseg`)") from None
-            tar.extractall(dest, filter="data")
-    except BaseException:
-        workdir.cleanup()
-        raise
-    return workdir
+        locations = EXTERNAL_DATA.get(manifest.format)(root / manifest.model)
+    except ValueError as exc:
+        raise BundleError(f"bundle model {manifest.model!r} is not a well-formed {manifest.format} file: {exc}") from None
+    model_dir = Path(manifest.model).parent
+    for loc in locations:
+        rel = model_dir / loc
+        if Path(loc).is_absolute() or ".." in rel.parts:
+            raise BundleError(f"bundle model {manifest.model!r} names external data {loc!r} outside the bundle")
+        if rel.as_posix() not in manifest.files:
+            raise BundleError(
+                f"bundle model {manifest.model!r} loads external data {loc!r}, which the manifest's 'files' "
+                "does not list with a hash; refusing unverified weights (re-export, or list it)"
+            )
 
 
 def check_bundle_paths(paths: list[str | Path]) -> None:
@@ -120,8 +169,14 @@ def check_bundle_paths(paths: list[str | Path]) -> None:
                           + ", ".join(bad))
 
 
-def load_bundle(path: str | Path) -> Bundle:
+def load_bundle(path: str | Path, *, trust_keys: tuple[str, ...] = ()) -> Bundle:
     """Loads and verifies a bundle directory or packed ``.edgeseg`` / ``.tar`` file.
+
+    Args:
+        path: The bundle.
+        trust_keys: Base64 ed25519 public keys (a device config's
+            ``trust.keys``): when given, the bundle must be signed by one.
+            Without, a present signature is still verified.
 
     Raises:
         BundleError: with the problem named (missing file, hash mismatch,
@@ -135,17 +190,20 @@ def load_bundle(path: str | Path) -> Bundle:
     if source.is_dir():
         root = source
     elif source.suffix in PACKED_SUFFIXES:
-        workdir = _extract_packed(source)
+        from edgeseg.packed import extract_packed  # late: it imports this module
+
+        workdir = extract_packed(source)
         root = Path(workdir.name)
     else:
         raise BundleError(f"{source} is neither a bundle directory nor a {'/'.join(PACKED_SUFFIXES)} file")
-    manifest = _read_manifest(root / MANIFEST_NAME)
+    manifest, signature = _read_manifest(root / MANIFEST_NAME, tuple(trust_keys))
     _verify_files(root, manifest)
+    _check_external_data(root, manifest)
     if root != source:
-        extra = {p.name for p in root.iterdir()} - set(manifest.files) - {MANIFEST_NAME}
+        extra = {p.name for p in root.iterdir()} - set(manifest.files) - {MANIFEST_NAME, SIGNATURE_NAME}
         if extra:
             raise BundleError(f"{source} holds files not listed in its manifest: {sorted(extra)}")
-    return Bundle(root=root, manifest=manifest, source=source, workdir=workdir)
+    return Bundle(root=root, manifest=manifest, source=source, signature=signature, workdir=workdir)
 
 
 def write_bundle(out_dir: str | Path, manifest: Manifest, files: dict[str, Path], *, force: bool = False) -> Bundle:
@@ -183,6 +241,7 @@ def pack_bundle(bundle_dir: str | Path, out_file: str | Path) -> Path:
     bundle = load_bundle(bundle_dir)
     out = Path(out_file)
     with tarfile.open(out, "w:", format=tarfile.PAX_FORMAT) as tar:
-        for name in [MANIFEST_NAME, *bundle.manifest.files]:
+        signed = [SIGNATURE_NAME] if (bundle.root / SIGNATURE_NAME).is_file() else []
+        for name in [MANIFEST_NAME, *signed, *bundle.manifest.files]:
             tar.add(bundle.root / name, arcname=name, recursive=False)
     return out

@@ -17,14 +17,13 @@ child's keys are merged over it: mappings merge key by key, everything else
 
 from __future__ import annotations
 
-import dataclasses
 import os
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+from edgeseg import fromdict
+from edgeseg.fromdict import Pattern, Range, Unique
 from edgeseg.grasp.types import CameraIntrinsics, GripperSpec, TablePlane
 from edgeseg.hook_urls import is_serial, scheme_of
 from edgeseg.manifest import PRECISIONS, known_formats
@@ -88,8 +87,8 @@ class BackendOptions:
         xnnpack: Use the XNNPACK delegate for TFLite bundles.
     """
 
-    threads: int = 0
-    cpu_affinity: tuple[int, ...] = ()
+    threads: Annotated[int, Range(0, 1024)] = 0
+    cpu_affinity: tuple[Annotated[int, Range(0, 4095)], ...] = ()
     graph_optimization: str = "all"
     providers: tuple[ProviderSpec, ...] = (ProviderSpec("CPUExecutionProvider"),)
     xnnpack: bool = True
@@ -122,8 +121,8 @@ class CameraOptions:
     """
 
     source: str = "camera:0"
-    width: int = 640
-    height: int = 480
+    width: Annotated[int, Range(1, 16384)] = 640
+    height: Annotated[int, Range(1, 16384)] = 480
     fps: float = 30.0
 
     def __post_init__(self) -> None:
@@ -230,6 +229,18 @@ class Calibration:
 
 
 @dataclass(frozen=True)
+class TrustOptions:
+    """Which signers this board trusts (see :mod:`edgeseg.signing`).
+
+    Attributes:
+        keys: Base64 ed25519 public keys (``edgeseg sign --generate-key`` prints
+            one). When set, bundles and packages must be signed by one of them.
+    """
+
+    keys: Annotated[tuple[Annotated[str, Pattern("[A-Za-z0-9+/]{43}=")], ...], Unique()] = ()
+
+
+@dataclass(frozen=True)
 class DeviceConfig:
     """Settings of one board.
 
@@ -243,6 +254,7 @@ class DeviceConfig:
         calibration: Camera intrinsics, table plane and hand-eye transform.
         robot: Robot link.
         cell: Pick server, Modbus and MQTT settings.
+        trust: Signing keys bundles and packages must carry (none: no policy).
     """
 
     name: str = "default"
@@ -254,6 +266,7 @@ class DeviceConfig:
     calibration: Calibration = field(default_factory=Calibration)
     robot: RobotLink = field(default_factory=RobotLink)
     cell: CellOptions = field(default_factory=CellOptions)
+    trust: TrustOptions = field(default_factory=TrustOptions)
 
 
 def apply_cpu_affinity(options: BackendOptions) -> tuple[int, ...]:
@@ -272,75 +285,14 @@ def apply_cpu_affinity(options: BackendOptions) -> tuple[int, ...]:
     return tuple(sorted(os.sched_getaffinity(0)))
 
 
-def _type_name(tp: Any) -> str:
-    return getattr(tp, "__name__", str(tp))
-
-
-def _convert(value: Any, tp: Any, where: str) -> Any:
-    """Converts parsed YAML ``value`` to annotation ``tp``, or raises ConfigError."""
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _convert(value, arg, where)
-            except ConfigError as exc:
-                errors.append(str(exc))
-        raise ConfigError(errors[0] if errors else f"{where}: bad value {value!r}")
-    if origin is typing.Literal:
-        if value not in args:
-            raise ConfigError(f"{where} must be one of {list(args)}, got {value!r}")
-        return value
-    if dataclasses.is_dataclass(tp):
-        return from_dict(tp, value, where)
-    if origin is tuple:
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where} must be a list, got {type(value).__name__}")
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_convert(v, args[0], f"{where}[{i}]") for i, v in enumerate(value))
-        if len(value) != len(args):
-            raise ConfigError(f"{where} must have {len(args)} items, got {len(value)}")
-        return tuple(_convert(v, t, f"{where}[{i}]") for i, (v, t) in enumerate(zip(value, args, strict=True)))
-    if origin is dict or tp is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{where} must be a mapping, got {type(value).__name__}")
-        if len(args) == 2:
-            return {_convert(k, args[0], where): _convert(v, args[1], f"{where}.{k}") for k, v in value.items()}
-        return dict(value)
-    if tp is Any:
-        return value
-    if tp is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if tp in (int, float, str, bool):
-        if not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
-            raise ConfigError(f"{where} must be {_type_name(tp)}, got {type(value).__name__} {value!r}")
-        return value
-    raise ConfigError(f"{where}: unsupported field type {tp}")
-
-
 def from_dict(cls: type, data: Any, where: str = "config") -> Any:
-    """Builds dataclass ``cls`` from a mapping, rejecting unknown keys.
+    """Builds dataclass ``cls`` from a mapping with :func:`edgeseg.fromdict.from_dict`.
 
     Raises:
-        ConfigError: naming the offending key path (``where.key``).
+        ConfigError: naming the offending key path (``where.key``), what was
+            expected and what was found.
     """
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where} must be a mapping, got {type(data).__name__}")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise ConfigError(f"{where} has unknown key(s) {unknown}; allowed: {sorted(names)}")
-    kwargs = {k: _convert(v, hints[k], f"{where}.{k}") for k, v in data.items()}
-    try:
-        return cls(**kwargs)
-    except ValueError as exc:  # ConfigError, or a ValueError from a shared type such as GripperSpec
-        raise ConfigError(f"{where}: {exc}") from None
+    return fromdict.from_dict(cls, data, where, error=ConfigError)
 
 
 def _merge(base: dict, over: dict) -> dict:
@@ -366,6 +318,10 @@ def _read_raw(path: Path, chain: tuple[Path, ...] = ()) -> dict:
         raise ConfigError(f"device config {path} does not exist{where}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"device config {path} is not valid YAML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"device config {path} is not UTF-8 text: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"device config {path} is nested too deeply to be a config") from None
     data = {} if data is None else data
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: config must be a mapping, got {type(data).__name__}")

@@ -29,14 +29,20 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
+
+from edgeseg.fromdict import Length, NonEmpty, Pattern, Range, Unique, from_dict
 
 SCHEMA_VERSION = 1
 
 PRECISIONS = ("fp32", "fp16", "int8", "mixed")
 INPUT_LAYOUTS = ("NCHW", "NHWC")
 INPUT_DTYPES = ("float32", "float16", "uint8", "int8")
+#: Largest input height or width: a 4096x4096 float32 input is 200 MB; beyond, one frame
+#: could take gigabytes before anything else fails.
+MAX_INPUT_SIDE = 4096
 
 
 def known_formats() -> tuple[str, ...]:
@@ -44,6 +50,16 @@ def known_formats() -> tuple[str, ...]:
     from edgeseg.backends import BACKENDS  # late: backends import this module
 
     return tuple(BACKENDS.names())
+
+
+#: Upper bounds of the integer counts (the C decoder allocates by them).
+MAX_DETECTIONS = 10_000
+MAX_PRE_NMS_TOPK = 1_000_000
+#: Largest bundle file listed (1 TiB): a bound, not a goal.
+MAX_FILE_SIZE = 1 << 40
+
+_Mean = Annotated[float, Range(-255, 255)]
+_Std = Annotated[float, Range(0, 255, lo_open=True)]
 
 
 class ManifestError(ValueError):
@@ -54,15 +70,15 @@ class ManifestError(ValueError):
 class Quant:
     """Affine quantization of a tensor: ``real = scale * (q - zero_point)``."""
 
-    scale: float
-    zero_point: int
+    scale: Annotated[float, Range(0, None, lo_open=True)]
+    zero_point: Annotated[int, Range(-32768, 65535)]
 
 
 @dataclass(frozen=True)
 class Letterbox:
     """How the input is letterboxed: aspect kept, padded with ``pad_value``."""
 
-    pad_value: int = 114
+    pad_value: Annotated[int, Range(0, 255)] = 114
     center: bool = True
 
 
@@ -70,14 +86,15 @@ class Letterbox:
 class InputSpec:
     """The model input tensor and how to fill it from a BGR uint8 image."""
 
-    name: str
-    shape: tuple[int, ...]
+    name: Annotated[str, NonEmpty]
+    shape: tuple[Annotated[int, Range(1, MAX_INPUT_SIDE)], ...]
     layout: str = "NCHW"
     dtype: str = "float32"
     color: str = "RGB"
-    scale: float = 1.0 / 255.0
-    mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
-    std: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    #: uint8 pixel -> model units, ``(0, 1]``.
+    scale: Annotated[float, Range(0, 1, lo_open=True)] = 1.0 / 255.0
+    mean: tuple[_Mean, _Mean, _Mean] = (0.0, 0.0, 0.0)
+    std: tuple[_Std, _Std, _Std] = (1.0, 1.0, 1.0)
     letterbox: Letterbox = field(default_factory=Letterbox)
     quant: Quant | None = None
 
@@ -94,7 +111,7 @@ class InputSpec:
 class OutputSpec:
     """One model output: its tensor name, its role for the decoder, its layout."""
 
-    name: str
+    name: Annotated[str, NonEmpty]
     role: str
     layout: str
     encoding: str | None = None  # boxes only
@@ -105,25 +122,25 @@ class OutputSpec:
     #: ``[start, stop)`` channels of a tensor shared with other roles (Ultralytics'
     #: ``output0``: boxes 0:4, scores 4:4+nc, coefficients after), or ``None``
     #: for a tensor of its own. Read as a zero-copy view.
-    channels: tuple[int, int] | None = None
+    channels: tuple[Annotated[int, Range(0, 1 << 20)], Annotated[int, Range(0, 1 << 20)]] | None = None
 
 
 @dataclass(frozen=True)
 class Anchors:
     """Anchor-point grid for ``ltrb`` boxes: one point per cell per stride, row-major."""
 
-    strides: tuple[int, ...] = (8, 16, 32)
-    offset: float = 0.5
+    strides: Annotated[tuple[Annotated[int, Range(1, 1024)], ...], Length(1, 16)] = (8, 16, 32)
+    offset: Annotated[float, Range(0, 1)] = 0.5
 
 
 @dataclass(frozen=True)
 class Thresholds:
     """Default decode settings; a caller may override each per call."""
 
-    score: float = 0.25
-    iou: float = 0.5
-    max_detections: int = 100
-    pre_nms_topk: int = 1000
+    score: Annotated[float, Range(0, 1)] = 0.25
+    iou: Annotated[float, Range(0, 1, lo_open=True)] = 0.5
+    max_detections: Annotated[int, Range(1, MAX_DETECTIONS)] = 100
+    pre_nms_topk: Annotated[int, Range(1, MAX_PRE_NMS_TOPK)] = 1000
     class_agnostic: bool = False
     #: Keep scores ``> score`` (Ultralytics) instead of ``>= score``.
     score_strict: bool = False
@@ -135,27 +152,39 @@ class Thresholds:
 
 @dataclass(frozen=True)
 class FileEntry:
-    sha256: str
-    size: int
+    """sha256 (lowercase hex) and size in bytes of one bundle file."""
+
+    sha256: Annotated[str, Pattern("[0-9a-f]{64}")]
+    size: Annotated[int, Range(0, MAX_FILE_SIZE)]
 
 
 @dataclass(frozen=True)
 class Manifest:
     """A parsed, validated bundle manifest (schema version 1)."""
 
-    name: str
+    name: Annotated[str, NonEmpty]
     family: str
     format: str
     precision: str
-    model: str
+    model: Annotated[str, NonEmpty]
     input: InputSpec
-    outputs: tuple[OutputSpec, ...]
-    classes: tuple[str, ...]
+    outputs: Annotated[tuple[OutputSpec, ...], Length(1, 64)]
+    classes: Annotated[tuple[Annotated[str, NonEmpty], ...], Length(1, 10_000), Unique()]
     anchors: Anchors | None = None
     thresholds: Thresholds = field(default_factory=Thresholds)
     files: dict[str, FileEntry] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
+
+    @property
+    def license(self) -> str:
+        """The model's licence (``provenance.license``, SPDX id such as ``AGPL-3.0``), or ``"unknown"``."""
+        return str(self.provenance.get("license") or "unknown")
+
+    @property
+    def source(self) -> str:
+        """Where the weights came from (``provenance.source``), or ``"unknown"``."""
+        return str(self.provenance.get("source") or "unknown")
 
     def output(self, role: str) -> OutputSpec:
         """Returns the output with ``role`` (validated to exist for the family)."""
@@ -179,143 +208,72 @@ class Manifest:
 # --------------------------------------------------------------------------- parsing
 
 
-def _require(d: dict, key: str, where: str) -> Any:
-    if key not in d:
-        raise ManifestError(f"manifest {where} is missing required key {key!r}")
-    return d[key]
-
-
 def _choice(value: Any, allowed: tuple[str, ...], what: str) -> str:
     if value not in allowed:
-        raise ManifestError(f"manifest {what} must be one of {list(allowed)}, got {value!r}")
+        raise ManifestError(f"manifest.{what} must be one of {list(allowed)}, got {value!r}")
     return value
-
-
-def _build(cls: type, d: Any, where: str, **nested: Any) -> Any:
-    """Builds dataclass ``cls`` from dict ``d``, rejecting unknown keys."""
-    if not isinstance(d, dict):
-        raise ManifestError(f"manifest {where} must be an object, got {type(d).__name__}")
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(d) - names
-    if unknown:
-        raise ManifestError(f"manifest {where} has unknown keys {sorted(unknown)}")
-    kwargs = dict(d)
-    kwargs.update(nested)
-    for key, value in kwargs.items():
-        if isinstance(value, list):
-            kwargs[key] = tuple(value)
-    try:
-        return cls(**kwargs)
-    except TypeError as exc:
-        raise ManifestError(f"manifest {where}: {exc}") from None
-
-
-def _quant(d: Any, where: str) -> Quant | None:
-    return None if d is None else _build(Quant, d, f"{where}.quant")
 
 
 def parse_manifest(data: dict[str, Any]) -> Manifest:
     """Validates a decoded manifest JSON object and returns a :class:`Manifest`.
 
+    Types and ranges come from the dataclass annotations
+    (:func:`edgeseg.fromdict.from_dict`); the cross-checks that span fields
+    are here and in the family's :meth:`~edgeseg.families.base.Family.check`.
+
     Raises:
-        ManifestError: naming the first problem found (missing key, unknown
-            schema version, bad value, output roles that don't fit the family).
+        ManifestError: naming the first problem found (key path, what was
+            expected, what was found): missing key, unknown schema version,
+            bad type or value, output roles that don't fit the family.
     """
     if not isinstance(data, dict):
         raise ManifestError(f"manifest must be a JSON object, got {type(data).__name__}")
-    version = _require(data, "schema_version", "root")
-    if version != SCHEMA_VERSION:
+    if "schema_version" not in data:
+        raise ManifestError("manifest is missing required key 'schema_version'")
+    version = data["schema_version"]
+    if version != SCHEMA_VERSION or isinstance(version, bool):
         raise ManifestError(
             f"unsupported manifest schema_version {version!r}; this edgeseg reads version "
             f"{SCHEMA_VERSION} (re-export the bundle, or upgrade edgeseg)"
         )
     from edgeseg.families import FAMILIES  # late: families import this module
 
-    family = _require(data, "family", "root")
-    if family not in FAMILIES:
-        raise ManifestError(f"manifest family must be one of {FAMILIES.names()}, got {family!r}")
-    _choice(_require(data, "format", "root"), known_formats(), "format")
-    _choice(_require(data, "precision", "root"), PRECISIONS, "precision")
+    manifest = from_dict(Manifest, data, "manifest", error=ManifestError)
+    _choice(manifest.family, tuple(FAMILIES.names()), "family")
+    _choice(manifest.format, known_formats(), "format")
+    _choice(manifest.precision, PRECISIONS, "precision")
+    _check_input(manifest.input)
+    for key in ("license", "source"):
+        value = manifest.provenance.get(key)
+        if value is not None and not isinstance(value, str):
+            raise ManifestError(f"manifest.provenance.{key} must be str, got {type(value).__name__} {value!r}")
+    for i, out in enumerate(manifest.outputs):
+        ch = out.channels
+        if ch is not None and not ch[0] < ch[1]:
+            raise ManifestError(f"manifest.outputs[{i}].channels must be [start, stop) with start < stop, got {list(ch)}")
+    _check_shared(manifest.outputs)
+    FAMILIES.get(manifest.family).check(manifest)
+    return manifest
 
-    raw_in = dict(_require(data, "input", "root"))
-    inp = _build(
-        InputSpec,
-        raw_in,
-        "input",
-        letterbox=_build(Letterbox, raw_in.get("letterbox", {}), "input.letterbox"),
-        quant=_quant(raw_in.get("quant"), "input"),
-    )
+
+def _check_input(inp: InputSpec) -> None:
     _choice(inp.layout, INPUT_LAYOUTS, "input.layout")
     _choice(inp.dtype, INPUT_DTYPES, "input.dtype")
     _choice(inp.color, ("RGB", "BGR"), "input.color")
-    if len(inp.shape) != 4 or any(not isinstance(s, int) or s <= 0 for s in inp.shape):
-        raise ManifestError(f"manifest input.shape must be 4 positive ints, got {list(inp.shape)}")
+    if len(inp.shape) != 4 or inp.shape[0] != 1:
+        raise ManifestError(f"manifest.input.shape must be 4 positive ints, batch 1, got {list(inp.shape)}")
     channels = inp.shape[1] if inp.layout == "NCHW" else inp.shape[3]
     if channels != 3:
-        raise ManifestError(f"manifest input.shape has {channels} channels for layout {inp.layout}, expected 3")
+        raise ManifestError(f"manifest.input.shape has {channels} channels for layout {inp.layout}, expected 3")
     if inp.dtype in ("uint8", "int8") and inp.quant is None:
-        raise ManifestError(f"manifest input.dtype {inp.dtype} needs input.quant (scale, zero_point)")
-
-    raw_outs = _require(data, "outputs", "root")
-    if not isinstance(raw_outs, list) or not raw_outs:
-        raise ManifestError("manifest outputs must be a non-empty list")
-    outputs = tuple(_output(o, f"outputs[{i}]") for i, o in enumerate(raw_outs))
-    _check_shared(outputs)
-
-    anchors = None
-    if data.get("anchors") is not None:
-        anchors = _build(Anchors, data["anchors"], "anchors")
-        if not anchors.strides or any(not isinstance(s, int) or s <= 0 for s in anchors.strides):
-            raise ManifestError(f"manifest anchors.strides must be positive ints, got {list(anchors.strides)}")
-
-    classes = tuple(_require(data, "classes", "root"))
-    if not classes or not all(isinstance(c, str) and c for c in classes):
-        raise ManifestError("manifest classes must be a non-empty list of names")
-    thresholds = _build(Thresholds, data.get("thresholds", {}), "thresholds")
-    if not (0.0 <= thresholds.score <= 1.0 and 0.0 < thresholds.iou <= 1.0 and thresholds.max_detections > 0):
-        raise ManifestError(f"manifest thresholds out of range: {thresholds}")
-
-    files_raw = data.get("files", {})
-    if not isinstance(files_raw, dict):
-        raise ManifestError("manifest files must be an object {name: {sha256, size}}")
-    files = {name: _build(FileEntry, e, f"files[{name!r}]") for name, e in files_raw.items()}
-
-    known = {f.name for f in dataclasses.fields(Manifest)}
-    unknown = set(data) - known
-    if unknown:
-        raise ManifestError(f"manifest has unknown keys {sorted(unknown)}")
-    manifest = Manifest(
-        name=str(_require(data, "name", "root")),
-        family=family,
-        format=data["format"],
-        precision=data["precision"],
-        model=str(_require(data, "model", "root")),
-        input=inp,
-        outputs=outputs,
-        classes=classes,
-        anchors=anchors,
-        thresholds=thresholds,
-        files=files,
-        provenance=dict(data.get("provenance", {})),
-        schema_version=version,
-    )
-    FAMILIES.get(family).check(manifest)
-    return manifest
+        raise ManifestError(f"manifest.input.dtype {inp.dtype} needs input.quant (scale, zero_point)")
+    extreme = [abs(m / s) for m, s in zip(inp.mean, inp.std, strict=True)] + [inp.scale * 255 / s for s in inp.std]
+    if not all(math.isfinite(v) and v < 1e6 for v in extreme):
+        raise ManifestError(f"manifest.input mean/std/scale give model inputs beyond 1e6: mean {inp.mean}, std {inp.std}")
 
 
 def outputs_by_role(outputs: tuple[OutputSpec, ...]) -> dict[str, OutputSpec]:
     return {o.role: o for o in outputs}
-
-
-def _output(d: Any, where: str) -> OutputSpec:
-    if not isinstance(d, dict):
-        raise ManifestError(f"manifest {where} must be an object, got {type(d).__name__}")
-    spec = _build(OutputSpec, d, where, quant=_quant(d.get("quant"), where))
-    if spec.channels is not None:
-        ch = spec.channels
-        if len(ch) != 2 or not all(isinstance(c, int) and not isinstance(c, bool) for c in ch) or not 0 <= ch[0] < ch[1]:
-            raise ManifestError(f"manifest {where}.channels must be [start, stop) with 0 <= start < stop, got {list(ch)}")
-    return spec
 
 
 def _check_shared(outputs: tuple[OutputSpec, ...]) -> None:

@@ -36,7 +36,10 @@ NO_TRACK = 0xFFFFFFFF
 ACK_BODY = struct.Struct("<HBB")  # acked_seq status reserved
 CRC = struct.Struct("<H")
 MAX_RECORDS = 255
-MAX_FRAME = 4096  # longest raw (un-COBSed) frame this decoder accepts, bytes
+#: Longest raw (un-COBSed) frame, bytes: header, MAX_RECORDS records with every block, ACK body, CRC. The
+#: encoder refuses longer frames and the stream decoder accepts every frame the encoder builds.
+MAX_FRAME = (HEADER.size + MAX_RECORDS * (BASE_RECORD.size + CAMERA_BLOCK.size + ROBOT_BLOCK.size + TRACK_BLOCK.size)
+             + ACK_BODY.size + CRC.size)
 
 
 class MsgType(IntEnum):
@@ -287,6 +290,9 @@ def encode_raw(msg: Message) -> bytes:
         out += ACK_BODY.pack(msg.acked_seq & 0xFFFF, msg.ack_status, 0)
     else:
         out += msg.body
+    if len(out) + CRC.size > MAX_FRAME:
+        raise ValueError(f"frame would be {len(out) + CRC.size} bytes, longer than the protocol's {MAX_FRAME} "
+                         f"(body of {len(msg.body)} bytes)")
     out += CRC.pack(crc16(bytes(out)))
     return bytes(out)
 
@@ -415,7 +421,7 @@ def _split_keep(data: bytes):
 
 
 def message_to_json(msg: Message) -> str:
-    """One JSON line (without newline) for ``msg``; NaN written as null.
+    """One JSON line (without newline) for ``msg``; NaN and infinities written as null.
 
     Floats are the float32 values the binary frame carries, written with the
     fewest digits that read back to the same float32 (``np.float32(json) ==
@@ -443,7 +449,7 @@ def _float32(x: float) -> float:
 
 def _nan_to_none(x):
     if isinstance(x, float):
-        return None if math.isnan(x) else _float32(x)
+        return _float32(x) if math.isfinite(x) else None  # JSON has no NaN or infinity (docs/protocol.md)
     if isinstance(x, dict):
         return {k: _nan_to_none(v) for k, v in x.items()}
     if isinstance(x, list):

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -197,6 +198,8 @@ class Result:
         mask_frames: ``(N, H, W)`` bool full frames when they were decoded
             into a caller's buffer (``masks="full"``: a view of it, valid
             until the buffer is reused); ``None`` otherwise.
+        nonfinite: Score rows and candidates the decoder dropped before NMS
+            for a NaN/Inf score or box (a model or quantization fault).
 
     Rows (:attr:`instances`), :meth:`rles` and :meth:`to_dict` are computed
     once and kept: a Result is immutable.
@@ -213,6 +216,7 @@ class Result:
     track_ids: np.ndarray | None = None
     mask_rles: tuple[dict, ...] = ()
     mask_frames: np.ndarray | None = field(default=None, repr=False)
+    nonfinite: int = 0
 
     def __post_init__(self) -> None:
         n = len(self.scores)
@@ -357,8 +361,27 @@ class Result:
                 }
                 for inst, r in zip(self.instances, rles, strict=True)
             ],
+            **({"nonfinite_dropped": self.nonfinite} if self.nonfinite else {}),
         }
 
     def to_json(self) -> str:
-        """``json.dumps(self.to_dict())``: the line ``edgeseg run`` writes per frame."""
-        return json.dumps(self._dict)
+        """``json.dumps(self.to_dict())``: the line ``edgeseg run`` writes per frame (always valid JSON)."""
+        return json_text(self._dict)
+
+
+def _finite_or_none(x):
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {k: _finite_or_none(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_finite_or_none(v) for v in x]
+    return x
+
+
+def json_text(d) -> str:
+    """``json.dumps(d)``, always valid JSON: a NaN or infinity (which JSON lacks) is written as ``null``."""
+    try:
+        return json.dumps(d, allow_nan=False)
+    except ValueError:  # rare: only then walk the value
+        return json.dumps(_finite_or_none(d), allow_nan=False)

@@ -6,7 +6,8 @@
 * :func:`append_line` appends one line to a file opened in binary mode; when
   the write fails part-way (``ENOSPC``) the file is truncated back to where
   the line began, so every line in the file is whole and nothing already
-  written is lost.
+  written is lost; a partial last line left by a killed writer is cut off
+  before the next line goes in, so a new run never appends to it.
 
 Hand-written: the standard library has no "replace atomically or leave
 nothing" helper, and these are a few lines each.
@@ -59,3 +60,32 @@ def append_line(fh: BinaryIO, line: bytes) -> None:
         except OSError:
             pass
         raise
+
+
+def open_lines(path: str | os.PathLike) -> BinaryIO:
+    """Opens a JSON-lines file for :func:`append_line` (unbuffered binary append).
+
+    A partial last line (a writer killed mid-line) is cut off first, so this
+    run's first line does not glue onto it; every complete line stays.
+    """
+    fh = open(path, "ab", buffering=0)  # noqa: SIM115 - the caller owns it
+    try:
+        with open(path, "rb") as rd:
+            end = rd.seek(0, os.SEEK_END)
+            pos, keep = end, end
+            if end and (rd.seek(end - 1), rd.read(1))[1] != b"\n":
+                keep = 0
+                while pos > 0:
+                    start = max(0, pos - (1 << 16))
+                    rd.seek(start)
+                    cut = rd.read(pos - start).rfind(b"\n")
+                    if cut >= 0:
+                        keep = start + cut + 1
+                        break
+                    pos = start
+        if keep != end:
+            os.ftruncate(fh.fileno(), keep)
+    except BaseException:
+        fh.close()
+        raise
+    return fh

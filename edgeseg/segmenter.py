@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeseg.backends import Backend, load_backend
-from edgeseg.bundle import Bundle, load_bundle
+from edgeseg.bundle import Bundle, load_bundle, require_trusted
 from edgeseg.decode import Decoder
 from edgeseg.device_config import DeviceConfig, load_device_config
 from edgeseg.manifest import Manifest
@@ -53,7 +53,12 @@ class Segmenter:
 
     @classmethod
     def from_bundle(cls, bundle: Bundle, device_config: DeviceConfig) -> Segmenter:
-        """Opens ``bundle``'s backend (chosen by its format) with the board's options."""
+        """Opens ``bundle``'s backend (chosen by its format) with the board's options.
+
+        Raises:
+            BundleError: the config names trust keys and none signed ``bundle``.
+        """
+        require_trusted(bundle, device_config.trust.keys)
         return cls(bundle.manifest, load_backend(bundle, device_config.backend), device_config, bundle=bundle)
 
     @property
@@ -142,10 +147,10 @@ def load(bundle: str | Path | Bundle | None = None, device_config: str | Path | 
     Returns:
         A :class:`Segmenter`; call it with BGR images.
     """
-    if not isinstance(bundle, Bundle):
-        bundle = load_bundle(DEFAULT_BUNDLE if bundle is None else bundle)
     if device_config is None:
         device_config = DeviceConfig()
     elif not isinstance(device_config, DeviceConfig):
         device_config = load_device_config(device_config)
+    if not isinstance(bundle, Bundle):
+        bundle = load_bundle(DEFAULT_BUNDLE if bundle is None else bundle, trust_keys=device_config.trust.keys)
     return Segmenter.from_bundle(bundle, device_config)

@@ -97,7 +97,7 @@ def test_unknown_family_and_key(bundle_copy):
     with pytest.raises(BundleError, match="family must be one of"):
         load_bundle(bundle_copy)
     _edit_manifest(bundle_copy, lambda d: d.update(family="proto", colour="red"))
-    with pytest.raises(BundleError, match=r"unknown keys \['colour'\]"):
+    with pytest.raises(BundleError, match=r"unknown key\(s\) \['colour'\]"):
         load_bundle(bundle_copy)
 
 

@@ -134,6 +134,8 @@ def test_c_path_equals_reference_bit_for_bit(frame, threads, flags):
     np.testing.assert_array_equal(det.scores, ref.scores)
     np.testing.assert_array_equal(det.class_ids, ref.class_ids)
     assert det.boxes.dtype == np.float32 and det.class_ids.dtype == np.int32
+    assert det.nonfinite == ref.nonfinite  # NaN/Inf rows and candidates dropped before NMS, counted alike
+    assert np.isfinite(ref.boxes).all() and np.isfinite(ref.scores).all()
     _same_masks(ref.masks, det.masks)
 
     out = np.ones((opts.max_detections + 1, *lb.orig_size), bool)  # stale contents must be overwritten
@@ -251,3 +253,58 @@ def test_real_model_outputs_decode_identically(scene):
     _same_masks(ref.masks, det.masks)
     _, rles = cpath.decode_proto_rle(t, lb, opts, dec.impl.grid)
     assert rles == [m.rle() for m in ref.masks]
+
+
+def test_nan_boxes_are_dropped_before_nms_and_counted():
+    """5 real boxes and 44 NaN boxes with higher scores: NaN never suppresses, so it used to fill the slots."""
+    real = np.array([[10 + 20 * i, 10, 25 + 20 * i, 30] for i in range(5)], np.float32)
+    boxes = np.concatenate([np.full((44, 4), np.nan, np.float32), real])
+    boxes[:44:2, 1:] = 5.0  # half have one NaN coordinate only
+    scores = np.concatenate([np.full((40, 1), 0.99, np.float32), np.full((4, 1), np.inf, np.float32),
+                             np.full((5, 1), 0.9, np.float32)])
+    scores = np.concatenate([scores, np.zeros_like(scores)], 1)
+    scores[[0, 2], 1] = np.nan  # two rows with a NaN score: never candidates, counted
+    t = ProtoTensors(QTensor(boxes), QTensor(scores), QTensor(np.zeros((49, 2), np.float32)),
+                     QTensor(np.zeros((2, 8, 8), np.float32)))
+    lb = LetterboxInfo.fit((64, 128), (64, 128))
+    opts = ProtoOptions(box_encoding="xyxy", score_activation="none", score_threshold=0.5, max_detections=100)
+    for res in (reference.decode_proto(t, lb, opts, None), cpath.decode_proto(t, lb, opts, None)):
+        assert len(res) == 5 and res.nonfinite == 44
+        np.testing.assert_array_equal(res.boxes, real)
+
+
+_LB_VALUES = st.sampled_from([np.nan, np.inf, -np.inf, 0.0, -1.0, 1e-300, 1e300, 0.5, 1.0, 2.0])
+_SIDES = st.sampled_from([-(2**31), -1, 0, 1, 7, 64, 65536, 65537, 2**31 - 1])
+
+
+@settings(max_examples=200, deadline=None)
+@given(sizes=st.tuples(*[_SIDES] * 4), pads=st.tuples(*[_SIDES] * 2), scales=st.tuples(_LB_VALUES, _LB_VALUES),
+       kind=st.sampled_from([_cdecode.CROPPED, _cdecode.FULL, _cdecode.RLE]), mode=st.sampled_from([0, 1]),
+       iou=_LB_VALUES, box_scale=_LB_VALUES)
+def test_c_core_checks_every_letterbox_and_job_field(sizes, pads, scales, kind, mode, iou, box_scale):
+    """NaN/Inf/zero/negative/huge letterbox fields give a ValueError from the binding, never a crash (ASan/UBSan too)."""
+    lb = (*sizes, *pads, *scales)
+    oh, ow, ih, iw = sizes
+    geometry_ok = (1 <= oh <= 65536 and 1 <= ow <= 65536 and all(abs(p) <= 65536 for p in pads)
+                   and all(1e-6 <= s <= 1e6 for s in scales))
+    masks_ok = geometry_ok and (mode == _cdecode.ROI or (1 <= ih <= 65536 and 1 <= iw <= 65536))
+    boxes = np.array([[0, 0, 4, 4], [1, 1, 3, 7]], np.float32)
+    if mode == _cdecode.PROTO:
+        coeffs, maps = np.ones((2, 3), np.float32), np.ones((3, 4, 4), np.float32)
+    else:
+        coeffs, maps = None, np.ones((2, 4, 4), np.float32)
+    if not masks_ok:
+        with pytest.raises(ValueError, match="letterbox needs sizes"):
+            _cdecode.masks(kind, mode, coeffs, maps, 1.0, 0.0, boxes, lb, None, 1, 0)
+    elif oh * ow <= 1 << 16:  # a valid job runs (full frames only into a small buffer)
+        out = np.zeros((2, oh, ow), bool) if kind == _cdecode.FULL else None
+        _cdecode.masks(kind, mode, coeffs, maps, 1.0, 0.0, boxes, lb, out, 1, 0)
+    scores = np.array([[0.9], [0.8]], np.float32)
+    call = (boxes, 1.0, 0.0, scores, 1.0, 0.0, None, 1.0, 0.0, None, 1.0, 0.0, None, None, 0.5, float(iou), 10, 10,
+            1, False, False, True, 1, float(box_scale), float(box_scale), lb)
+    bs32 = np.float32(box_scale)
+    if geometry_ok and 0 <= iou <= 1 and np.isfinite(bs32) and bs32 > 0:
+        assert _cdecode.detect(*call)[4] in (1, 2)
+    else:
+        with pytest.raises(ValueError, match="es_detect failed"):
+            _cdecode.detect(*call)

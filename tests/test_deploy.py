@@ -53,8 +53,12 @@ def test_package_holds_everything_a_board_needs(built):
     manifest = verify_package(s.path)  # the installer's own check passes
     assert s.id == manifest.id and s.id.startswith("edgeseg-nano-")
     for member in ("bundle/manifest.json", "bundle/model.onnx", "device_config.yaml", "requirements.txt",
-                   "install.sh", "edgeseg.service", "bin/edgeseg-service", "installer/edgeseg/deploy/install.py"):
+                   "install.sh", "edgeseg.service", "bin/edgeseg-service", "installer/edgeseg/deploy/install.py",
+                   "installer/edgeseg/signing.py", "installer/edgeseg/fromdict.py"):
         assert member in manifest.files
+    # the bundle's licence and source travel with the package (issue 18); the default bundle is unsigned
+    assert manifest.info["bundle"]["license"] == "unknown" and manifest.info["bundle"]["source"] != "unknown"
+    assert manifest.info["bundle"]["signed_by"] is None and manifest.signature is None
     assert manifest.files["bin/edgeseg-service"].mode == 0o755
     assert manifest.wheel.startswith("wheels/edgeseg-")
     with tarfile.open(s.path) as tar:
@@ -242,7 +246,7 @@ def test_cli_package_then_install(tmp_path, built):
     proc = subprocess.run([*edgeseg, "package", str(DEFAULT_BUNDLE), "--device-config", str(cfg), "--out", str(out),
                            "--wheel", str(built["wheel"])], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
-    assert "pinned runtime requirements: numpy==" in proc.stdout
+    assert "pinned runtime requirements: cryptography==" in proc.stdout and " numpy==" in proc.stdout
     root = tmp_path / "root"
     proc = subprocess.run([*edgeseg, "install", str(out), "--root", str(root), "--deps", "none"],
                           capture_output=True, text=True)

@@ -61,7 +61,7 @@ def _write(tmp_path: Path, name: str, text: str) -> Path:
     [
         ("name: x\nbackend: {treads: 4}\n", "config.backend", "unknown key(s) ['treads']"),
         ("backend: {threads: four}\n", "config.backend.threads", "must be int, got str"),
-        ("backend: {threads: -1}\n", "config.backend", "threads must be >= 0"),
+        ("backend: {threads: -1}\n", "config.backend.threads", "must be a number in [0, 1024], got int -1"),
         ("backend: {cpu_affinity: [1, 1]}\n", "config.backend", "distinct core ids"),
         ("backend: {providers: []}\n", "config.backend", "at least one execution provider"),
         ("backend: {providers: [{name: Cuda}]}\n", "config.backend.providers[0]", "ExecutionProvider"),

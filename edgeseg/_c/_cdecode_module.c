@@ -98,13 +98,13 @@ static PyObject *py_detect(PyObject *self, PyObject *args) {
     PyObject *anchor = PyArray_SimpleNew(1, d1, NPY_INT64), *cls = PyArray_SimpleNew(1, d1, NPY_INT32);
     PyObject *raw = PyArray_SimpleNew(1, d1, NPY_FLOAT32), *out = PyArray_SimpleNew(2, d2, NPY_FLOAT32);
     es_candidate *scratch = PyMem_RawMalloc(sizeof(es_candidate) * (size_t)(a_n > 0 ? a_n : 1));
-    int64_t n = 0;
+    int64_t n = 0, nonfinite = 0;
     int st = ES_ERR_NOMEM;
     if (anchor && cls && raw && out && scratch) {
         Py_BEGIN_ALLOW_THREADS
         st = es_detect(&boxes, &scores, obj_o != Py_None ? &obj : NULL, labels_o != Py_None ? &labels : NULL, centres ? PyArray_DATA(centres) : NULL, strides ? PyArray_DATA(strides) : NULL,
                        &p, &lb, scratch, a_n, PyArray_DATA((PyArrayObject *)anchor), PyArray_DATA((PyArrayObject *)cls),
-                       PyArray_DATA((PyArrayObject *)raw), PyArray_DATA((PyArrayObject *)out), cap, &n);
+                       PyArray_DATA((PyArrayObject *)raw), PyArray_DATA((PyArrayObject *)out), cap, &n, &nonfinite);
         Py_END_ALLOW_THREADS
     }
     PyMem_RawFree(scratch);
@@ -115,7 +115,7 @@ static PyObject *py_detect(PyObject *self, PyObject *args) {
         if (!PyErr_Occurred()) raise_status(st, "es_detect");
         return NULL;
     }
-    return Py_BuildValue("NNNNn", anchor, cls, raw, out, (Py_ssize_t)n);
+    return Py_BuildValue("NNNNnn", anchor, cls, raw, out, (Py_ssize_t)n, (Py_ssize_t)nonfinite);
 }
 
 /* One RLE encoder call: instances first.. into out[0, cap), as es_masks_rle / es_rle_bitmaps. */
@@ -182,6 +182,13 @@ static PyObject *py_masks(PyObject *self, PyObject *args) {
     if ((mode == ES_MODE_PROTO) != (coeffs_o != Py_None))
         return PyErr_Format(PyExc_ValueError, "mask mode %s %s coefficients", mode == ES_MODE_PROTO ? "PROTO" : "ROI",
                             mode == ES_MODE_PROTO ? "needs" : "takes no");
+    if (es_check_letterbox(&lb, mode == ES_MODE_PROTO)) {
+        char got[200];
+        snprintf(got, sizeof got, "orig %dx%d, input %dx%d, pad %d,%d, scale %g,%g", lb.orig_h, lb.orig_w, lb.input_h,
+                 lb.input_w, lb.pad_left, lb.pad_top, lb.scale_x, lb.scale_y);
+        return PyErr_Format(PyExc_ValueError, "letterbox needs sizes in [1, %d], scales in [%g, %g] and pads "
+                            "within +-%d, got %s", ES_MAX_SIDE, ES_MIN_SCALE, ES_MAX_SCALE, ES_MAX_SIDE, got);
+    }
     if (to_tensor(maps_o, 3, ms, mz, "maps", &maps)) return NULL;
     PyArrayObject *boxes = (PyArrayObject *)PyArray_FROMANY(boxes_o, NPY_FLOAT32, 2, 2, NPY_ARRAY_IN_ARRAY);
     if (!boxes) return NULL;

@@ -47,6 +47,16 @@ typedef struct {
     float box_scale_x, box_scale_y; /* xyxy/cxcywh raw values are multiplied by these first (1: pixels) */
 } es_detect_params;
 
+/* Largest image or model-input side the core accepts, pixels (bounds every allocation and index). */
+#define ES_MAX_SIDE 65536
+/* Letterbox scales (resized / original size) the core accepts. */
+#define ES_MIN_SCALE 1e-6
+#define ES_MAX_SCALE 1e6
+
+/* ES_OK when lb can be used: orig sizes (and input sizes when need_input) in [1, ES_MAX_SIDE], scales
+ * in [ES_MIN_SCALE, ES_MAX_SCALE], pads within +-ES_MAX_SIDE; else ES_ERR_ARG (NaN, Inf, zero or negative fields). */
+int es_check_letterbox(const es_letterbox *lb, int need_input);
+
 /* Scratch entry of es_detect (callers only allocate them). */
 typedef struct { float raw, box[4]; int32_t cls; int64_t anchor; } es_candidate;
 
@@ -57,12 +67,14 @@ typedef struct { int32_t x0, y0, w, h; } es_span;
  * boxes (A,4) and scores (A,C) raw; objectness (A,1) multiplies every score, or NULL;
  * labels (A,1) gives each row's class (scores then (A,1)), or NULL;
  * centres (A,2)/strides (A,) for ES_LTRB else NULL.
+ * Rows with a NaN score and candidates with an infinite score or a NaN/Inf decoded box are dropped
+ * before NMS; *n_nonfinite (if not NULL) = how many.
  * scratch: cap_scratch >= A entries. Outputs hold cap_out rows; *n_out = kept count. */
 int es_detect(const es_tensor *boxes, const es_tensor *scores, const es_tensor *objectness,
               const es_tensor *labels, const float *centres, const float *strides,
               const es_detect_params *p, const es_letterbox *lb, es_candidate *scratch, int64_t cap_scratch,
               int64_t *anchor_out, int32_t *class_out, float *raw_out, float *boxes_out, int64_t cap_out,
-              int64_t *n_out);
+              int64_t *n_out, int64_t *n_nonfinite);
 
 /* Pixel spans of n boxes (original pixels) in an h x w image: pixels whose centres lie in the box. */
 int es_spans(const float *boxes, int64_t n, int orig_h, int orig_w, es_span *out, int64_t cap);

@@ -32,7 +32,7 @@ static int check_2d(const es_tensor *t, int64_t rows, int64_t cols) {
 }
 
 /* Rows that can pass: numpy.argmax returns a row's first NaN, which never passes `>= threshold`,
- * so a row passes iff it has no NaN and some value >= threshold. The flags are branch-free
+ * so a row passes iff it has no NaN and some value >= threshold (cls 0); a NaN row is marked -2. The flags are branch-free
  * (vectorizable); the exact first-maximum argmax runs only on the few rows that pass. */
 #define ES_ROW_SCAN(T, DEQ)                                                              \
     for (int64_t a = 0; a < a_n; a++) {                                                  \
@@ -43,7 +43,7 @@ static int check_2d(const es_tensor *t, int64_t rows, int64_t cols) {
             hit |= v >= thr;                                                             \
             nan |= v != v;                                                               \
         }                                                                                \
-        c[a].cls = (hit && !nan) ? 0 : -1;                                               \
+        c[a].cls = nan ? -2 : (hit ? 0 : -1);                                            \
     }
 #define ES_F32_VALUE(q) (q)
 #define ES_INT_VALUE(q) (((float)(q) - zp) * sc)
@@ -73,7 +73,7 @@ static void best_classes(const es_tensor *s, const es_tensor *obj, float thr, es
                 int bits = (v >= thr) | ((v != v) << 1);
                 c[a].cls |= bits;
             }
-        for (int64_t a = 0; a < a_n; a++) c[a].cls = c[a].cls == 1 ? 0 : -1;
+        for (int64_t a = 0; a < a_n; a++) c[a].cls = (c[a].cls & 2) ? -2 : (c[a].cls == 1 ? 0 : -1);
     }
     for (int64_t a = 0; a < a_n; a++) {
         if (c[a].cls < 0) continue;
@@ -141,29 +141,54 @@ static int64_t greedy_nms(es_candidate *cand, int64_t n, const es_detect_params 
     return n_kept;
 }
 
+int es_check_letterbox(const es_letterbox *lb, int need_input) {
+    if (!lb || lb->orig_h < 1 || lb->orig_w < 1 || lb->orig_h > ES_MAX_SIDE || lb->orig_w > ES_MAX_SIDE)
+        return ES_ERR_ARG;
+    if (need_input && (lb->input_h < 1 || lb->input_w < 1 || lb->input_h > ES_MAX_SIDE || lb->input_w > ES_MAX_SIDE))
+        return ES_ERR_ARG;
+    if (!(lb->scale_x >= ES_MIN_SCALE && lb->scale_x <= ES_MAX_SCALE && lb->scale_y >= ES_MIN_SCALE &&
+          lb->scale_y <= ES_MAX_SCALE)) /* NaN fails too */
+        return ES_ERR_ARG;
+    if (lb->pad_left < -ES_MAX_SIDE || lb->pad_left > ES_MAX_SIDE || lb->pad_top < -ES_MAX_SIDE ||
+        lb->pad_top > ES_MAX_SIDE)
+        return ES_ERR_ARG;
+    return ES_OK;
+}
+
+static int finite_candidate(const es_candidate *c) {
+    return isfinite(c->raw) && isfinite(c->box[0]) && isfinite(c->box[1]) && isfinite(c->box[2]) &&
+           isfinite(c->box[3]);
+}
+
 int es_detect(const es_tensor *boxes, const es_tensor *scores, const es_tensor *objectness,
               const es_tensor *labels, const float *centres, const float *strides,
               const es_detect_params *p, const es_letterbox *lb, es_candidate *scratch, int64_t cap_scratch,
               int64_t *anchor_out, int32_t *class_out, float *raw_out, float *boxes_out, int64_t cap_out,
-              int64_t *n_out) {
+              int64_t *n_out, int64_t *n_nonfinite) {
     if (!p || !lb || !n_out || !scores || !check_2d(scores, scores->shape[0], -1) || scores->shape[1] < 1)
         return ES_ERR_ARG;
     int64_t a_n = scores->shape[0];
-    if (!check_2d(boxes, a_n, 4) || p->pre_nms_topk < 1 || p->max_detections < 1 || lb->scale_x <= 0.0 ||
-        lb->scale_y <= 0.0 || (p->box_encoding == ES_LTRB && (!centres || !strides)))
+    if (!check_2d(boxes, a_n, 4) || p->pre_nms_topk < 1 || p->max_detections < 1 || es_check_letterbox(lb, 0) ||
+        (p->box_encoding == ES_LTRB && (!centres || !strides)))
+        return ES_ERR_ARG;
+    if (p->raw_threshold != p->raw_threshold || !(p->iou_threshold >= 0.0 && p->iou_threshold <= 1.0) ||
+        !(isfinite(p->box_scale_x) && p->box_scale_x > 0.0f && isfinite(p->box_scale_y) && p->box_scale_y > 0.0f) ||
+        p->box_encoding < ES_LTRB || p->box_encoding > ES_CXCYWH || p->num_classes < 0 || cap_out < 0)
         return ES_ERR_ARG;
     if ((objectness && !check_2d(objectness, a_n, 1)) ||
         (labels && (!check_2d(labels, a_n, 1) || scores->shape[1] != 1 || p->num_classes < 1)))
         return ES_ERR_ARG;
     if (cap_scratch < a_n) return ES_ERR_CAPACITY;
     *n_out = 0;
+    if (n_nonfinite) *n_nonfinite = 0;
     if (a_n == 0) return ES_OK;
     /* raw > t equals raw >= the next float32 above t (NaN for t = +inf: nothing passes) */
     float thr = p->raw_threshold;
     if (p->score_strict) thr = thr == INFINITY ? NAN : nextafterf(thr, INFINITY);
     best_classes(scores, objectness, thr, scratch);
-    int64_t n = 0;
+    int64_t n = 0, dropped = 0;
     for (int64_t a = 0; a < a_n; a++) {
+        dropped += scratch[a].cls == -2;
         if (scratch[a].cls >= 0 && scratch[a].raw >= thr) {
             int32_t cls = scratch[a].cls;
             if (labels) {
@@ -177,7 +202,14 @@ int es_detect(const es_tensor *boxes, const es_tensor *scores, const es_tensor *
     }
     qsort(scratch, (size_t)n, sizeof *scratch, by_score_then_anchor);
     if (n > p->pre_nms_topk) n = p->pre_nms_topk;
-    for (int64_t i = 0; i < n; i++) decode_box(boxes, &scratch[i], p, centres, strides, scratch[i].box);
+    int64_t m = 0;
+    for (int64_t i = 0; i < n; i++) { /* a NaN/Inf score or box never enters NMS */
+        decode_box(boxes, &scratch[i], p, centres, strides, scratch[i].box);
+        if (finite_candidate(&scratch[i])) scratch[m++] = scratch[i];
+    }
+    dropped += n - m;
+    n = m;
+    if (n_nonfinite) *n_nonfinite = dropped;
     int64_t cap = cap_out < p->max_detections ? cap_out : p->max_detections;
     int64_t n_kept = greedy_nms(scratch, n, p, anchor_out, cap); /* anchor_out holds candidate indices for now */
     if (n_kept == cap && cap < p->max_detections) {

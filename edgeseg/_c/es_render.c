@@ -179,6 +179,7 @@ void es_render_row(const es_mask_job *job, const es_work *w, const es_instance *
 
 int es_check_job(const es_mask_job *job) {
     if (!job || !job->maps || !job->lb || job->n < 0) return ES_ERR_ARG;
+    if (es_check_letterbox(job->lb, job->mode == ES_MODE_PROTO)) return ES_ERR_ARG;
     const es_tensor *m = job->maps;
     int oh = job->lb->orig_h, ow = job->lb->orig_w;
     if (m->ndim != 3 || !m->data || m->shape[1] < 1 || m->shape[2] < 1 || oh < 1 || ow < 1) return ES_ERR_ARG;

@@ -55,6 +55,26 @@ def resolve_providers(requested: tuple[ProviderSpec, ...], available: list[str])
     return chosen
 
 
+#: ONNX Runtime's element type names of the manifest's input dtypes.
+_ORT_TYPES = {"float32": "tensor(float)", "float16": "tensor(float16)", "uint8": "tensor(uint8)", "int8": "tensor(int8)"}
+
+
+def check_declared_input(node, shape: tuple[int, ...], dtype: str) -> None:
+    """Raises ValueError unless the model's declared input (an ORT ``NodeArg``) fits the manifest.
+
+    A symbolic (dynamic) dimension fits any size; a fixed one must equal the manifest's.
+    """
+    declared = list(node.shape)
+    fits = len(declared) == len(shape) and all(
+        not isinstance(d, int) or d == s for d, s in zip(declared, shape, strict=False)
+    )
+    if not fits or node.type != _ORT_TYPES.get(dtype):
+        raise ValueError(
+            f"model input {node.name!r} is {node.type} {declared}, manifest input.shape/dtype says "
+            f"{dtype} {list(shape)}"
+        )
+
+
 class OnnxRuntimeBackend:
     """One ONNX Runtime inference session for a bundle.
 
@@ -93,10 +113,11 @@ class OnnxRuntimeBackend:
         self._input = manifest.input
         # roles may share one tensor (channel ranges): fetch each tensor once
         self._output_names = list(dict.fromkeys(o.name for o in manifest.outputs))
-        inputs = {i.name for i in self.session.get_inputs()}
+        inputs = {i.name: i for i in self.session.get_inputs()}
         outputs = {o.name for o in self.session.get_outputs()}
         if manifest.input.name not in inputs:
             raise ValueError(f"model has inputs {sorted(inputs)}, manifest names input {manifest.input.name!r}")
+        check_declared_input(inputs[manifest.input.name], manifest.input.shape, manifest.input.dtype)
         missing = [n for n in self._output_names if n not in outputs]
         if missing:
             raise ValueError(f"model has outputs {sorted(outputs)}, manifest names {missing} that it lacks")

@@ -21,8 +21,8 @@ import sys
 _RST_ROLE = re.compile(r":(?:mod|class|func|meth|attr|data):`~?([^`]+)`")
 
 #: Subcommand modules, in the order ``edgeseg --help`` lists them.
-COMMANDS = ("run", "info", "verify", "pack", "import_model", "export", "bench", "bench_report", "package", "install",
-            "rollback")
+COMMANDS = ("run", "info", "verify", "pack", "sign", "import_model", "export", "bench", "bench_report", "package",
+            "install", "rollback")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -38,5 +38,8 @@ def main(args: argparse.Namespace) -> int:
         print(f"backend      {fmt}: {status}")
     bundle = load_bundle(args.bundle or edgeseg.DEFAULT_BUNDLE)
     print(f"bundle       {bundle.source}")
+    print(f"license      {bundle.manifest.license}")
+    print(f"source       {bundle.manifest.source}")
+    print(f"signature    {bundle.signature.describe() if bundle.signature else 'unsigned'}")
     print(json.dumps(bundle.manifest.to_dict(), indent=2))
     return 0

@@ -78,7 +78,7 @@ def _detect(t: ProtoTensors, lb: LetterboxInfo, opts: ProtoOptions, grid, names)
     centres, strides = grid if grid is not None and opts.box_encoding == "ltrb" else (None, None)
     threshold = raw_score_threshold(opts.score_threshold, opts.score_activation)
     num_classes = len(names) if names is not None else int(t.scores.data.shape[1])
-    anchor, cls, raw, boxes, n = _cdecode.detect(
+    anchor, cls, raw, boxes, n, nonfinite = _cdecode.detect(
         *_c_tensor(t.boxes), *_c_tensor(t.scores), *_optional(t.objectness), *_optional(t.labels), centres, strides,
         threshold, float(opts.iou_threshold), int(opts.pre_nms_topk), int(opts.max_detections),
         _ENCODINGS.index(opts.box_encoding), bool(opts.class_agnostic), bool(opts.score_strict), bool(opts.nms),
@@ -87,7 +87,7 @@ def _detect(t: ProtoTensors, lb: LetterboxInfo, opts: ProtoOptions, grid, names)
     score = scores_from_raw(raw[:n], opts.score_activation)
     result = Result(
         boxes=boxes[:n], scores=score, class_ids=cls[:n], masks=(),
-        class_names=class_names_for(names, t, cls[:n]), image_size=lb.orig_size,
+        class_names=class_names_for(names, t, cls[:n]), image_size=lb.orig_size, nonfinite=nonfinite,
     )
     return anchor[:n], result
 

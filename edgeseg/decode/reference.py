@@ -338,6 +338,8 @@ def decode_proto(
     centres = grid[0][idx] if grid is not None else None
     strides = grid[1][idx] if grid is not None else None
     boxes_in = decode_boxes(t.boxes.rows(idx), opts.box_encoding, centres, strides, opts.box_scale)
+    finite, nonfinite = finite_candidates(boxes_in, raw, scores)
+    idx, cls, raw, boxes_in = idx[finite], cls[finite], raw[finite], boxes_in[finite]
     if opts.nms:
         keep = nms(boxes_in, cls, opts.iou_threshold, opts.max_detections, class_agnostic=opts.class_agnostic)
     else:
@@ -353,6 +355,25 @@ def decode_proto(
         masks = tuple(mask_in_box(coeffs[i], protos, boxes[i], mlb) for i in range(len(idx)))
     return Result(
         boxes=boxes, scores=score, class_ids=cls.astype(np.int32), masks=masks,
-        class_names=class_names_for(class_names, t, cls), image_size=lb.orig_size,
+        class_names=class_names_for(class_names, t, cls), image_size=lb.orig_size, nonfinite=nonfinite,
     )
+
+
+def finite_candidates(boxes: np.ndarray, raw: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, int]:
+    """Which candidates may enter NMS, and how many rows and candidates a NaN/Inf put out.
+
+    A NaN box never overlaps anything, so it would pass NMS and take a slot;
+    an infinite score would outrank every real one.
+
+    Args:
+        boxes: ``(N, 4)`` float32 decoded candidate boxes (input pixels).
+        raw: ``(N,)`` float32 candidate raw scores.
+        scores: ``(A, C)`` all raw scores (rows with a NaN were never candidates: counted too).
+
+    Returns:
+        ``(N,)`` bool keep mask, and the count of NaN score rows plus dropped candidates.
+    """
+    keep = np.isfinite(boxes).all(axis=1) & np.isfinite(raw)
+    nan_rows = int(np.isnan(scores).any(axis=1).sum()) if scores.size else 0
+    return keep, nan_rows + int(len(keep) - keep.sum())
 

@@ -240,6 +240,7 @@ def install_package(
     deps: str | None = None,
     python: str = sys.executable,
     on_step: StepHook | None = None,
+    trust_keys: tuple[str, ...] = (),
 ) -> InstallState:
     """Verifies ``path`` and makes it the active version under ``ROOT/PREFIX``.
 
@@ -251,6 +252,8 @@ def install_package(
             carries dependency wheels, else ``index``.
         python: Interpreter whose pip provisions ``site/`` (the board's python3).
         on_step: Called with each step name of :data:`STEPS` once that step is done.
+        trust_keys: The board's ``trust.keys``: when given, the package must be
+            signed by one of them (:mod:`edgeseg.signing`).
 
     Returns:
         The state after the install.
@@ -260,7 +263,7 @@ def install_package(
             then) or pip fails (the active version is left as it was).
     """
     step = on_step or (lambda name: None)
-    manifest = verify_package(path)
+    manifest = verify_package(path, trust_keys=trust_keys)
     has_wheelhouse = bool(manifest.info.get("build", {}).get("wheelhouse"))
     deps = deps or ("bundled" if has_wheelhouse else "index")
     if deps not in DEPS_MODES:
@@ -320,6 +323,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--deps", choices=DEPS_MODES, help="where the runtime's Python dependencies come from "
                    "(default: bundled if the package has wheels/, else index)")
     p.add_argument("--python", default=sys.executable, help="interpreter whose pip installs the runtime")
+    p.add_argument("--trust-config", type=Path, metavar="CONFIG", help="the board's device config: when it names "
+                   "trust.keys, only a package signed by one of them installs")
 
 
 def run_from_args(args: argparse.Namespace) -> int:
@@ -331,7 +336,13 @@ def run_from_args(args: argparse.Namespace) -> int:
             os.kill(os.getpid(), signal.SIGKILL)
 
     before = read_state(args.root, args.prefix)
-    state = install_package(args.package, args.root, prefix=args.prefix, deps=args.deps, python=args.python, on_step=on_step)
+    trust_keys: tuple[str, ...] = ()
+    if getattr(args, "trust_config", None):
+        from edgeseg.device_config import load_device_config
+
+        trust_keys = load_device_config(args.trust_config).trust.keys
+    state = install_package(args.package, args.root, prefix=args.prefix, deps=args.deps, python=args.python,
+                            on_step=on_step, trust_keys=trust_keys)
     if before.active == state.active:
         print(f"{state.active} is already active in {state.base}")
     else:

@@ -40,11 +40,12 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgeseg import filecheck
+from edgeseg import filecheck, fromdict, signing
 from edgeseg.bundle import MANIFEST_NAME, load_bundle
 from edgeseg.deploy import install, rollback, verify
 from edgeseg.deploy.verify import PACKAGE_MANIFEST, SCHEMA, PackageError, parse_package_manifest
 from edgeseg.filecheck import sha256_bytes, sha256_file
+from edgeseg.signing import SIGNATURE_NAME
 
 log = logging.getLogger(__name__)
 
@@ -256,7 +257,8 @@ def build_package(
     with tempfile.TemporaryDirectory(prefix="edgeseg-package-") as tmp:
         work = Path(tmp)
         members: dict[str, tuple[Path, int]] = {}
-        for name in [MANIFEST_NAME, *loaded.manifest.files]:
+        signed = [SIGNATURE_NAME] if loaded.signature is not None else []
+        for name in [MANIFEST_NAME, *signed, *loaded.manifest.files]:
             members[f"bundle/{name}"] = (loaded.root / name, 0o644)
         config, config_file = resolved_config(Path(device_config), work)
         wanted = getattr(config, "bundle", None)
@@ -301,6 +303,8 @@ def build_package(
         for module in (Path(verify.__file__).with_name("__init__.py"), Path(verify.__file__), Path(install.__file__),
                        Path(rollback.__file__)):
             members[f"installer/edgeseg/deploy/{module.name}"] = (module, 0o644)
+        for module in (Path(signing.__file__), Path(fromdict.__file__)):  # package signatures (standard library +
+            members[f"installer/edgeseg/{module.name}"] = (module, 0o644)  # cryptography when one is checked)
 
         files = {name: _file_entry(p, mode) for name, (p, mode) in members.items()}
         content = sha256_bytes(json.dumps(files, sort_keys=True).encode())[:12]
@@ -319,7 +323,9 @@ def build_package(
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "edgeseg_version": __version__,
             "bundle": {"name": loaded.manifest.name, "format": loaded.manifest.format,
-                       "precision": loaded.manifest.precision},
+                       "precision": loaded.manifest.precision, "license": loaded.manifest.license,
+                       "source": loaded.manifest.source,
+                       "signed_by": loaded.signature.key_id if loaded.signature else None},
             "device": {"name": config.name, "config_file": Path(device_config).name},
             "service": service,
             "build": {"machine": platform.machine(), "python": platform.python_version(), "wheel_tag": tag,

@@ -13,14 +13,18 @@ tar-member rules are :mod:`edgeseg.filecheck`'s, shared with bundles.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import tarfile
 from dataclasses import dataclass
 
 from edgeseg import filecheck
+from edgeseg.signing import SIGNATURE_NAME, SignatureError, SignatureInfo, check_signature
 
 PACKAGE_MANIFEST = "package.json"
+#: Largest package.json / signature.json read into memory.
+MAX_PACKAGE_JSON = 16 << 20
 SCHEMA = "edgeseg-package/1"
 
 
@@ -58,6 +62,8 @@ class PackageManifest:
     wheel: str
     files: dict[str, MemberEntry]
     info: dict
+    #: The verified signature of ``package.json`` (:mod:`edgeseg.signing`), or ``None``.
+    signature: SignatureInfo | None = None
 
 
 def check_member_name(name: str) -> None:
@@ -107,8 +113,14 @@ def check_members(members: list[tarfile.TarInfo]) -> dict[str, tarfile.TarInfo]:
 hash_stream = filecheck.sha256_stream
 
 
-def verify_package(path: str | os.PathLike) -> PackageManifest:
+def verify_package(path: str | os.PathLike, *, trust_keys: tuple[str, ...] = ()) -> PackageManifest:
     """Checks every member of a package without writing anything.
+
+    Args:
+        path: The package.
+        trust_keys: Base64 ed25519 public keys (the board's ``trust.keys``):
+            when given, ``package.json`` must be signed by one of them;
+            without, a present signature is still verified.
 
     Raises:
         PackageError: unreadable archive, a member that is not a plain file
@@ -127,11 +139,20 @@ def verify_package(path: str | os.PathLike) -> PackageManifest:
         files = check_members(members)
         if PACKAGE_MANIFEST not in files:
             raise PackageError(f"{path} has no {PACKAGE_MANIFEST}; not an edgeseg package")
+        if files[PACKAGE_MANIFEST].size > MAX_PACKAGE_JSON or files.get(SIGNATURE_NAME, files[PACKAGE_MANIFEST]).size > MAX_PACKAGE_JSON:
+            raise PackageError(f"{path}: {PACKAGE_MANIFEST} or {SIGNATURE_NAME} is larger than {MAX_PACKAGE_JSON} bytes")
+        raw = tar.extractfile(files[PACKAGE_MANIFEST]).read()
+        sig = tar.extractfile(files[SIGNATURE_NAME]).read() if SIGNATURE_NAME in files else None
         try:
-            manifest = parse_package_manifest(json.load(tar.extractfile(files[PACKAGE_MANIFEST])))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            signature = check_signature(raw, sig, tuple(trust_keys), f"package {path}")
+        except SignatureError as exc:
+            raise PackageError(str(exc)) from None
+        try:
+            manifest = parse_package_manifest(json.loads(raw))
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
             raise PackageError(f"{path}: {PACKAGE_MANIFEST} is not valid JSON: {exc}") from None
-        extra = sorted(set(files) - set(manifest.files) - {PACKAGE_MANIFEST})
+        manifest = dataclasses.replace(manifest, signature=signature)
+        extra = sorted(set(files) - set(manifest.files) - {PACKAGE_MANIFEST, SIGNATURE_NAME})
         if extra:
             raise PackageError(f"{path} holds files not listed in {PACKAGE_MANIFEST}: {extra}; refusing the package")
         missing = sorted(set(manifest.files) - set(files))

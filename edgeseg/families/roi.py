@@ -109,6 +109,8 @@ class RoiDecoder:
             options.pre_nms_topk, strict=options.score_strict, labels=labels, num_classes=nc,
         )
         kept_boxes = boxes[idx]
+        finite, nonfinite = reference.finite_candidates(kept_boxes, raw_kept, scores[:, None])
+        idx, cls, raw_kept, kept_boxes = idx[finite], cls[finite], raw_kept[finite], kept_boxes[finite]
         if options.nms:
             keep = reference.nms(kept_boxes, cls, options.iou_threshold, options.max_detections,
                                  class_agnostic=options.class_agnostic)
@@ -131,7 +133,7 @@ class RoiDecoder:
             masks = tuple(paste(rows, unclipped, letterbox.orig_size))
         return Result(
             boxes=orig, scores=reference.scores_from_raw(raw_kept, options.score_activation), class_ids=cls,
-            masks=masks, class_names=self.manifest.classes, image_size=letterbox.orig_size,
+            masks=masks, class_names=self.manifest.classes, image_size=letterbox.orig_size, nonfinite=nonfinite,
         )
 
 

@@ -12,7 +12,7 @@ import sys
 from edgeseg import protocol
 from edgeseg.hooks.base import Hook, HookItem, LinkSequence
 from edgeseg.hooks.options import split_options
-from edgeseg.safe_write import append_line
+from edgeseg.safe_write import append_line, open_lines
 
 
 class JsonlHook(Hook):
@@ -28,7 +28,7 @@ class JsonlHook(Hook):
     def __init__(self, path: str = "-", **opts) -> None:
         super().__init__(**opts)
         self.path = path
-        self._fh = sys.stdout if path == "-" else open(path, "ab", buffering=0)  # noqa: SIM115
+        self._fh = sys.stdout if path == "-" else open_lines(path)
         self._seq = LinkSequence()
 
     @classmethod

@@ -17,7 +17,8 @@ from typing import Protocol, TextIO
 
 import cv2
 
-from edgeseg.safe_write import append_line, write_atomic
+from edgeseg.result import json_text
+from edgeseg.safe_write import append_line, open_lines, write_atomic
 from edgeseg.stream.record import FrameRecord, Renderer
 
 log = logging.getLogger("edgeseg.run")
@@ -41,7 +42,7 @@ class FrameJsonSink:
         self.out.mkdir(parents=True, exist_ok=True)
 
     def write(self, record: FrameRecord) -> None:
-        write_atomic(self.out / f"{record.frame.name}.json", (json.dumps(record.to_dict()) + "\n").encode())
+        write_atomic(self.out / f"{record.frame.name}.json", (json_text(record.to_dict()) + "\n").encode())
 
     def close(self) -> None:
         pass
@@ -105,10 +106,10 @@ class JsonlSink:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self._fh = None if path == "-" else open(path, "ab", buffering=0)  # noqa: SIM115
+        self._fh = None if path == "-" else open_lines(path)
 
     def write(self, record: FrameRecord) -> None:
-        line = json.dumps(record.to_dict()) + "\n"
+        line = json_text(record.to_dict()) + "\n"
         if self._fh is None:
             sys.stdout.write(line)
             sys.stdout.flush()
