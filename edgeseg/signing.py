@@ -25,7 +25,6 @@ made or checked); nothing here is hand-rolled beyond the file format.
 from __future__ import annotations
 
 import base64
-import hashlib
 import io
 import json
 import logging
@@ -34,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
+from edgeseg.filecheck import sha256_bytes
 from edgeseg.fromdict import Pattern, from_dict
 
 log = logging.getLogger(__name__)
@@ -85,7 +85,7 @@ def _crypto():
 
 
 def key_id(public_key_b64: str) -> str:
-    return hashlib.sha256(base64.b64decode(public_key_b64)).hexdigest()[:16]
+    return sha256_bytes(base64.b64decode(public_key_b64))[:16]
 
 
 def _public_b64(private) -> str:

@@ -268,7 +268,7 @@ def protocol_target(data: bytes) -> bool:
 
 
 def protocol_seeds() -> list[bytes]:
-    from edgeseg.protocol_examples import examples
+    from protocol_examples import examples
 
     from edgeseg import protocol
 

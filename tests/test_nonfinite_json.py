@@ -44,7 +44,7 @@ def test_json_text_writes_non_finite_values_as_null():
 
 
 def test_protocol_json_writes_infinities_as_null_instead_of_raising():
-    from edgeseg.protocol_examples import examples
+    from protocol_examples import examples
 
     from edgeseg import protocol
 

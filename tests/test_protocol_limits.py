@@ -7,7 +7,7 @@ import shutil
 import subprocess
 
 import pytest
-from edgeseg.protocol_examples import examples
+from protocol_examples import examples
 
 from edgeseg import protocol
 
