@@ -31,8 +31,13 @@ Steps can be rerun on their own (``--steps predict``); ``--work`` (default
 Versions used: ultralytics 8.4.190, torch 2.14.1 (CUDA build on CPU),
 onnx 1.23.2, onnxruntime 1.32.0, onnxslim 0.1.98, litert-torch 0.10.0,
 ai-edge-litert 2.3.0, ai-edge-quantizer 0.10.0, Python 3.11.
-Wall time here (2-core x86_64 VM shared with other jobs, no GPU): see
-tests/fixtures/ultralytics/README.md (per step and per model).
+Wall time here (2-core x86_64 VM shared with other jobs, no GPU), about 70
+minutes in all: data 30 s; train yolov8n-seg 1467 s + 834 s (25 + 20 epochs),
+yolo11n-seg 588 s (12 epochs), yolo26n-seg 1271 s (12 epochs); export, val
+and predict under a minute per model (LiteRT float32 + int8: 55 s), the
+first LiteRT conversion in a fresh process can take minutes. Details per model
+in tests/fixtures/ultralytics/README.md. ``--only model_int8.tflite`` redoes
+single files; ``--epochs yolov8n-seg=25+20`` sets the training stages.
 
 What each step does:
 
@@ -40,11 +45,14 @@ What each step does:
   (seed 1000, the first 100 of the project's data/synth/val split) at 320x320
   with ``python -m export.data.synthetic``, converts the COCO RLE masks to
   Ultralytics' segment labels (one line per instance: class and a normalized
-  polygon; an instance split by occlusion into several parts becomes one
-  polygon whose parts are joined by zero-width cuts), writes ``data.yaml``, and
+  polygon; an instance split by occlusion into several parts, or with a hole
+  (rings), becomes one polygon whose contours are joined by zero-width cuts:
+  mean polygon/mask IoU 0.999), writes ``data.yaml``, and
   renders the extra prediction images of other sizes into
   tests/fixtures/ultralytics/images/.
-* ``train``: ``YOLO("<model>.yaml").train(...)`` on CPU, imgsz 320, batch 16.
+* ``train``: ``YOLO("<model>.yaml").train(...)`` on CPU, imgsz 320, batch 16;
+  a second stage (yolov8n-seg) trains on from the first stage's ``last.pt``.
+  A stage whose run folder holds ``fixture_train.json`` is kept on a rerun.
 * ``export``: exports ``last.pt`` (no checkpoint selection on the val split)
   and copies the files, byte for byte, into the fixture folder; runs
   Ultralytics' val of each exported file on the 100 val scenes.
