@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
-from edgeseg.filecheck import sha256_bytes
+from edgeseg.filecheck import check_members, sha256_bytes
 from edgeseg.fromdict import Pattern, from_dict
 
 log = logging.getLogger(__name__)
@@ -205,7 +205,8 @@ def sign_path(path: str | os.PathLike, key_path: str | os.PathLike) -> str:
         return SIGNED_DOCS[0]
     try:
         with tarfile.open(path, "r:") as tar:
-            members = [m for m in tar.getmembers() if m.name != SIGNATURE_NAME]
+            vetted = check_members(tar.getmembers(), what="archive", error=SignatureError)  # sign nothing odd
+            members = [m for name, m in vetted.items() if name != SIGNATURE_NAME]
             names = {m.name: m for m in members}
             doc_name = next((d for d in SIGNED_DOCS if d in names), None)
             if doc_name is None:
