@@ -9,8 +9,8 @@ code is here):
   only, size-limited) or JSON. Keys read: ``task``, ``names``, ``imgsz``,
   ``stride``, ``batch``, ``channels``, ``end2end``, ``args``, ``license``,
   ``version``, ``author``, ``description``.
-* segmentation outputs: a prototype map ``(1, nm, H/4, W/4)`` (``NHWC`` in
-  TFLite) and one detection tensor, either per anchor ``(1, 4 + nc + nm, A)``
+* segmentation outputs: a prototype map ``(1, nm, H/4, W/4)`` (``NCHW`` in
+  8.4's LiteRT exports too; ``NHWC`` in older onnx2tf ones) and one detection tensor, either per anchor ``(1, 4 + nc + nm, A)``
   with ``cx, cy, w, h`` (input pixels; fractions of the input in TFLite),
   sigmoid class probabilities and ``nm`` mask coefficients, or, end-to-end
   (YOLO26, ``nms=True`` exports), per detection ``(1, D, 6 + nm)``: ``x1, y1,
@@ -106,7 +106,7 @@ class UltralyticsSource:
         if channels != 3:
             raise ImportFailed(f"{model.path} takes {channels}-channel images; edgeseg feeds 3-channel colour images")
         inp = model.inputs[0]
-        layout = "NHWC" if model.format == "tflite" else "NCHW"
+        layout = _input_layout(inp, model.format)
         height, width = _input_size(model, inp, layout, meta, opts)
         protos, det = _split_outputs(model)
         names = _names(meta, opts, model)
@@ -145,6 +145,16 @@ class UltralyticsSource:
         )
 
 
+def _input_layout(inp: TensorInfo, fmt: str) -> str:
+    """``NCHW`` or ``NHWC`` from where the 3 colour channels sit (LiteRT exports of 8.4 keep NCHW)."""
+    s = inp.shape
+    if len(s) == 4 and s[1] == 3 and s[3] != 3:
+        return "NCHW"
+    if len(s) == 4 and s[3] == 3 and s[1] != 3:
+        return "NHWC"
+    return "NHWC" if fmt == "tflite" else "NCHW"
+
+
 def _input_size(model: ModelFile, inp: TensorInfo, layout: str, meta: dict, opts: ImportOptions) -> tuple[int, int]:
     if len(inp.shape) != 4:
         raise ImportFailed(f"{model.path}: input {inp.name!r} has shape {list(inp.shape)}, expected 4-D {layout}")
@@ -179,6 +189,8 @@ def _names(meta: dict, opts: ImportOptions, model: ModelFile) -> tuple[str, ...]
     if names is None:
         return None
     if isinstance(names, dict):
+        if all(isinstance(k, str) and k.isdigit() for k in names):  # JSON metadata (TFLite): "0", "1", ...
+            names = {int(k): v for k, v in names.items()}
         keys = sorted(names)
         if keys != list(range(len(keys))):
             raise ImportFailed(f"{model.path}: metadata names have ids {keys[:10]}..., expected 0..{len(keys) - 1}; pass --names")
