@@ -77,3 +77,25 @@ def test_stream_pipeline_example_runs(in_repo_root, capsys):
     assert capsys.readouterr().out.strip().endswith("6 {} 0")
     lines = Path("out/stream/results.jsonl").read_text().splitlines()
     assert len(lines) >= 6 and all(Path(f"out/stream/scene_0{i}.json").exists() for i in range(6))
+
+
+def test_bring_your_own_model_commands_run(tmp_path):
+    """README "Bring your own model": the import and run lines, on the committed YOLOv8n-seg export."""
+    import re
+    import shlex
+    import subprocess
+    import sys
+
+    text = README.read_text()
+    section = text[text.index("## Bring your own model"):]
+    block = re.search(r"```bash\n(.*?)```", section, flags=re.S).group(1)
+    lines = [ln.split("#")[0].strip() for ln in block.splitlines() if ln.startswith("edgeseg ") and "--int8" not in ln]
+    assert [ln.split()[1] for ln in lines] == ["import", "run"]
+    subs = {"best.onnx": str(README.parent / "tests/fixtures/ultralytics/yolov8n-seg/model.onnx"),
+            "bundles/best": str(tmp_path / "best"), "images/": str(README.parent / "edgeseg/assets/samples"),
+            "out/best": str(tmp_path / "out")}
+    for line in lines:
+        args = [subs.get(a, a) for a in shlex.split(line)[1:]]
+        proc = subprocess.run([sys.executable, "-m", "edgeseg", *args], capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, (line, proc.stderr[-2000:])
+    assert len(list((tmp_path / "out").glob("scene_0*.json"))) == 6
