@@ -23,6 +23,12 @@ Schema version 1 (see README "Bundle format"):
                     "pre_nms_topk": 1000, "class_agnostic": false},
      "files": {"model.onnx": {"sha256": "...", "size": 1234}},
      "provenance": {"source": "...", "created": "...", "exporter": {}}}
+
+Roles may be channel ranges of one tensor (an imported Ultralytics model)::
+
+    {"name": "output0", "role": "scores", "layout": "BCA", "channels": [4, 10], "activation": "none"}
+
+Which roles a manifest needs is its family's business (:mod:`edgeseg.families`).
 """
 
 from __future__ import annotations

@@ -103,3 +103,15 @@ def test_cli_import_then_verify_and_run(tmp_path):
     assert json.loads((tmp_path / "o" / "img.json").read_text())["image_size"] == [48, 80]
     out = subprocess.run([*exe, "import", str(model), "--out", str(tmp_path / "b")], capture_output=True, text=True)
     assert out.returncode == 2 and "already holds a bundle" in out.stderr
+
+
+def test_float_import_needs_only_the_runtime(tmp_path):
+    """What a board has: the import reads and checks the model without torch, onnx or the export package."""
+    model = make_model(tmp_path / "m.onnx")
+    code = ("import sys; from edgeseg.imports import import_model; "
+            f"import_model({str(model)!r}, {str(tmp_path / 'b')!r}); "
+            "heavy = sorted(m for m in ('torch', 'onnx', 'export', 'tensorflow', 'ultralytics') if m in sys.modules); "
+            "print('HEAVY', heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "HEAVY []" in out.stdout
