@@ -137,7 +137,8 @@ class UltralyticsSource:
                 "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                 "importer": "edgeseg import",
                 "layout": lay.kind,
-                "license": str(meta.get("license", self.licence_default)),
+                # SPDX id first ("AGPL-3.0 License (https://...)" -> "AGPL-3.0"); the full text stays in upstream
+                "license": str(meta.get("license") or self.licence_default).split()[0],
                 "upstream": {k: str(v) for k, v in meta.items() if k in
                              ("author", "version", "date", "description", "docs", "license", "task", "stride", "end2end")},
             },
