@@ -47,6 +47,7 @@
 #define ES_MSG_ACK 3
 #define ES_MSG_REQUEST 4 /* pick server (1.1), docs/pick_server.md: body kept in raw, not parsed here */
 #define ES_MSG_REPLY 5
+#define ES_MSG_MODEL 6   /* (1.2) bundle identity, body kept in raw (docs/protocol.md section 14) */
 /* Header flags (byte 6): optional record blocks present. */
 #define ES_FLAG_CAMERA 0x01
 #define ES_FLAG_ROBOT 0x02
@@ -205,7 +206,7 @@ static inline int es_parse(const uint8_t *raw, size_t n, es_msg_t *msg) {
     msg->record_size = raw[8];
     msg->timestamp_us = (uint64_t)es_rd32(raw + 10) | ((uint64_t)es_rd32(raw + 14) << 32);
     msg->frame_id = es_rd32(raw + 18);
-    if (msg->type < ES_MSG_GRASPS || msg->type > ES_MSG_REPLY) return ES_ERR_LAYOUT;
+    if (msg->type < ES_MSG_GRASPS || msg->type > ES_MSG_MODEL) return ES_ERR_LAYOUT;
     need = ES_RECORD_BASE + ((msg->flags & ES_FLAG_CAMERA) ? ES_BLOCK_CAMERA : 0) +
            ((msg->flags & ES_FLAG_ROBOT) ? ES_BLOCK_ROBOT : 0) + ((msg->flags & ES_FLAG_TRACK) ? ES_BLOCK_TRACK : 0);
     if (msg->count && msg->record_size < need) return ES_ERR_LAYOUT;

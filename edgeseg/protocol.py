@@ -50,6 +50,7 @@ class MsgType(IntEnum):
     ACK = 3
     REQUEST = 4  # pick server: robot -> edgeseg (docs/pick_server.md)
     REPLY = 5  # pick server: edgeseg -> robot
+    MODEL = 6  # (1.2) which bundle the class ids index (edgeseg.model_info), sent when a link comes up
 
 
 class FrameFlags(IntEnum):
@@ -227,7 +228,8 @@ class Message:
         minor: Minor version (header byte 9); 0 from a 1.0 sender.
         truncated: GRASPS: the frame had more grasps than ``grasps`` (header flag TRUNCATED).
         body: Bytes after the records of a REQUEST / REPLY (the pick
-            server's fields, docs/pick_server.md); empty otherwise.
+            server's fields, docs/pick_server.md) or a MODEL message
+            (:mod:`edgeseg.model_info`); empty otherwise.
     """
 
     type: MsgType
@@ -352,7 +354,7 @@ def decode_raw(raw: bytes) -> Message:
         if body + ACK_BODY.size > len(raw) - 2:
             raise ProtocolError("ACK frame without its 4-byte body")
         acked, status, _ = ACK_BODY.unpack_from(raw, body)
-    elif mtype in (MsgType.REQUEST, MsgType.REPLY):
+    elif mtype in (MsgType.REQUEST, MsgType.REPLY, MsgType.MODEL):
         extra = bytes(raw[body:-2])
     try:
         mtype = MsgType(mtype)
@@ -437,6 +439,10 @@ def message_to_json(msg: Message) -> str:
     elif msg.type == MsgType.ACK:
         d["acked_seq"] = msg.acked_seq
         d["status"] = msg.ack_status
+    elif msg.type == MsgType.MODEL:
+        from edgeseg.model_info import ModelInfo  # noqa: PLC0415 - small, only for MODEL lines
+
+        d["model"] = ModelInfo.from_body(msg.body).to_dict()
     return json.dumps(_nan_to_none(d), separators=(",", ":"), allow_nan=False)
 
 

@@ -8,6 +8,7 @@ the spec is what the encoder writes.
 from __future__ import annotations
 
 from edgeseg import protocol
+from edgeseg.model_info import ModelInfo
 from edgeseg.protocol import GraspRecord, Message, MsgType
 
 BEGIN, END = "<!-- BEGIN GENERATED EXAMPLES -->", "<!-- END GENERATED EXAMPLES -->"
@@ -31,6 +32,9 @@ def examples() -> dict[str, tuple[str, Message]]:
         "heartbeat": ("HEARTBEAT, seq 4", Message(MsgType.HEARTBEAT, 4, T0 + 1_000_000)),
         "ack": ("ACK from the controller (its own seq 0) for host seq 2, status 0",
                 Message(MsgType.ACK, 0, 0, acked_seq=2, ack_status=0)),
+        "model": ("MODEL, seq 0 (sent first on a new connection): bundle edgeseg-nano, manifest sha256 "
+                  "59bc0b8dcd30a1e2..., 6 classes", Message(MsgType.MODEL, 0, T0 - 1_000, body=ModelInfo(
+                      "edgeseg-nano", "59bc0b8dcd30a1e2", 6).to_body())),
     }
 
 

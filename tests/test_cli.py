@@ -92,7 +92,13 @@ def test_run_sends_grasps_to_hooks(tmp_path):
         lines = [json.loads(x) for x in jsonl.read_text().splitlines()]
         assert [x["frame_id"] for x in lines] == [0, 1]
         assert all(len(x["grasps"]) > 0 for x in lines)  # the trained model finds objects to grasp
-        messages = port.read_messages(2, timeout=5.0)
+        model, *messages = port.read_messages(3, timeout=5.0)
+        # a new connection first names the bundle whose class ids the frames use (protocol 1.2, MODEL)
+        from edgeseg.model_info import ModelInfo
+
+        assert model.type == protocol.MsgType.MODEL
+        info = ModelInfo.from_body(model.body)
+        assert (info.name, info.classes) == ("edgeseg-nano", 6) and len(info.manifest_sha256) == 16
         assert [m.frame_id for m in messages] == [0, 1]
         assert all(m.type == protocol.MsgType.GRASPS for m in messages)
         assert [len(m.grasps) for m in messages] == [len(x["grasps"]) for x in lines]

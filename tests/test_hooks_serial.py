@@ -15,6 +15,7 @@ from virtual_port import VirtualSerialPort
 from edgeseg import protocol
 from edgeseg.grasp import GripperSpec, plan_grasps
 from edgeseg.hooks import open_hook
+from edgeseg.model_info import ModelInfo
 
 GRIPPER = GripperSpec(max_opening=60, finger_width=8, finger_thickness=4, margin=2, unit="px")
 
@@ -91,6 +92,7 @@ def test_line_noise_is_caught_by_crc_and_sync_is_kept(port):
 
 def test_port_vanishes_and_comes_back(port, caplog):
     hook = open_hook(f"serial://{port.path}?queue_size=1&reconnect_max_s=0.2")
+    hook.set_model(ModelInfo("test-bundle", "0123456789abcdef", 3))
     worst_call, k = 0.0, 0
 
     def step():
@@ -121,6 +123,12 @@ def test_port_vanishes_and_comes_back(port, caplog):
     after = [m for m in port.messages[before:] if m.frame_id >= first_after]
     assert after and st.reconnects == 1 and st.failed >= 1
     assert [m.seq for m in after] == sorted(m.seq for m in after)
+    # every connection starts by naming the bundle (MODEL), before its first frame
+    kinds = [m.type for m in port.messages]
+    models = [i for i, t in enumerate(kinds) if t == protocol.MsgType.MODEL]
+    assert len(models) == 2 and models[0] == 0
+    assert models[1] < port.messages.index(after[0])
+    assert ModelInfo.from_body(port.messages[models[1]].body) == ModelInfo("test-bundle", "0123456789abcdef", 3)
     # A blocking write would take >= write_timeout_s (0.5 s); scheduling noise on a busy box stays well below.
     assert worst_call < 0.25, f"a hook call blocked the loop for {worst_call * 1e3:.1f} ms"
     lost = [r for r in caplog.records if "lost" in r.getMessage()]

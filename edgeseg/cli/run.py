@@ -59,6 +59,7 @@ def main(args: argparse.Namespace) -> int:
     from edgeseg.grasp import GraspPlanner, draw_grasps
     from edgeseg.health import Heartbeat
     from edgeseg.hooks import open_hook
+    from edgeseg.model_info import ModelInfo
     from edgeseg.sources import SourceOptions, check_sources, iter_frames
     from edgeseg.stream import (
         ConsoleSink,
@@ -104,6 +105,10 @@ def main(args: argparse.Namespace) -> int:
     sinks = [FrameJsonSink(args.out), overlays] if args.out else []
     if args.jsonl:
         sinks.append(JsonlSink(args.jsonl))
+    if seg.bundle is not None:  # serial links name the bundle behind the class ids when they come up
+        model = ModelInfo.of_bundle(seg.bundle)
+        for link in links.values():
+            link.set_model(model)
     sinks += [HookSink(link, url) for url, link in links.items()]
     sinks.append(ConsoleSink(sys.stderr if to_stdout else sys.stdout, overlays))
 

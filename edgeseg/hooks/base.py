@@ -134,6 +134,13 @@ class Hook(metaclass=_StartsWorker):
         self._closing = False
         self._logged: set[str] = set()
         self._thread: threading.Thread | None = None
+        #: The bundle whose class ids the frames speak of (:class:`~edgeseg.model_info.ModelInfo`),
+        #: announced by binary links when they come up; ``None`` until :meth:`set_model`.
+        self.model = None
+
+    def set_model(self, info) -> None:
+        """Names the bundle behind the class ids; links that can say so send a MODEL message."""
+        self.model = info
 
     def _start(self) -> None:
         """Starts the worker (once; called by the metaclass after construction)."""
@@ -293,3 +300,7 @@ class LinkSequence:
 
     def heartbeat(self) -> protocol.Message:
         return protocol.Message(protocol.MsgType.HEARTBEAT, self.take(), time.time_ns() // 1000)
+
+    def model(self, info) -> protocol.Message:
+        """The MODEL message of :class:`~edgeseg.model_info.ModelInfo` ``info``."""
+        return protocol.Message(protocol.MsgType.MODEL, self.take(), time.time_ns() // 1000, body=info.to_body())

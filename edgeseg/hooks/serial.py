@@ -69,6 +69,7 @@ class SerialHook(Hook):
         self._seq = LinkSequence()
         self._decoder = protocol.StreamDecoder()
         self._dirty = True  # start with a delimiter to flush the receiver's buffer
+        self._announce = True  # send MODEL before the first frame of every connection
         self._link = SerialLink(port, baud=baud, write_timeout_s=write_timeout_s, reconnect_max_s=reconnect_max_s,
                                 require_port=require_port)
         self._acks.reset(time.monotonic())
@@ -109,6 +110,8 @@ class SerialHook(Hook):
     # -- worker side -------------------------------------------------------
     def _deliver(self, item: HookItem) -> bool:
         self._poll_link()
+        if self._announce and self.model is not None and self._link.connected:
+            self._announce = not self._send(self._seq.model(self.model))  # once per connection
         return self._send(self._seq.grasps(item))
 
     def _idle(self) -> None:
@@ -139,6 +142,7 @@ class SerialHook(Hook):
     def _poll_link(self) -> None:
         """Reopens a lost port when its backoff expired; reads ACKs."""
         if self._link.poll():
+            self._announce = True
             self._dirty = True
             self._decoder = protocol.StreamDecoder()
             self._acks.reset(time.monotonic())
