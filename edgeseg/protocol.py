@@ -356,6 +356,13 @@ def decode_raw(raw: bytes) -> Message:
         acked, status, _ = ACK_BODY.unpack_from(raw, body)
     elif mtype in (MsgType.REQUEST, MsgType.REPLY, MsgType.MODEL):
         extra = bytes(raw[body:-2])
+    if mtype == MsgType.MODEL:
+        from edgeseg.model_info import ModelInfo  # noqa: PLC0415 - small, only for MODEL frames
+
+        try:
+            ModelInfo.from_body(extra)
+        except ValueError as exc:
+            raise ProtocolError(str(exc)) from None
     try:
         mtype = MsgType(mtype)
     except ValueError:

@@ -227,3 +227,13 @@ def test_spec_examples_are_generated_by_the_encoder():
         raw = parse_hexdump(section.split(f"```hex {name} raw\n")[1].split("```")[0])
         assert wire == protocol.encode(msg) and raw == protocol.cobs_decode(wire[:-1])
         assert protocol.decode(wire) == msg
+
+
+def test_a_malformed_model_body_is_a_protocol_error():
+    from edgeseg.model_info import ModelInfo
+
+    good = protocol.Message(protocol.MsgType.MODEL, 0, 1, body=ModelInfo("b", "00" * 8, 2).to_body())
+    assert ModelInfo.from_body(protocol.decode_raw(protocol.encode_raw(good)).body).name == "b"
+    short = protocol.Message(protocol.MsgType.MODEL, 0, 1, body=b"\x20abc")  # says 32 name bytes, has 3
+    with pytest.raises(protocol.ProtocolError, match="shorter than its name length"):
+        protocol.decode_raw(protocol.encode_raw(short))
