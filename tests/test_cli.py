@@ -84,7 +84,8 @@ def test_run_sends_grasps_to_hooks(tmp_path):
     with VirtualSerialPort(str(tmp_path / "tty")) as port:
         jsonl = tmp_path / "grasps.jsonl"
         proc = edgeseg(
-            "run", str(src), str(src), "--hook", f"jsonl:{jsonl}", "--hook", f"serial://{port.path}?baud=115200",
+            # queue_size=8: with the default of 1 a busy link may legitimately drop frame 0 (latest wins)
+            "run", str(src), str(src), "--hook", f"jsonl:{jsonl}", "--hook", f"serial://{port.path}?baud=115200&queue_size=8",
             "--device-config", str(Path(__file__).resolve().parents[1] / "device_configs" / "x86-cpu.yaml"),
         )
         assert proc.returncode == 0, proc.stderr
