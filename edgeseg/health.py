@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
@@ -95,6 +96,7 @@ class Heartbeat:
         self.write_failures = 0
         self.last_write_error: OSError | None = None
         self._written = float("-inf")
+        self._lock = threading.Lock()
         self._hooks: Mapping[str, Any] = {}
 
     def watch_hooks(self, hooks: Mapping[str, Any]) -> None:
@@ -118,13 +120,19 @@ class Heartbeat:
         """Writes the final status (``stopped`` or ``failed``) and why the run ended."""
         self._update(replace(self.status, status=status, reason=reason), force=True)
 
+    def alive(self) -> None:
+        """Rewrites the heartbeat (at most once per interval) while no frame comes: the loop is
+        waiting on purpose (trigger mode), not stuck."""
+        self._update(self.status)
+
     def _update(self, status: HealthStatus, *, force: bool = False) -> None:
-        self.status = status
-        now = time.monotonic()
-        if self.path is not None and (force or now - self._written >= self.interval_s):
-            self._written = now
-            hooks = {url: asdict(hook.stats) for url, hook in self._hooks.items()}
-            self._write(replace(status, updated_unix=time.time(), hooks=hooks))
+        with self._lock:  # the reader thread (alive) and the sink thread (frames) both write
+            self.status = status
+            now = time.monotonic()
+            if self.path is not None and (force or now - self._written >= self.interval_s):
+                self._written = now
+                hooks = {url: asdict(hook.stats) for url, hook in self._hooks.items()}
+                self._write(replace(status, updated_unix=time.time(), hooks=hooks))
 
     def _write(self, status: HealthStatus) -> None:
         try:

@@ -94,6 +94,14 @@ def test_pick_server_in_trigger_mode_from_the_command_line(video, tmp_path):
                 assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1]
                 time.sleep(0.1)
         f = robot.makefile("rwb")
+        # no trigger yet: the loop waits on purpose, and its heartbeat says so by staying fresh
+        deadline = time.monotonic() + 30
+        while not beat.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        first = json.loads(beat.read_text())["updated_unix"]
+        time.sleep(2.5)
+        waiting = json.loads(beat.read_text())
+        assert waiting["updated_unix"] > first and waiting["status"] == "running" and waiting["frames"] == 0
         frames = []
         for _ in range(3):
             f.write(b"TRIGGER\n")

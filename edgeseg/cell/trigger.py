@@ -10,7 +10,7 @@ taken coalesce into the next one (every waiting client is answered by it).
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 
@@ -38,11 +38,17 @@ class TriggerGate:
         """Sends this gate's requests to ``other`` (several servers, one loop)."""
         self._target = other
 
-    def wait(self) -> bool:
-        """Blocks until a request is pending (consumes all pending ones); False once closed."""
+    def wait(self, on_idle: Callable[[], None] | None = None) -> bool:
+        """Blocks until a request is pending (consumes all pending ones); False once closed.
+
+        Args:
+            on_idle: Called about twice a second while waiting (the health heartbeat).
+        """
         with self._cond:
             while not self._pending and not self._closed:
                 self._cond.wait(0.5)  # a timeout keeps Ctrl-C responsive
+                if on_idle is not None and not self._pending:
+                    on_idle()
             if self._closed:
                 return False
             self._pending = 0
@@ -55,13 +61,15 @@ class TriggerGate:
             self._cond.notify_all()
 
 
-def triggered_frames(frames: Iterable, sinks: Iterable[Any]) -> Iterator:
+def triggered_frames(frames: Iterable, sinks: Iterable[Any], *, on_wait: Callable[[], None] | None = None) -> Iterator:
     """``frames`` as they come, or one per request when a sink has a ``trigger_gate``.
 
     Args:
         frames: The source's frames.
         sinks: Hooks and servers of the run; those in trigger mode have a
             :class:`TriggerGate` as ``trigger_gate``.
+        on_wait: Called about twice a second while no request is pending
+            (``Heartbeat.alive``: a long wait must not look like a stuck loop).
     """
     gates = [g for g in (getattr(s, "trigger_gate", None) for s in sinks) if g is not None]
     if not gates:
@@ -70,7 +78,7 @@ def triggered_frames(frames: Iterable, sinks: Iterable[Any]) -> Iterator:
     for g in gates[1:]:
         g.forward_to(gates[0])
     it = iter(frames)
-    while gates[0].wait():
+    while gates[0].wait(on_wait):
         frame = next(it, None)
         if frame is None:
             return

@@ -120,7 +120,7 @@ def main(args: argparse.Namespace) -> int:
                          options=SourceOptions(recursive=args.recursive))
     health = Heartbeat(args.health_file)
     health.watch_hooks(links)
-    pipeline = Pipeline(triggered_frames(frames, links.values()), infer, steps=steps, sinks=sinks, health=health,
+    pipeline = Pipeline(triggered_frames(frames, links.values(), on_wait=health.alive), infer, steps=steps, sinks=sinks, health=health,
                         options=PipelineOptions(threaded=not args.sequential))
     with stop_on_signals(pipeline):
         summary = pipeline.run()
