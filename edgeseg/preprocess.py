@@ -56,11 +56,13 @@ class LetterboxInfo:
         h, w = self.orig_size
         return int(round(h * self.scale_y)), int(round(w * self.scale_x))
 
-    def boxes_to_original(self, boxes: np.ndarray) -> np.ndarray:
-        """Maps ``(N, 4)`` XYXY boxes from input pixels to original pixels, clipped."""
+    def boxes_to_original(self, boxes: np.ndarray, *, clip: bool = True) -> np.ndarray:
+        """Maps ``(N, 4)`` XYXY boxes from input pixels to original pixels, clipped unless ``clip=False``."""
         out = np.empty_like(boxes, dtype=np.float32)
         out[:, 0::2] = (boxes[:, 0::2] - self.pad_left) / self.scale_x
         out[:, 1::2] = (boxes[:, 1::2] - self.pad_top) / self.scale_y
+        if not clip:
+            return out
         h, w = self.orig_size
         np.clip(out[:, 0::2], 0.0, w, out=out[:, 0::2])
         np.clip(out[:, 1::2], 0.0, h, out=out[:, 1::2])

@@ -181,12 +181,6 @@ def _segmenter(bundle: Bundle, threads: int) -> Segmenter:
     return Segmenter.from_bundle(bundle, DeviceConfig(backend=BackendOptions(threads=threads)))
 
 
-def _calibration(folder: str, manifest: Manifest, limit: int):
-    from export.calibration import CalibrationSet
-
-    return CalibrationSet(folder, manifest.input, limit=limit)
-
-
 def _mask_agreement(ref, got) -> float:
     """Mean over ``ref``'s instances of the best mask IoU with a ``got`` instance of the same class (1 if none)."""
     if len(ref) == 0:
@@ -268,7 +262,9 @@ def quantize_imported(
     out = Path(out)
     if (out / "manifest.json").exists() and not force:
         raise ValueError(f"{out} already holds a bundle; pass --force to overwrite it")
-    calibration = _calibration(calib, m, calib_images)
+    from export.calibration import CalibrationSet
+
+    calibration = CalibrationSet(calib, m.input, limit=calib_images)
     calibration.warn_if_small("int8 import")
     tensors = list(calibration)
     float_seg = _segmenter(bundle, threads)

@@ -179,3 +179,26 @@ def test_output_shapes_are_checked_by_the_family_before_any_conversion():
     with pytest.raises(ValueError, match="coeffs have 3 channels but protos have 5"):
         proto.check_output_shapes(m, {"output0": (1, 9, 84), "output1": (1, 5, 16, 16)})
     assert proto.map_roles() == {"protos"} and FAMILIES.get("roi").map_roles() == {"masks"}
+
+
+def test_roi_family_decodes_detections_and_pastes_their_masks():
+    """Mask R-CNN-style outputs through the registry: score filter, letterbox undo, per-ROI paste."""
+    from edgeseg.decode import Decoder
+
+    m = Manifest(
+        name="roi", family="roi", format="onnx", precision="fp32", model="model.onnx",
+        input=InputSpec(name="images", shape=(1, 3, 64, 64)),
+        outputs=(OutputSpec("b", "boxes", "BAC"), OutputSpec("s", "scores", "BAC"),
+                 OutputSpec("l", "labels", "BAC"), OutputSpec("m", "masks", "NCHW")),
+        classes=("bg", "part"), thresholds=Thresholds(score=0.5, nms=False),
+    )
+    logits = np.full((2, 1, 4, 4), -5.0, np.float32)
+    logits[0, 0, :, :2] = 5.0  # left half of the first box
+    raw = {"b": np.array([[8, 16, 24, 48], [0, 0, 8, 8]], np.float32), "s": np.array([0.9, 0.2], np.float32),
+           "l": np.array([1, 1], np.int64), "m": logits}
+    lb = LetterboxInfo.fit((32, 64), (64, 64))  # 64x32 image: 16 rows of padding on top
+    r = Decoder(m)(raw, lb)
+    assert r.class_ids.tolist() == [1] and r.scores.tolist() == pytest.approx([0.9])
+    np.testing.assert_allclose(r.boxes, [[8, 0, 24, 32]])
+    mask = r.masks[0].full()
+    assert mask[:, 8:16].all() and not mask[:, 16:24].any() and mask.sum() == 8 * 32

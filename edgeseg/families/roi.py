@@ -126,11 +126,8 @@ class RoiDecoder:
                 raise ValueError(f"roi masks hold {maps.data.shape[0]} maps for {n} detections")
             rows = QTensor(maps.data[idx], maps.quant)
             # each map covers the model's box: paste with the box mapped back unclipped
-            unclipped = np.empty_like(kept_boxes)
-            unclipped[:, 0::2] = (kept_boxes[:, 0::2] - letterbox.pad_left) / np.float32(letterbox.scale_x)
-            unclipped[:, 1::2] = (kept_boxes[:, 1::2] - letterbox.pad_top) / np.float32(letterbox.scale_y)
             paste = cpath.paste_roi if self.path == "c" else reference_roi.paste_masks
-            masks = tuple(paste(rows, unclipped, letterbox.orig_size))
+            masks = tuple(paste(rows, letterbox.boxes_to_original(kept_boxes, clip=False), letterbox.orig_size))
         return Result(
             boxes=orig, scores=reference.scores_from_raw(raw_kept, options.score_activation), class_ids=cls,
             masks=masks, class_names=self.manifest.classes, image_size=letterbox.orig_size, nonfinite=nonfinite,

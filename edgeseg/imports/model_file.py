@@ -44,10 +44,6 @@ class TensorInfo:
     dtype: str
     quant: Quant | None = None
 
-    @property
-    def static(self) -> bool:
-        return all(isinstance(d, int) and d > 0 for d in self.shape)
-
 
 @dataclass(frozen=True)
 class ModelFile:
