@@ -27,6 +27,7 @@ from edgeseg.fromdict import Pattern, Range, Unique
 from edgeseg.grasp.types import CameraIntrinsics, GripperSpec, TablePlane
 from edgeseg.hook_urls import is_serial, scheme_of
 from edgeseg.manifest import PRECISIONS, known_formats
+from edgeseg.native_options import NcnnOptions, OpenVINOOptions, RknnOptions
 
 GRAPH_OPTIMIZATION_LEVELS = ("disable", "basic", "extended", "all")
 BAUD_RANGE = (50, 12_000_000)
@@ -85,6 +86,9 @@ class BackendOptions:
         providers: ONNX Runtime execution providers in priority order; CPU is
             always appended as the last resort.
         xnnpack: Use the XNNPACK delegate for TFLite bundles.
+        openvino: OpenVINO device and hint (``openvino`` bundles).
+        ncnn: ncnn fp16 storage / arithmetic, Vulkan (``ncnn`` bundles).
+        rknn: RKNN NPU core mask (``rknn`` bundles).
     """
 
     threads: Annotated[int, Range(0, 1024)] = 0
@@ -92,6 +96,9 @@ class BackendOptions:
     graph_optimization: str = "all"
     providers: tuple[ProviderSpec, ...] = (ProviderSpec("CPUExecutionProvider"),)
     xnnpack: bool = True
+    openvino: OpenVINOOptions = field(default_factory=OpenVINOOptions)
+    ncnn: NcnnOptions = field(default_factory=NcnnOptions)
+    rknn: RknnOptions = field(default_factory=RknnOptions)
 
     def __post_init__(self) -> None:
         if self.threads < 0:

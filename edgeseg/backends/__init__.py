@@ -25,6 +25,9 @@ BACKENDS: Registry[ModuleType] = Registry(
     {
         "onnx": "edgeseg.backends.onnxruntime",
         "tflite": "edgeseg.backends.tflite",
+        "openvino": "edgeseg.backends.openvino",
+        "ncnn": "edgeseg.backends.ncnn",
+        "rknn": "edgeseg.backends.rknn",
     },
 )
 

@@ -54,6 +54,11 @@ FORMATS: Registry[FormatInfo] = Registry(
         "tflite": FormatInfo("export.formats.tflite", "fp32"),
         "tflite-fp16": FormatInfo("export.formats.tflite", "fp16"),
         "tflite-int8": FormatInfo("export.formats.tflite", "int8"),
+        # Board-native formats, converted from the fp32 ONNX model (export.formats.from_onnx).
+        "openvino": FormatInfo("export.formats.openvino", "fp32"),
+        "openvino-int8": FormatInfo("export.formats.openvino", "int8"),
+        "ncnn": FormatInfo("export.formats.ncnn", "fp16"),
+        "rknn": FormatInfo("export.formats.rknn", "int8"),
     },
 )
 
