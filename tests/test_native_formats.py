@@ -170,3 +170,18 @@ def test_rknn_bundle_without_rknnlite_names_the_extra(tmp_path):
                           {"model.rknn": fake})
     with pytest.raises(BackendUnavailable, match=r"pip install 'edgeseg\[rknn\]'"):
         load_backend(bundle, BackendOptions())
+
+
+def test_readme_board_native_example_runs(tmp_path, monkeypatch, capsys):
+    import re
+
+    text = (REPO / "README.md").read_text()
+    start = text.index("## Board-native backends")
+    (block,) = re.findall(r"```python\n(.*?)```", text[start:text.find("\n## ", start + 1)], flags=re.S)
+    monkeypatch.chdir(REPO)
+    exec(compile(block.replace('"bundles/native"', repr(str(tmp_path))).replace(
+        'f"bundles/native/', f'f"{tmp_path}/'), "README:Board-native backends", "exec"), {})
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == ["openvino", "ncnn"]
+    assert all(int(line.split()[-2]) > 0 for line in lines)
+    assert "openvino CPU" in lines[0] and "threads=4" in lines[1]
