@@ -93,6 +93,15 @@ def test_runtime_requirements_follow_the_bundle_format(built):
     assert [r for r in tflite_reqs if r not in onnx_reqs][0].startswith("ai-edge-litert==")
 
 
+def test_board_native_formats_bring_their_runtime(built):
+    from edgeseg.deploy.package import FORMAT_EXTRAS
+
+    onnx_reqs = runtime_requirements(built["wheel"])
+    for fmt in ("openvino", "ncnn"):
+        added = [r for r in runtime_requirements(built["wheel"], FORMAT_EXTRAS[fmt]) if r not in onnx_reqs]
+        assert [r.split("==")[0] for r in added] == [fmt], added
+
+
 def test_device_config_is_validated_and_resolved(tmp_path, built):
     parent = write_config(tmp_path / "parent.yaml", source="camera:3")
     child = tmp_path / "child.yaml"

@@ -185,3 +185,26 @@ def test_readme_board_native_example_runs(tmp_path, monkeypatch, capsys):
     assert [line.split()[0] for line in lines] == ["openvino", "ncnn"]
     assert all(int(line.split()[-2]) > 0 for line in lines)
     assert "openvino CPU" in lines[0] and "threads=4" in lines[1]
+
+
+def test_openvino_int8_keeps_the_float_nodes_float(tmp_path):
+    """What the mixed-precision search asks for (ONNX node names) reaches NNCF's ignored scope."""
+    import onnx
+    import openvino as ov
+
+    from export.calibration import CalibrationSet
+    from export.formats import openvino
+
+    src = load_bundle(NANO)
+    convs = [n.name for n in onnx.load(str(src.model_path)).graph.node if n.op_type == "Conv"]
+    kept = tuple(convs[-2:])
+    bundle = openvino.convert(src, "int8", tmp_path / "mixed", calibration=CalibrationSet(SAMPLES, src.manifest.input),
+                              float_nodes=kept)
+    assert bundle.manifest.precision == "mixed" and bundle.manifest.provenance["quantization"]["float_nodes"] == list(kept)
+    fed = {}
+    for op in ov.Core().read_model(str(bundle.model_path)).get_ops():
+        if op.get_type_name() in ("Convolution", "GroupConvolution"):
+            name = op.get_friendly_name().removesuffix("/WithoutBiases")
+            fed[name] = {i.get_source_output().get_node().get_type_name() for i in op.inputs()}
+    assert all("FakeQuantize" not in fed[name] for name in kept)
+    assert sum("FakeQuantize" in inputs for inputs in fed.values()) >= len(convs) - len(kept) - 2  # the rest is int8

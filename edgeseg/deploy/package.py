@@ -51,7 +51,9 @@ log = logging.getLogger(__name__)
 
 TEMPLATES = Path(__file__).parent / "templates"
 #: The pip extra a bundle format needs on the board, beyond the base runtime.
-FORMAT_EXTRAS: dict[str, tuple[str, ...]] = {"tflite": ("tflite",)}
+#: (``rknn`` is not here: rknn-toolkit-lite2 is an aarch64-only wheel that a workstation cannot pin; install it
+#: on the board, README "Board-native backends".)
+FORMAT_EXTRAS: dict[str, tuple[str, ...]] = {"tflite": ("tflite",), "openvino": ("openvino",), "ncnn": ("ncnn",)}
 #: manylinux level of dependency wheels fetched for a board (glibc >= 2.28:
 #: Debian 10+, Ubuntu 20.04+ / JetPack 5+, Raspberry Pi OS bullseye+).
 MANYLINUX = "manylinux_2_28"

@@ -8,7 +8,8 @@ int8, outputs that share one tensor are split first, so that scores and
 mask coefficients never share one int8 scale:
 :func:`export.import_int8.split_outputs`), and the manifest of the result
 (the float bundle's, with the new format, model file, output names and a
-provenance record of the conversion).
+provenance record of the conversion), and the check that a float
+conversion computes what ONNX Runtime computes (:func:`check_conversion`).
 """
 
 from __future__ import annotations

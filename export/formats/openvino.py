@@ -73,7 +73,16 @@ def _quantize(model, calibration, float_nodes: tuple[str, ...]):
     """NNCF post-training int8 of an OpenVINO model. Returns (model, provenance details)."""
     import nncf
 
-    scope = nncf.IgnoredScope(names=list(float_nodes), validate=False) if float_nodes else None
+    scope = None
+    if float_nodes:
+        ops = {op.get_friendly_name() for op in model.get_ops()}
+        # OpenVINO's ONNX frontend keeps node names; a Conv with a bias becomes "<name>/WithoutBiases" + Add "<name>"
+        names = [n for node in float_nodes for n in (node, f"{node}/WithoutBiases") if n in ops]
+        unmatched = [node for node in float_nodes if node not in ops and f"{node}/WithoutBiases" not in ops]
+        if unmatched:
+            log.warning("openvino-int8: %d float nodes have no OpenVINO op of that name and stay int8: %s",
+                        len(unmatched), unmatched[:5])
+        scope = nncf.IgnoredScope(names=names, validate=False)
     quantized = nncf.quantize(model, nncf.Dataset(list(calibration)), subset_size=len(calibration),
                               ignored_scope=scope)
     return quantized, {"calibration": {"method": "nncf-minmax", "images": len(calibration)}, "outputs_split": True,
