@@ -70,27 +70,29 @@ def _torch_bits(w: np.ndarray) -> int:
     return bits
 
 
-def _pass(image: np.ndarray, out_size: int, axis: int, precision: Callable[[np.ndarray], int]) -> np.ndarray:
-    """One resampling pass along ``axis`` (1: columns, 0: rows) of an ``(H, W, C)`` uint8 image."""
-    index, w = _weights(image.shape[axis], out_size)
+def _pass(image: np.ndarray, out_size: int, precision: Callable[[np.ndarray], int]) -> np.ndarray:
+    """One resampling pass along axis 0 of a ``(N, M, C)`` uint8 array (rows gathered whole: plain copies).
+
+    Exact integer arithmetic in int32: the sum is at most ``255 * 2^bits`` plus rounding, below ``2^31``.
+    """
+    index, w = _weights(image.shape[0], out_size)
     bits = precision(w)
-    weight = _fixed(w, bits)
-    acc = np.full(image.shape[:axis] + (out_size,) + image.shape[axis + 1 :], 1 << (bits - 1), np.int64)
-    shape = [1, 1, 1]
-    shape[axis] = out_size
+    weight = _fixed(w, bits).astype(np.int32)
+    acc = np.full((out_size, *image.shape[1:]), 1 << (bits - 1), np.int32)
     for t in range(index.shape[1]):
-        acc += np.take(image, index[:, t], axis=axis).astype(np.int64) * weight[:, t].reshape(shape)
-    return np.clip(acc >> bits, 0, 255).astype(np.uint8)
+        acc += image[index[:, t]] * weight[:, t, None, None]
+    np.right_shift(acc, bits, out=acc)
+    return np.clip(acc, 0, 255).astype(np.uint8)
 
 
 def _separable(precision: Callable[[np.ndarray], int]) -> Callable[..., np.ndarray]:
     def resize(image: np.ndarray, size: tuple[int, int], dst: np.ndarray | None = None) -> np.ndarray:
         out_w, out_h = size
         x = image
-        if out_w != image.shape[1]:
-            x = _pass(x, out_w, 1, precision)
+        if out_w != image.shape[1]:  # horizontal pass first, on the transposed image
+            x = _pass(np.ascontiguousarray(x.transpose(1, 0, 2)), out_w, precision).transpose(1, 0, 2)
         if out_h != image.shape[0]:
-            x = _pass(x, out_h, 0, precision)
+            x = _pass(np.ascontiguousarray(x), out_h, precision)
         if dst is None:
             return np.ascontiguousarray(x)
         dst[...] = x
