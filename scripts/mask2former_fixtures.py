@@ -26,7 +26,7 @@ pin torch first so nothing pulls other CUDA wheels)::
     /work/venvs/ultra/bin/pip install torch==2.14.1 torchvision==0.29.1
     /work/venvs/ultra/bin/pip install "transformers>=5,<6" onnx onnxruntime pycocotools opencv-python-headless pillow
 
-Run (from the repository root; about a minute on the project's 2-core VM)::
+Run (from the repository root; about 40 s on the project's 2-core VM)::
 
     /work/venvs/ultra/bin/python scripts/mask2former_fixtures.py
 
