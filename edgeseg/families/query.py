@@ -16,7 +16,8 @@ the logits with the resize undone; or ``transformers`` (what an import from
 transformers sets): the library's own masks, thresholded on its 384 x 384
 score grid and resized with nearest (numpy, indexing only each mask's region).
 No NMS (the queries do not overlap by construction: the manifest says
-``nms: false``).
+``nms: false``). A box is its mask's box, so masks are rendered even when a
+caller asks for none (``with_masks=False`` only leaves them out of the result).
 """
 
 from __future__ import annotations
