@@ -86,6 +86,10 @@ class Letterbox:
 
     pad_value: Annotated[int, Range(0, 255)] = 114
     center: bool = True
+    #: ``False``: stretched to the input size, no padding (Hugging Face processors' ``{"height", "width"}``).
+    keep_aspect: bool = True
+    #: Resizer by name (:data:`edgeseg.resample.RESAMPLERS`): ``linear`` (OpenCV), ``pil-bilinear``, ``torchvision-bilinear``.
+    resample: str = "linear"
 
 
 @dataclass(frozen=True)
@@ -266,6 +270,7 @@ def _check_input(inp: InputSpec) -> None:
     _choice(inp.layout, INPUT_LAYOUTS, "input.layout")
     _choice(inp.dtype, INPUT_DTYPES, "input.dtype")
     _choice(inp.color, ("RGB", "BGR"), "input.color")
+    _choice(inp.letterbox.resample, ("linear", "pil-bilinear", "torchvision-bilinear"), "input.letterbox.resample")
     if len(inp.shape) != 4 or inp.shape[0] != 1:
         raise ManifestError(f"manifest.input.shape must be 4 positive ints, batch 1, got {list(inp.shape)}")
     channels = inp.shape[1] if inp.layout == "NCHW" else inp.shape[3]

@@ -1,7 +1,9 @@
 """Image -> model input tensor: letterbox, colour order, normalization, layout, dtype.
 
 The letterbox keeps the aspect ratio, resizes with bilinear interpolation and
-pads to the model's input size. :class:`LetterboxInfo` records the exact
+pads to the model's input size; a manifest may instead stretch the image to
+the input size (``letterbox.keep_aspect: false``) and name another resizer
+(``letterbox.resample``, :mod:`edgeseg.resample`). :class:`LetterboxInfo` records the exact
 per-axis scale and padding so the decoder maps boxes and masks back to the
 original pixels (continuous coordinates, pixel ``i`` covering ``[i, i+1)``):
 ``u = x * scale_x + pad_left`` and ``x = (u - pad_left) / scale_x``.
@@ -11,10 +13,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 from edgeseg.manifest import InputSpec
+from edgeseg.resample import RESAMPLERS
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,14 @@ class LetterboxInfo:
         pad_left = (iw - new_w) // 2 if center else 0
         pad_top = (ih - new_h) // 2 if center else 0
         return cls(orig_size, input_size, new_w / w, new_h / h, pad_left, pad_top)
+
+    @classmethod
+    def stretch(cls, orig_size: tuple[int, int], input_size: tuple[int, int]) -> LetterboxInfo:
+        """The whole ``orig_size`` image resized to ``input_size`` without keeping its aspect (no padding)."""
+        h, w = orig_size
+        if h <= 0 or w <= 0:
+            raise ValueError(f"image size must be positive, got {w}x{h}")
+        return cls(orig_size, input_size, input_size[1] / w, input_size[0] / h, 0, 0)
 
     @property
     def resized_size(self) -> tuple[int, int]:
@@ -105,9 +115,11 @@ class Preprocessor:
     def letterbox(self, image_bgr: np.ndarray) -> tuple[np.ndarray, LetterboxInfo]:
         """Letterboxes ``image_bgr`` into the reused canvas (BGR, uint8, HWC)."""
         check_image(image_bgr)
-        info = LetterboxInfo.fit(
-            image_bgr.shape[:2], (self.spec.height, self.spec.width), center=self.spec.letterbox.center
-        )
+        box = self.spec.letterbox
+        if box.keep_aspect:
+            info = LetterboxInfo.fit(image_bgr.shape[:2], (self.spec.height, self.spec.width), center=box.center)
+        else:
+            info = LetterboxInfo.stretch(image_bgr.shape[:2], (self.spec.height, self.spec.width))
         rh, rw = info.resized_size
         canvas = self._canvas
         if info != self._pad_for:  # the image covers the same region every frame: pad bands stay valid
@@ -117,7 +129,7 @@ class Preprocessor:
         if (rh, rw) == image_bgr.shape[:2]:
             region[...] = image_bgr
         else:
-            cv2.resize(image_bgr, (rw, rh), dst=region, interpolation=cv2.INTER_LINEAR)
+            RESAMPLERS[box.resample](image_bgr, (rw, rh), dst=region)
         return canvas, info
 
     def __call__(self, image_bgr: np.ndarray) -> tuple[np.ndarray, LetterboxInfo]:

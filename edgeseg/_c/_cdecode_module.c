@@ -178,11 +178,13 @@ static PyObject *py_masks(PyObject *self, PyObject *args) {
                           LB_ARGS(lb), &out_o, &threads, &flags))
         return NULL;
     if (kind < ES_CROPPED || kind > ES_RLE) return PyErr_Format(PyExc_ValueError, "unknown output kind %d", kind);
-    if (mode != ES_MODE_PROTO && mode != ES_MODE_ROI) return PyErr_Format(PyExc_ValueError, "unknown mask mode %d", mode);
+    if (mode != ES_MODE_PROTO && mode != ES_MODE_ROI && mode != ES_MODE_MAP)
+        return PyErr_Format(PyExc_ValueError, "unknown mask mode %d", mode);
     if ((mode == ES_MODE_PROTO) != (coeffs_o != Py_None))
-        return PyErr_Format(PyExc_ValueError, "mask mode %s %s coefficients", mode == ES_MODE_PROTO ? "PROTO" : "ROI",
+        return PyErr_Format(PyExc_ValueError, "mask mode %s %s coefficients",
+                            mode == ES_MODE_PROTO ? "PROTO" : (mode == ES_MODE_ROI ? "ROI" : "MAP"),
                             mode == ES_MODE_PROTO ? "needs" : "takes no");
-    if (es_check_letterbox(&lb, mode == ES_MODE_PROTO)) {
+    if (es_check_letterbox(&lb, mode != ES_MODE_ROI)) {
         char got[200];
         snprintf(got, sizeof got, "orig %dx%d, input %dx%d, pad %d,%d, scale %g,%g", lb.orig_h, lb.orig_w, lb.input_h,
                  lb.input_w, lb.pad_left, lb.pad_top, lb.scale_x, lb.scale_y);
@@ -442,6 +444,7 @@ PyMODINIT_FUNC PyInit__cdecode(void) {
     PyModule_AddIntConstant(m, "RLE", ES_RLE);
     PyModule_AddIntConstant(m, "PROTO", ES_MODE_PROTO);
     PyModule_AddIntConstant(m, "ROI", ES_MODE_ROI);
+    PyModule_AddIntConstant(m, "MAP", ES_MODE_MAP);
     PyModule_AddIntConstant(m, "NO_BLOCKFILL", ES_NO_BLOCKFILL);
     PyModule_AddIntConstant(m, "NO_STREAM", ES_NO_STREAM);
     PyModule_AddIntConstant(m, "FULL_LOGITS", ES_FULL_LOGITS);

@@ -19,6 +19,9 @@ enum { ES_F32 = 0, ES_I8 = 1, ES_U8 = 2 };                 /* tensor element typ
 enum { ES_LTRB = 0, ES_XYXY = 1, ES_CXCYWH = 2 };          /* box encodings */
 enum { ES_CROPPED = 0, ES_FULL = 1, ES_RLE = 2 };          /* mask output kinds */
 enum { ES_MODE_PROTO = 0, ES_MODE_ROI = 1 };               /* what a mask job's maps are */
+/* ES_MODE_MAP: maps (n, Hm, Wm) are per-instance logits over the whole model input (mask-first
+ * families), sampled through the letterbox like protos; the box is only the region to render. */
+enum { ES_MODE_MAP = 2 };
 /* Flags that switch off one speed trick each (for benchmarks; results are identical). */
 enum { ES_NO_BLOCKFILL = 1, ES_NO_STREAM = 2, ES_FULL_LOGITS = 4 };
 
@@ -90,7 +93,7 @@ typedef struct {
     const float *boxes;        /* (n, 4) original pixels */
     const es_span *spans;      /* (n,) from es_spans */
     int64_t n;
-    const es_letterbox *lb;    /* proto only; roi uses lb->orig_h/orig_w */
+    const es_letterbox *lb;    /* proto and map; roi uses lb->orig_h/orig_w */
     int flags;                 /* ES_NO_* switches */
 } es_mask_job;
 

@@ -1,7 +1,8 @@
 /* es_render.c - per-instance mask logits and bilinear resampling, row by row.
  *
- * Step 5 of edgeseg/decode/reference.py (proto) and edgeseg/decode/reference_roi.py
- * (roi), in the same floating-point order. Speed comes from doing less, never from
+ * Step 5 of edgeseg/decode/reference.py (proto), edgeseg/decode/reference_roi.py
+ * (roi) and step 2 of edgeseg/decode/reference_maskfirst.py (map), in the same
+ * floating-point order. Speed comes from doing less, never from
  * changing the arithmetic: logits only over the map window under each box, and whole
  * runs of output pixels filled at once where the 4 surrounding logits guarantee the
  * outcome.
@@ -90,7 +91,7 @@ static void roi_axis(int32_t start, int32_t n, float lo, float hi, int32_t size,
 static void window_logits(const es_mask_job *job, int64_t i, const es_instance *in, float *L) {
     const es_tensor *m = job->maps;
     int64_t ww = in->ww, wh = in->wh;
-    if (job->mode == ES_MODE_ROI) {
+    if (job->mode != ES_MODE_PROTO) { /* roi and map: instance i's own map */
         for (int64_t y = 0; y < wh; y++)
             for (int64_t x = 0; x < ww; x++) L[y * ww + x] = tget3(m, i, in->wy0 + y, in->wx0 + x);
         return;
@@ -124,7 +125,7 @@ void es_prepare(const es_mask_job *job, int64_t i, es_work *w, es_instance *in) 
     in->sp = job->spans[i];
     int32_t n = in->sp.w, h = in->sp.h;
     if (n == 0 || h == 0) { in->nruns = 0; return; }
-    if (job->mode == ES_MODE_PROTO) {
+    if (job->mode != ES_MODE_ROI) { /* proto and map: through the letterbox */
         const es_letterbox *lb = job->lb;
         proto_axis(in->sp.x0, n, lb->scale_x, lb->pad_left, mw, lb->input_w, w->xi0, w->xi1, w->fx);
         proto_axis(in->sp.y0, h, lb->scale_y, lb->pad_top, mh, lb->input_h, w->yi0, w->yi1, w->fy);
@@ -179,14 +180,14 @@ void es_render_row(const es_mask_job *job, const es_work *w, const es_instance *
 
 int es_check_job(const es_mask_job *job) {
     if (!job || !job->maps || !job->lb || job->n < 0) return ES_ERR_ARG;
-    if (es_check_letterbox(job->lb, job->mode == ES_MODE_PROTO)) return ES_ERR_ARG;
+    if (es_check_letterbox(job->lb, job->mode != ES_MODE_ROI)) return ES_ERR_ARG;
     const es_tensor *m = job->maps;
     int oh = job->lb->orig_h, ow = job->lb->orig_w;
     if (m->ndim != 3 || !m->data || m->shape[1] < 1 || m->shape[2] < 1 || oh < 1 || ow < 1) return ES_ERR_ARG;
     if (m->dtype != ES_F32 && m->dtype != ES_I8 && m->dtype != ES_U8) return ES_ERR_ARG;
     if (job->mode == ES_MODE_PROTO) {
         if (!job->coeffs || job->lb->input_w < 1 || job->lb->input_h < 1 || m->shape[0] < 1) return ES_ERR_ARG;
-    } else if (job->mode == ES_MODE_ROI) {
+    } else if (job->mode == ES_MODE_ROI || job->mode == ES_MODE_MAP) {
         if (job->coeffs || m->shape[0] != job->n) return ES_ERR_ARG;
     } else {
         return ES_ERR_ARG;

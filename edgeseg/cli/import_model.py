@@ -68,7 +68,7 @@ def main(args: argparse.Namespace) -> int:
     outs = ", ".join(f"{o.role}={o.name}{list(o.channels) if o.channels else ''}" for o in m.outputs)
     print(f"imported {args.model} -> {args.out}: {m.name} {m.family}/{m.format}/{m.precision}, "
           f"{len(m.classes)} classes, input {list(m.input.shape)}, outputs {outs}; "
-          f"score > {m.thresholds.score}, iou {m.thresholds.iou}, max {m.thresholds.max_detections}"
+          f"score {'>' if m.thresholds.score_strict else '>='} {m.thresholds.score}, iou {m.thresholds.iou}, max {m.thresholds.max_detections}"
           f"{', end-to-end (no NMS)' if not m.thresholds.nms else ''}")
     if not args.int8:
         return 0

@@ -26,7 +26,7 @@ from edgeseg.registry import Registry
 
 SOURCES: Registry[Source] = Registry(
     "import source",
-    {"ultralytics": "edgeseg.imports.ultralytics:SOURCE"},
+    {"ultralytics": "edgeseg.imports.ultralytics:SOURCE", "transformers": "edgeseg.imports.transformers:SOURCE"},
 )
 
 
