@@ -116,8 +116,9 @@ def manifest_from_bytes(raw: bytes, where: str) -> Manifest:
 
 
 def _verify_files(root: Path, manifest: Manifest) -> None:
-    if manifest.model not in manifest.files:
-        raise BundleError(f"manifest lists model {manifest.model!r} but has no hash for it in 'files'")
+    for model in manifest.model_files:
+        if model not in manifest.files:
+            raise BundleError(f"manifest lists model {model!r} but has no hash for it in 'files'")
     for name, entry in manifest.files.items():
         rel = Path(name)
         if rel.is_absolute() or ".." in rel.parts:
@@ -218,8 +219,9 @@ def write_bundle(out_dir: str | Path, manifest: Manifest, files: dict[str, Path]
     out = Path(out_dir)
     if (out / MANIFEST_NAME).exists() and not force:
         raise BundleError(f"{out} already holds a bundle; pass force=True (--force) to overwrite it")
-    if manifest.model not in files:
-        raise BundleError(f"files must include the model {manifest.model!r}")
+    for model in manifest.model_files:
+        if model not in files:
+            raise BundleError(f"files must include the model {model!r}")
     out.mkdir(parents=True, exist_ok=True)
     entries: dict[str, FileEntry] = {}
     for name, src in files.items():

@@ -73,7 +73,7 @@ def test_a_family_defined_in_the_tests_folder_runs_through_the_whole_runtime(tmp
     assert len(grasps) == 1 and abs(grasps[0].center[0] - 40) < 1 and abs(grasps[0].center[1] - 60) < 1
     # unregistered again: the same manifest names the family it lacks and the known ones
     FAMILIES.unregister("toy-circles")
-    with pytest.raises(ValueError, match=r"family must be one of \['proto', 'roi'\], got 'toy-circles'"):
+    with pytest.raises(ValueError, match=r"family must be one of \['proto', 'roi', 'prompt'\], got 'toy-circles'"):
         load_bundle(tmp_path / "bundle")
 
 

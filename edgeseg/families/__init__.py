@@ -7,6 +7,8 @@ proto    boxes, scores, coeffs per anchor + protos; optional    NMS (none when e
          objectness (YOLOv5-seg) or labels (end-to-end rows)    prototypes inside each box, letterbox undo
 roi      boxes, scores, labels per detection + per-ROI mask     paste each ROI's logits into its box
          logits (Mask R-CNN)
+prompt   image embeddings (encoder); a second model, the prompt  embeddings cached per frame, decoder batched
+         decoder: low-res mask logits + IoU per prompt (SAM)    over prompts, upsampled inside each mask
 ======== ===================================================== ==========================================
 
 A new family subclasses :class:`~edgeseg.families.base.Family` and registers
@@ -26,6 +28,7 @@ FAMILIES: Registry[Family] = Registry(
     {
         "proto": "edgeseg.families.proto:FAMILY",
         "roi": "edgeseg.families.roi:FAMILY",
+        "prompt": "edgeseg.families.prompt:FAMILY",
     },
 )
 
