@@ -14,6 +14,9 @@ ONNX pair the official way:
   ``point_coords`` / ``point_labels`` (one decoder run for many prompts);
 * ``decoder_single.onnx``: ``return_single_mask=True`` (the export's
   ``--return-single-mask``: best token by predicted IoU, see README);
+* ``decoder_edgesam.onnx``: EdgeSAM's decoder contract (its
+  ``scripts/export_onnx_model.py``): points in, ``scores`` and low-res
+  ``masks`` out, no mask input or original size;
 * ``encoder.onnx``: ``sam.image_encoder`` on its ``(1, 3, 1024, 1024)``
   normalized, padded input (the official repository exports only the
   decoder; this is how MobileSAM / samexporter export the encoder).
@@ -83,6 +86,25 @@ class _DynamicCrop(SamOnnxModel):
                                                align_corners=False)
 
 
+class _EdgeSamStyle(SamOnnxModel):
+    """EdgeSAM's decoder export contract on SAM's classes: points only in, ``(scores, masks)`` low-res out.
+
+    As EdgeSAM's ``scripts/export_onnx_model.py`` (``SamCoreMLModel``): inputs
+    ``image_embeddings``, ``point_coords``, ``point_labels``; no mask input, no
+    post-processing; every mask token returned.
+    """
+
+    @torch.no_grad()
+    def forward(self, image_embeddings: torch.Tensor, point_coords: torch.Tensor, point_labels: torch.Tensor):
+        sparse = self._embed_points(point_coords, point_labels)
+        dense = self.model.prompt_encoder.no_mask_embed.weight.reshape(1, -1, 1, 1)
+        masks, scores = self.model.mask_decoder.predict_masks(
+            image_embeddings=image_embeddings, image_pe=self.model.prompt_encoder.get_dense_pe(),
+            sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense,
+        )
+        return scores, masks
+
+
 def build_tiny_sam(seed: int = 0) -> Sam:
     """SAM's ``_build_sam`` with small widths and depth, random weights."""
     torch.manual_seed(seed)
@@ -111,7 +133,8 @@ def build_tiny_sam(seed: int = 0) -> Sam:
 
 
 def export_encoder(sam: Sam, path: Path) -> None:
-    x = torch.randn(1, 3, IMAGE_SIZE, IMAGE_SIZE)
+    size = sam.image_encoder.img_size
+    x = torch.randn(1, 3, size, size)
     torch.onnx.export(sam.image_encoder, x, str(path), input_names=["image"], output_names=["image_embeddings"],
                       opset_version=OPSET, do_constant_folding=True, dynamo=False)
 
@@ -122,7 +145,7 @@ def export_decoder(sam: Sam, path: Path, *, single: bool = False, batched: bool 
     dims = sam.prompt_encoder.image_embedding_size
     mask_size = [4 * d for d in dims]
     dummy = {
-        "image_embeddings": torch.randn(1, PROMPT_DIM, *dims, dtype=torch.float),
+        "image_embeddings": torch.randn(1, sam.prompt_encoder.embed_dim, *dims, dtype=torch.float),
         "point_coords": torch.randint(low=0, high=1024, size=(1, 5, 2), dtype=torch.float),
         "point_labels": torch.randint(low=0, high=4, size=(1, 5), dtype=torch.float),
         "mask_input": torch.randn(1, 1, *mask_size, dtype=torch.float),
@@ -138,6 +161,21 @@ def export_decoder(sam: Sam, path: Path, *, single: bool = False, batched: bool 
         torch.onnx.export(model, tuple(dummy.values()), str(path), export_params=True, verbose=False,
                           opset_version=OPSET, do_constant_folding=True, input_names=list(dummy),
                           output_names=["masks", "iou_predictions", "low_res_masks"], dynamic_axes=dynamic,
+                          dynamo=False)
+
+
+def export_edgesam_style_decoder(sam: Sam, path: Path) -> None:
+    dims = sam.prompt_encoder.image_embedding_size
+    dummy = {
+        "image_embeddings": torch.randn(1, sam.prompt_encoder.embed_dim, *dims, dtype=torch.float),
+        "point_coords": torch.randint(low=0, high=1024, size=(1, 5, 2), dtype=torch.float),
+        "point_labels": torch.randint(low=0, high=4, size=(1, 5), dtype=torch.float),
+    }
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        torch.onnx.export(_EdgeSamStyle(sam, return_single_mask=False), tuple(dummy.values()), str(path),
+                          input_names=list(dummy), output_names=["scores", "masks"], opset_version=OPSET,
+                          dynamic_axes={"point_coords": {1: "num_points"}, "point_labels": {1: "num_points"}},
                           dynamo=False)
 
 
@@ -195,6 +233,7 @@ def main() -> None:
     export_decoder(sam, OUT / "decoder.onnx")
     export_decoder(sam, OUT / "decoder_batched.onnx", batched=True)
     export_decoder(sam, OUT / "decoder_single.onnx", single=True)
+    export_edgesam_style_decoder(sam, OUT / "decoder_edgesam.onnx")
     predict(sam)
     for f in sorted(OUT.glob("*.*")):
         print(f.name, f.stat().st_size)

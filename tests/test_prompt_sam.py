@@ -219,3 +219,15 @@ def test_a_missing_or_changed_decoder_refuses_the_bundle(sam_bundle, tmp_path):
 def test_import_needs_the_decoder(tmp_path):
     with pytest.raises(ImportFailed, match="--decoder"):
         import_model(FIX / "encoder.onnx", tmp_path / "x")
+
+
+def test_edgesam_style_decoder_imports_and_matches(tmp_path, predictions):
+    """EdgeSAM's decoder contract (points only in, ``scores`` + low-res ``masks`` out) gives the same answers."""
+    b = import_model(FIX / "encoder.onnx", tmp_path / "e", options=ImportOptions(decoder=str(FIX / "decoder_edgesam.onnx")))
+    spec = b.manifest.prompt
+    assert (spec.inputs.mask_input, spec.inputs.has_mask_input, spec.inputs.orig_im_size) == (None, None, None)
+    assert {o.role: o.name for o in spec.outputs} == {"low_res_logits": "masks", "iou": "scores"}
+    with PromptSegmenter(b) as s:
+        for record in RECORDS[:4]:
+            low, iou, _ = s.prompt_logits(_image(record), **_prompt_kwargs(record))
+            np.testing.assert_allclose(low[0, :1], predictions[record["key"] + "_low"], atol=1e-4, rtol=0)

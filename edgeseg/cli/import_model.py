@@ -45,6 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     e2e.add_argument("--end2end", dest="end2end", action="store_true", default=None,
                      help="outputs are end-to-end detections (no NMS at run time)")
     e2e.add_argument("--no-end2end", dest="end2end", action="store_false", help="outputs are per anchor (NMS at run time)")
+    p.add_argument("--decoder", help="the prompt decoder of a SAM-class ONNX pair (MODEL is then the image encoder)")
     p.add_argument("--name", help="bundle name (default: the model file's stem)")
     p.add_argument("--force", action="store_true", help="overwrite existing bundles")
     q = p.add_argument_group("int8 (needs the export extra)")
@@ -62,7 +63,8 @@ def main(args: argparse.Namespace) -> int:
 
     if args.int8 and not (args.calib and args.val):
         raise ValueError("--int8 needs --calib IMAGES and --val DATASET (the mask-mAP gate is measured on it)")
-    options = ImportOptions(names=args.names, imgsz=args.imgsz, task=args.task, end2end=args.end2end, name=args.name)
+    options = ImportOptions(names=args.names, imgsz=args.imgsz, task=args.task, end2end=args.end2end, name=args.name,
+                            decoder=args.decoder)
     bundle = import_model(args.model, args.out, source=args.source, options=options, force=args.force)
     m = bundle.manifest
     outs = ", ".join(f"{o.role}={o.name}{list(o.channels) if o.channels else ''}" for o in m.outputs)
