@@ -231,3 +231,23 @@ def test_edgesam_style_decoder_imports_and_matches(tmp_path, predictions):
         for record in RECORDS[:4]:
             low, iou, _ = s.prompt_logits(_image(record), **_prompt_kwargs(record))
             np.testing.assert_allclose(low[0, :1], predictions[record["key"] + "_low"], atol=1e-4, rtol=0)
+
+
+def test_a_signed_packed_prompt_bundle_loads_and_a_changed_decoder_is_refused(sam_bundle, tmp_path):
+    from edgeseg.bundle import pack_bundle
+    from edgeseg.device_config import DeviceConfig, TrustOptions
+    from edgeseg.signing import generate_key, sign_path
+
+    copy = tmp_path / "b"
+    shutil.copytree(sam_bundle.root, copy)
+    public = generate_key(tmp_path / "key.pem")
+    sign_path(copy, tmp_path / "key.pem")
+    packed = pack_bundle(copy, tmp_path / "sam.edgeseg")
+    trusted = DeviceConfig(trust=TrustOptions(keys=(public,)))
+    with edgeseg.load(packed, trusted) as seg:
+        assert len(seg.prompt(_image(RECORDS[0]), boxes=[[10, 10, 200, 200]])) == 1
+    data = bytearray((copy / "decoder.onnx").read_bytes())
+    data[len(data) // 2] ^= 1
+    (copy / "decoder.onnx").write_bytes(bytes(data))
+    with pytest.raises(BundleError, match="decoder.onnx"):
+        edgeseg.load(copy, trusted)
