@@ -12,7 +12,9 @@ Per image, interleaved (a shared machine's noise hits every contender alike), me
 * ``upsample``: the N low-res logit maps to masks at the original size: the
   runtime's C path (only inside each mask's region, cropped bitmaps), its
   numpy reference, and ``SamPredictor.postprocess_masks``' two full-frame
-  bilinear passes (OpenCV, thresholded: ``reference_postprocess``).
+  bilinear passes (OpenCV, thresholded: ``reference_postprocess``);
+* ``size_sweep_480x640``: the C path against the reference by mask size
+  (smooth disks covering 0.2 % to 80 % of a 480x640 frame).
 
 Writes ``benchmarks/results/prompt_<arch>-<cores>c.json``::
 
@@ -48,7 +50,7 @@ from decode_bench import machine  # noqa: E402
 
 from edgeseg.decode.prompt_masks import reference_postprocess, upsample  # noqa: E402
 from edgeseg.imports import ImportOptions, import_model  # noqa: E402
-from edgeseg.longest_side import encoder_input  # noqa: E402
+from edgeseg.longest_side import PromptFrame, encoder_input, longest_side_size  # noqa: E402
 from edgeseg.prompt import Prompts, load_prompt  # noqa: E402
 
 FIX = HERE.parent / "tests" / "fixtures" / "sam"
@@ -118,6 +120,29 @@ def run(bundle, batched, images: list[Path], prompts: int, repeats: int) -> dict
     }
 
 
+def size_sweep(repeats: int, orig: tuple[int, int] = (480, 640)) -> list[dict]:
+    """Upsampling cost by mask size: smooth disk-shaped logits covering 0.2 % to 80 % of the frame.
+
+    Contenders interleaved per repeat (order alternating), medians.
+    """
+    frame = PromptFrame(orig, longest_side_size(orig, 1024), (1024, 1024))
+    yy, xx = np.mgrid[0:256, 0:256]
+    rows = []
+    for radius in (5, 10, 20, 40, 80, 120):
+        low = (radius - np.hypot(yy - 96, xx - 128)).astype(np.float32)[None]
+        c, ref = [], []
+        for r in range(repeats):
+            pair = [(c, partial(upsample, path="c"), (low, frame)),
+                    (ref, reference_postprocess, (low, frame.input_size, frame.resized, frame.orig_size))]
+            for out, fn, fargs in pair if r % 2 == 0 else pair[::-1]:
+                out.append(_timed(fn, *fargs)[0])
+        share = float(reference_postprocess(low, frame.input_size, frame.resized, frame.orig_size)[0].mean())
+        rows.append({"mask_share_of_frame": round(share, 4), "c_region_ms": round(statistics.median(c), 3),
+                     "reference_ms": round(statistics.median(ref), 3),
+                     "speedup": round(statistics.median(ref) / statistics.median(c), 2)})
+    return rows
+
+
 def _feeds(seg, emb, frame, coords, labels) -> dict:
     i = seg.spec.inputs
     feeds = {i.embeddings: emb, i.point_coords: coords, i.point_labels: labels}
@@ -148,12 +173,13 @@ def main() -> None:
             batched = import_model(FIX / "encoder.onnx", Path(tmp) / "b",
                                    options=ImportOptions(decoder=str(FIX / "decoder_batched.onnx"))).root
         record = run(bundle, batched, images, args.prompts, args.repeats)
+    record["size_sweep_480x640"] = size_sweep(max(args.repeats * 4, 11))
     record["machine"] = machine()
     record["command"] = " ".join([Path(sys.executable).name, *sys.argv])
     out = args.out or HERE / "results" / f"prompt_{record['bundle']}_{platform.machine()}-{os.cpu_count()}c.json"
     out.write_text(json.dumps(record, indent=1) + "\n")
     print(json.dumps(record["median_ms"], indent=1), "\nupsample C vs reference:", record["upsample_speedup_c_vs_reference"],
-          f"x\nwrote {out}")
+          "x\nby mask size:", json.dumps(record["size_sweep_480x640"], indent=1), f"\nwrote {out}")
 
 
 if __name__ == "__main__":
