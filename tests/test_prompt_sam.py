@@ -106,7 +106,10 @@ def test_c_and_numpy_upsampling_agree_and_lose_nothing_outside_the_region(predic
     low = np.stack([predictions[r["key"] + "_low"][0] for r in RECORDS if r["image"] == "landscape.png"])
     rng = np.random.default_rng(0)
     smooth = cv2.resize(rng.normal(0, 3, (16, 16)).astype(np.float32), (256, 256)) - 2.0
-    low = np.concatenate([low, smooth[None], np.full((1, 256, 256), -1, np.float32)])
+    yy, xx = np.mgrid[0:256, 0:256]
+    ragged = rng.normal(0, 1, (256, 256)).astype(np.float32)
+    small = [r - np.hypot(yy - cy, xx - cx) + ragged for r, cy, cx in ((6, 40, 50), (20, 150, 200), (30, 180, 30))]
+    low = np.concatenate([low, smooth[None], np.stack(small).astype(np.float32), np.full((1, 256, 256), -1, np.float32)])
     c = upsample(low, frame, path="c")
     ref = upsample(low, frame, path="numpy")
     full = reference_postprocess(low, (1024, 1024), frame.resized, frame.orig_size)
@@ -115,6 +118,7 @@ def test_c_and_numpy_upsampling_agree_and_lose_nothing_outside_the_region(predic
         assert np.array_equal(a.bitmap, b.bitmap)
         assert _iou(a.full(), full[i]) >= 0.999
     assert c[-1].bitmap.size == 0 and not full[-1].any()  # no positive cell: nothing rendered
+    assert all(0 < m.bitmap.size < 0.25 * 480 * 640 for m in c[-4:-1])  # small masks: only their regions rendered
 
 
 def test_embeddings_are_cached_per_frame(seg):

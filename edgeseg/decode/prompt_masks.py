@@ -4,18 +4,19 @@ A promptable model (SAM) gives per prompt ``(h, w)`` mask logits (256x256)
 over the whole padded encoder input. ``SamPredictor.postprocess_masks``
 upsamples them to the input size (1024x1024), crops the padding and resizes
 to the original image: two bilinear passes over every pixel of the frame.
-Here each mask is the ``roi`` family's paste (:mod:`reference_roi`, C:
-``cpath.paste_roi``) of its logits into one "box": the padded input square
-in original pixels (:meth:`~edgeseg.longest_side.PromptFrame.map_box`). Its
-sampling ``p = (x + 0.5) * (h / box_h) - 0.5`` is the composition of the
-reference's two half-pixel mappings, so the only difference to the reference
-is one bilinear interpolation instead of two in a row (tests: IoU >= 0.99).
+Both passes are kept here (one bilinear pass straight from the low-res map
+to the image differs visibly on ragged masks: IoU 0.86-0.98 against the
+reference on the random-weight fixture), but only where the mask can be.
 
 Only the mask's region is rendered: the cells with a logit above the
 threshold, grown by one cell (a pixel whose four neighbours are all at or
-below it cannot come out above it), mapped to original pixels. The C path
-reads the maps where they lie and renders the region (``regions`` of
-``_cdecode.masks``); the numpy path is the reference of the same.
+below it cannot come out above it), mapped to original pixels. The first
+pass (x4, OpenCV) runs on the window under the region only; the second is
+the C core's ``roi`` paste restricted to the region (``regions`` of
+``_cdecode.masks``; the numpy path is its reference). A mask whose region
+covers more than :data:`FULL_FRAME_SHARE` of the frame is cheaper through
+the reference's two full-frame OpenCV passes (measured), and takes them.
+Hand-written: no library resamples a map inside a region at an offset.
 """
 
 from __future__ import annotations
@@ -28,6 +29,10 @@ from edgeseg.decode.reference import pixel_span, resample_positive
 from edgeseg.decode.reference_roi import _roi_axis
 from edgeseg.longest_side import PromptFrame
 from edgeseg.result import CroppedMask
+
+#: A mask whose region covers more than this share of the frame takes the reference's two full-frame
+#: OpenCV passes instead (faster there: benchmarks/prompt_bench.py, size sweep); same values either way.
+FULL_FRAME_SHARE = 0.25
 
 
 def mask_regions(logits: np.ndarray, map_box: np.ndarray, image_size: tuple[int, int], threshold: float = 0.0) -> np.ndarray:
@@ -113,6 +118,10 @@ def upsample(logits: np.ndarray, frame: PromptFrame, threshold: float = 0.0, *, 
         ys = pixel_span(regions[i, 1], regions[i, 3], image_size[0])
         if xs[1] <= xs[0] or ys[1] <= ys[0]:
             out.append(CroppedMask(xs[0], ys[0], np.zeros((ys[1] - ys[0], xs[1] - xs[0]), bool), image_size))
+            continue
+        if (xs[1] - xs[0]) * (ys[1] - ys[0]) > FULL_FRAME_SHARE * image_size[0] * image_size[1]:
+            full = reference_postprocess(logits[i : i + 1], frame.input_size, frame.resized, image_size)[0]
+            out.append(CroppedMask(xs[0], ys[0], np.ascontiguousarray(full[ys[0] : ys[1], xs[0] : xs[1]]), image_size))
             continue
         win, box = _stage_one(logits[i], frame, xs, ys)
         out.append(_paste(win, box, regions[i], image_size, path))
