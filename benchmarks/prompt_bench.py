@@ -73,8 +73,8 @@ def _boxes(shape: tuple[int, int], n: int, rng: np.random.Generator) -> np.ndarr
 def run(bundle, batched, images: list[Path], prompts: int, repeats: int) -> dict:
     seg = load_prompt(bundle)
     bseg = load_prompt(batched) if batched else None
-    names = [seg._out["low_res_logits"], seg._out["iou"]]
-    full_name = seg._out.get("masks")
+    names = [seg.outputs["low_res_logits"], seg.outputs["iou"]]
+    full_name = seg.outputs.get("masks")
     rng = np.random.default_rng(0)
     times: dict[str, list[float]] = {}
     sizes = set()
@@ -91,14 +91,14 @@ def run(bundle, batched, images: list[Path], prompts: int, repeats: int) -> dict
             add("preprocess pil-bilinear", _timed(encoder_input, image, spec, "pil-bilinear"))
             add("preprocess opencv-linear", _timed(encoder_input, image, spec, "opencv-linear"))
             tensor, frame = encoder_input(image, spec, seg.spec.resize)
-            emb = add("encoder", _timed(seg.encoder.run, tensor))[seg._emb_name]
+            emb = add("encoder", _timed(seg.embed, tensor))
             p = Prompts.build(boxes=_boxes(image.shape[:2], prompts, rng))
             low, _ = add(f"decoder {prompts} prompts, one run each", _timed(seg.decode, emb, frame, p))
             if bseg is not None:
                 add(f"decoder {prompts} prompts, one batched run", _timed(bseg.decode, emb, frame, p))
             if full_name is not None:
                 coords, labels = p.decoder_points(frame)
-                feeds = _feeds(seg, emb, frame, coords[:1], labels[:1])
+                feeds = seg.feeds(emb, frame, coords[:1], labels[:1])
                 add("decoder 1 prompt, low-res only", _timed(seg.session.run, names, feeds))
                 add("decoder 1 prompt, + full-size masks output", _timed(seg.session.run, [*names, full_name], feeds))
             low = np.ascontiguousarray(low[:, 0])
@@ -141,18 +141,6 @@ def size_sweep(repeats: int, orig: tuple[int, int] = (480, 640)) -> list[dict]:
                      "reference_ms": round(statistics.median(ref), 3),
                      "speedup": round(statistics.median(ref) / statistics.median(c), 2)})
     return rows
-
-
-def _feeds(seg, emb, frame, coords, labels) -> dict:
-    i = seg.spec.inputs
-    feeds = {i.embeddings: emb, i.point_coords: coords, i.point_labels: labels}
-    if i.mask_input:
-        feeds[i.mask_input] = seg._mask_input
-    if i.has_mask_input:
-        feeds[i.has_mask_input] = np.zeros(1, np.float32)
-    if i.orig_im_size:
-        feeds[i.orig_im_size] = np.array(frame.orig_size, np.float32)
-    return feeds
 
 
 def main() -> None:

@@ -136,7 +136,8 @@ class PromptSegmenter:
         self.spec = spec
         self.encoder: Backend = load_backend(bundle, self.device_config.backend)
         self.session = open_session(bundle.root / spec.model, self.device_config.backend)
-        self._out = {o.role: o.name for o in spec.outputs}
+        #: Decoder output names by role (``low_res_logits``, ``iou``, optionally ``masks``).
+        self.outputs = {o.role: o.name for o in spec.outputs}
         self._emb_name = self.manifest.output("embeddings").name
         inputs = {i.name: i for i in self.session.get_inputs()}
         wanted = [v for v in dataclasses.asdict(spec.inputs).values() if v is not None]
@@ -182,9 +183,13 @@ class PromptSegmenter:
         t0 = time.perf_counter()
         tensor, frame = encoder_input(image_bgr, self.manifest.input, self.spec.resize)
         t1 = time.perf_counter()
-        emb = self.encoder.run(tensor)[self._emb_name]
+        emb = self.embed(tensor)
         self._cache = (key, emb, frame)
         return emb, frame, (t1 - t0) * 1e3
+
+    def embed(self, tensor: np.ndarray) -> np.ndarray:
+        """One encoder run on a preprocessed input: ``(1, C, h, w)`` float32 embeddings."""
+        return self.encoder.run(tensor)[self._emb_name]
 
     def decode(self, embeddings: np.ndarray, frame: PromptFrame, prompts: Prompts) -> tuple[np.ndarray, np.ndarray]:
         """Runs the prompt decoder: ``(low-res logits (N, T, h, w), predicted IoU (N, T))`` float32."""
@@ -192,20 +197,11 @@ class PromptSegmenter:
         n = len(prompts)
         if n > self.spec.max_prompts:
             raise ValueError(f"at most {self.spec.max_prompts} prompts per call (manifest.prompt.max_prompts), got {n}")
-        feeds = {self.spec.inputs.embeddings: embeddings}
-        if self.spec.inputs.mask_input is not None:
-            feeds[self.spec.inputs.mask_input] = self._mask_input
-        if self.spec.inputs.has_mask_input is not None:
-            feeds[self.spec.inputs.has_mask_input] = np.zeros(1, np.float32)
-        if self.spec.inputs.orig_im_size is not None:
-            feeds[self.spec.inputs.orig_im_size] = np.array(frame.orig_size, np.float32)
-        names = [self._out["low_res_logits"], self._out["iou"]]
+        names = [self.outputs["low_res_logits"], self.outputs["iou"]]
         groups = [np.arange(n)] if self.spec.batched else [np.array([i]) for i in range(n)]
         low = iou = None
         for idx in groups:
-            feeds[self.spec.inputs.point_coords] = np.ascontiguousarray(coords[idx])
-            feeds[self.spec.inputs.point_labels] = np.ascontiguousarray(labels[idx])
-            lo, io = self.session.run(names, feeds)
+            lo, io = self.session.run(names, self.feeds(embeddings, frame, coords[idx], labels[idx]))
             if low is None:
                 low = np.empty((n, *lo.shape[1:]), np.float32)
                 iou = np.empty((n, io.shape[-1]), np.float32)
@@ -213,6 +209,19 @@ class PromptSegmenter:
         if low is None:
             return np.zeros((0, 1, 1, 1), np.float32), np.zeros((0, 1), np.float32)
         return low, iou
+
+    def feeds(self, embeddings: np.ndarray, frame: PromptFrame, coords: np.ndarray, labels: np.ndarray) -> dict:
+        """The decoder's inputs by name: no mask input, points ``(B, P, 2)`` input pixels, labels ``(B, P)``."""
+        i = self.spec.inputs
+        feeds = {i.embeddings: embeddings, i.point_coords: np.ascontiguousarray(coords, np.float32),
+                 i.point_labels: np.ascontiguousarray(labels, np.float32)}
+        if i.mask_input is not None:
+            feeds[i.mask_input] = self._mask_input
+        if i.has_mask_input is not None:
+            feeds[i.has_mask_input] = np.zeros(1, np.float32)
+        if i.orig_im_size is not None:
+            feeds[i.orig_im_size] = np.array(frame.orig_size, np.float32)
+        return feeds
 
     def masks(self, low: np.ndarray, frame: PromptFrame) -> tuple:
         """``(N, h, w)`` low-res logits -> cropped masks at the original resolution (only inside each region)."""
