@@ -142,20 +142,21 @@ def _check_external_data(root: Path, manifest: Manifest) -> None:
     """Refuses a model that names weight files the manifest does not list (and so did not hash)."""
     if manifest.format not in EXTERNAL_DATA:
         return
-    try:
-        locations = EXTERNAL_DATA.get(manifest.format)(root / manifest.model)
-    except ValueError as exc:
-        raise BundleError(f"bundle model {manifest.model!r} is not a well-formed {manifest.format} file: {exc}") from None
-    model_dir = Path(manifest.model).parent
-    for loc in locations:
-        rel = model_dir / loc
-        if Path(loc).is_absolute() or ".." in rel.parts:
-            raise BundleError(f"bundle model {manifest.model!r} names external data {loc!r} outside the bundle")
-        if rel.as_posix() not in manifest.files:
-            raise BundleError(
-                f"bundle model {manifest.model!r} loads external data {loc!r}, which the manifest's 'files' "
-                "does not list with a hash; refusing unverified weights (re-export, or list it)"
-            )
+    for model in manifest.model_files:  # the model, and a two-model bundle's prompt decoder
+        try:
+            locations = EXTERNAL_DATA.get(manifest.format)(root / model)
+        except ValueError as exc:
+            raise BundleError(f"bundle model {model!r} is not a well-formed {manifest.format} file: {exc}") from None
+        model_dir = Path(model).parent
+        for loc in locations:
+            rel = model_dir / loc
+            if Path(loc).is_absolute() or ".." in rel.parts:
+                raise BundleError(f"bundle model {model!r} names external data {loc!r} outside the bundle")
+            if rel.as_posix() not in manifest.files:
+                raise BundleError(
+                    f"bundle model {model!r} loads external data {loc!r}, which the manifest's 'files' "
+                    "does not list with a hash; refusing unverified weights (re-export, or list it)"
+                )
 
 
 def check_bundle_paths(paths: list[str | Path]) -> None:

@@ -42,7 +42,12 @@ class ImportOptions:
 
 
 class Source(Protocol):
-    """One exporting library's conventions."""
+    """One exporting library's conventions.
+
+    A source whose bundles hold more than one model (SAM's encoder + prompt
+    decoder) also has ``extra_files(model, opts) -> {bundle name: path}``:
+    the files :func:`~edgeseg.imports.import_model` copies beside the model.
+    """
 
     name: str
 
