@@ -202,6 +202,8 @@ def test_manifest_checks_two_model_bundles(sam_bundle):
         parse_manifest({**d, "prompt": {**d["prompt"], "mask_tokens": "some"}})
     with pytest.raises(ManifestError, match="low_res_logits"):
         parse_manifest({**d, "prompt": {**d["prompt"], "outputs": d["prompt"]["outputs"][1:]}})
+    with pytest.raises(ManifestError, match="letterbox.center must be false"):
+        parse_manifest({**d, "input": {**d["input"], "letterbox": {"pad_value": 0, "center": True}}})
     nano = load_bundle(Path(edgeseg.__file__).parent / "assets" / "edgeseg-nano").manifest.to_dict()
     assert "prompt" not in nano  # single-model manifests are unchanged
     with pytest.raises(ManifestError, match="takes no 'prompt'"):

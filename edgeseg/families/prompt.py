@@ -51,6 +51,9 @@ class PromptFamily(Family):
             raise ManifestError(f"manifest.prompt.mask_tokens must be one of {list(MASK_TOKENS)}, got {spec.mask_tokens!r}")
         if spec.model == manifest.model:
             raise ManifestError(f"manifest.prompt.model must be a second file, got the encoder's {spec.model!r}")
+        if manifest.input.letterbox.center:
+            raise ManifestError("prompt encoders take the image at the top left, padded bottom-right: "
+                                "manifest.input.letterbox.center must be false")
         if manifest.input.height != manifest.input.width:
             raise ManifestError(f"prompt encoders take a square input, got {list(manifest.input.shape)}")
 
