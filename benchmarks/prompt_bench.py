@@ -6,9 +6,11 @@ Per image, interleaved (a shared machine's noise hits every contender alike), me
   bilinear (``pil-bilinear``, numpy) and OpenCV's ``INTER_LINEAR``;
 * ``encoder``: one image encoder run;
 * ``decoder``: N box prompts, one run per prompt (the official export's batch
-  of 1) and one batched run (a dynamic batch axis), each fetching only the
-  low-res logits; and the same run fetching the decoder's own full-resolution
-  ``masks`` output too (the reference post-processing inside the graph);
+  of 1), one batched run (a dynamic batch axis), and one batched run of the
+  graph cut down to the low-res outputs (``edgeseg import --lowres-only``):
+  onnxruntime runs every node whatever is fetched, so the official graph
+  pays for its full-size ``masks`` on every prompt; and one prompt fetching
+  the low-res logits only or the full-size ``masks`` too;
 * ``upsample``: the N low-res logit maps to masks at the original size: the
   runtime's C path (only inside each mask's region, cropped bitmaps), its
   numpy reference, and ``SamPredictor.postprocess_masks``' two full-frame
@@ -70,9 +72,10 @@ def _boxes(shape: tuple[int, int], n: int, rng: np.random.Generator) -> np.ndarr
     return np.stack([x0, y0, x0 + rng.uniform(0.05, 0.2) * w, y0 + rng.uniform(0.05, 0.2) * h], 1).astype(np.float32)
 
 
-def run(bundle, batched, images: list[Path], prompts: int, repeats: int) -> dict:
+def run(bundle, batched, lowres, images: list[Path], prompts: int, repeats: int) -> dict:
     seg = load_prompt(bundle)
-    bseg = load_prompt(batched) if batched else None
+    lseg = load_prompt(lowres) if lowres else None
+    bseg = load_prompt(batched) if batched else (seg if seg.spec.batched else None)
     names = [seg.outputs["low_res_logits"], seg.outputs["iou"]]
     full_name = seg.outputs.get("masks")
     rng = np.random.default_rng(0)
@@ -92,10 +95,15 @@ def run(bundle, batched, images: list[Path], prompts: int, repeats: int) -> dict
             add("preprocess opencv-linear", _timed(encoder_input, image, spec, "opencv-linear"))
             tensor, frame = encoder_input(image, spec, seg.spec.resize)
             emb = add("encoder", _timed(seg.embed, tensor))
-            p = Prompts.build(boxes=_boxes(image.shape[:2], prompts, rng))
-            low, _ = add(f"decoder {prompts} prompts, one run each", _timed(seg.decode, emb, frame, p))
-            if bseg is not None:
+            boxes = _boxes(image.shape[:2], prompts, rng)
+            p = Prompts.build(boxes=boxes)
+            singles = [Prompts.build(boxes=boxes[i : i + 1]) for i in range(prompts)]
+            lows = add(f"decoder {prompts} prompts, one run each", _timed(lambda: [seg.decode(emb, frame, q) for q in singles]))  # noqa: B023
+            low = np.concatenate([lo for lo, _ in lows])
+            if bseg is not None and bseg.spec.batched:
                 add(f"decoder {prompts} prompts, one batched run", _timed(bseg.decode, emb, frame, p))
+            if lseg is not None:
+                add(f"decoder {prompts} prompts, one batched run, low-res-only graph", _timed(lseg.decode, emb, frame, p))
             if full_name is not None:
                 coords, labels = p.decoder_points(frame)
                 feeds = seg.feeds(emb, frame, coords[:1], labels[:1])
@@ -146,7 +154,9 @@ def size_sweep(repeats: int, orig: tuple[int, int] = (480, 640)) -> list[dict]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--bundle", help="prompt bundle (default: the tiny SAM fixture, official batch-1 decoder)")
-    p.add_argument("--batched", help="the same model with a batched decoder (default: the fixture's)")
+    p.add_argument("--batched", help="the same model with a batched decoder (default: the fixture's; "
+                                     "BUNDLE itself when its decoder is batched)")
+    p.add_argument("--lowres", help="the same model imported with --lowres-only (default: the fixture's)")
     p.add_argument("--images", default=str(FIX / "images"), help="folder of images")
     p.add_argument("--limit", type=int, default=6)
     p.add_argument("--prompts", type=int, default=8)
@@ -157,10 +167,18 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         bundle, batched = args.bundle, args.batched
         if bundle is None:
-            bundle = import_model(FIX / "encoder.onnx", Path(tmp) / "a", options=ImportOptions(decoder=str(FIX / "decoder.onnx"))).root
-            batched = import_model(FIX / "encoder.onnx", Path(tmp) / "b",
-                                   options=ImportOptions(decoder=str(FIX / "decoder_batched.onnx"))).root
-        record = run(bundle, batched, images, args.prompts, args.repeats)
+            bundle = import_model(FIX / "encoder.onnx", Path(tmp) / "a", options=ImportOptions(
+                decoder=str(FIX / "decoder.onnx"), name="sam-tiny-fixture")).root
+            batched = import_model(FIX / "encoder.onnx", Path(tmp) / "b", options=ImportOptions(
+                decoder=str(FIX / "decoder_batched.onnx"), name="sam-tiny-fixture")).root
+        lowres = args.lowres
+        if args.bundle is None:
+            from export.sam_decoder import lowres_decoder
+
+            pruned = lowres_decoder(FIX / "decoder_batched.onnx", Path(tmp) / "decoder_low.onnx")
+            lowres = import_model(FIX / "encoder.onnx", Path(tmp) / "c", options=ImportOptions(
+                decoder=str(pruned), name="sam-tiny-fixture")).root
+        record = run(bundle, batched, lowres, images, args.prompts, args.repeats)
     record["size_sweep_480x640"] = size_sweep(max(args.repeats * 4, 11))
     record["machine"] = machine()
     record["command"] = " ".join([Path(sys.executable).name, *sys.argv])

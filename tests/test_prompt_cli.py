@@ -123,3 +123,20 @@ def test_readme_promptable_section_runs(tmp_path, monkeypatch):
     exec(compile(code.replace('"bundles/', f'"{tmp_path}/bundles/'), "README:Promptable models", "exec"), namespace)
     assert (len(namespace["boxed"]), len(namespace["clicked"])) == (2, 1)
     assert namespace["clicked"].timings.preprocess_ms == 0  # the frame's embeddings came from the cache
+
+
+def test_lowres_only_import_cuts_the_full_size_output_and_keeps_the_answers(tmp_path):
+    out = tmp_path / "low"
+    proc = edgeseg_cli("import", str(FIX / "encoder.onnx"), "--decoder", str(FIX / "decoder_batched.onnx"),
+                       "--lowres-only", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    predictions = np.load(FIX / "predictions.npz")
+    record = json.loads((FIX / "prompts.json").read_text())[0]
+    with load_prompt(out) as low, load_prompt(import_model(
+            FIX / "encoder.onnx", tmp_path / "full", options=ImportOptions(decoder=str(FIX / "decoder_batched.onnx")))) as full:
+        assert "masks" not in low.outputs and low.spec.inputs.orig_im_size is None and "masks" in full.outputs
+        image = cv2.imread(str(FIX / "images" / record["image"]))
+        a, _, _ = low.prompt_logits(image, boxes=[record["box"]])
+        np.testing.assert_allclose(a[0, :1], predictions[record["key"] + "_low"], atol=1e-4, rtol=0)
+    proc = edgeseg_cli("import", str(FIX / "encoder.onnx"), "--lowres-only", "--out", str(tmp_path / "x"))
+    assert proc.returncode != 0 and "pass --decoder" in proc.stderr

@@ -32,7 +32,7 @@ from edgeseg.result import CroppedMask
 
 #: A mask whose region covers more than this share of the frame takes the reference's two full-frame
 #: OpenCV passes instead (faster there: benchmarks/prompt_bench.py, size sweep); same values either way.
-FULL_FRAME_SHARE = 0.25
+FULL_FRAME_SHARE = 0.1
 
 
 def mask_regions(logits: np.ndarray, map_box: np.ndarray, image_size: tuple[int, int], threshold: float = 0.0) -> np.ndarray:
