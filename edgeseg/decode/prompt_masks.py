@@ -27,6 +27,7 @@ import numpy as np
 from edgeseg.decode import cpath
 from edgeseg.decode.reference import pixel_span, resample_positive
 from edgeseg.decode.reference_roi import _roi_axis
+from edgeseg.decode.tensors import QTensor
 from edgeseg.longest_side import PromptFrame
 from edgeseg.result import CroppedMask
 
@@ -131,11 +132,7 @@ def upsample(logits: np.ndarray, frame: PromptFrame, threshold: float = 0.0, *, 
 def _paste(win: np.ndarray, box: np.ndarray, region: np.ndarray, image_size: tuple[int, int], path: str) -> CroppedMask:
     """Second pass: the window (covering ``box``) resampled at the region's pixels, thresholded at 0."""
     if path == "c":
-        h, w = image_size
-        lb = (int(h), int(w), 1, 1, 0, 0, 1.0, 1.0)
-        bits, spans, offsets = cpath._cdecode.masks(cpath._cdecode.CROPPED, cpath._cdecode.ROI, None, win[None], 1.0,
-                                                    0.0, box[None], lb, None, 1, 0, region[None].astype(np.float32))
-        return cpath._cropped(bits, spans, offsets, (int(h), int(w)))[0]
+        return cpath.paste_roi(QTensor(win[None]), box[None], image_size, regions=region[None])[0]
     xs = pixel_span(region[0], region[2], image_size[1])
     ys = pixel_span(region[1], region[3], image_size[0])
     cols = _roi_axis(xs[0], xs[1], box[0], box[2], win.shape[1])
