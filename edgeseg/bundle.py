@@ -116,8 +116,9 @@ def manifest_from_bytes(raw: bytes, where: str) -> Manifest:
 
 
 def _verify_files(root: Path, manifest: Manifest) -> None:
-    if manifest.model not in manifest.files:
-        raise BundleError(f"manifest lists model {manifest.model!r} but has no hash for it in 'files'")
+    for model in manifest.model_files:
+        if model not in manifest.files:
+            raise BundleError(f"manifest lists model {model!r} but has no hash for it in 'files'")
     for name, entry in manifest.files.items():
         rel = Path(name)
         if rel.is_absolute() or ".." in rel.parts:
@@ -141,20 +142,21 @@ def _check_external_data(root: Path, manifest: Manifest) -> None:
     """Refuses a model that names weight files the manifest does not list (and so did not hash)."""
     if manifest.format not in EXTERNAL_DATA:
         return
-    try:
-        locations = EXTERNAL_DATA.get(manifest.format)(root / manifest.model)
-    except ValueError as exc:
-        raise BundleError(f"bundle model {manifest.model!r} is not a well-formed {manifest.format} file: {exc}") from None
-    model_dir = Path(manifest.model).parent
-    for loc in locations:
-        rel = model_dir / loc
-        if Path(loc).is_absolute() or ".." in rel.parts:
-            raise BundleError(f"bundle model {manifest.model!r} names external data {loc!r} outside the bundle")
-        if rel.as_posix() not in manifest.files:
-            raise BundleError(
-                f"bundle model {manifest.model!r} loads external data {loc!r}, which the manifest's 'files' "
-                "does not list with a hash; refusing unverified weights (re-export, or list it)"
-            )
+    for model in manifest.model_files:  # the model, and a two-model bundle's prompt decoder
+        try:
+            locations = EXTERNAL_DATA.get(manifest.format)(root / model)
+        except ValueError as exc:
+            raise BundleError(f"bundle model {model!r} is not a well-formed {manifest.format} file: {exc}") from None
+        model_dir = Path(model).parent
+        for loc in locations:
+            rel = model_dir / loc
+            if Path(loc).is_absolute() or ".." in rel.parts:
+                raise BundleError(f"bundle model {model!r} names external data {loc!r} outside the bundle")
+            if rel.as_posix() not in manifest.files:
+                raise BundleError(
+                    f"bundle model {model!r} loads external data {loc!r}, which the manifest's 'files' "
+                    "does not list with a hash; refusing unverified weights (re-export, or list it)"
+                )
 
 
 def check_bundle_paths(paths: list[str | Path]) -> None:
@@ -218,8 +220,9 @@ def write_bundle(out_dir: str | Path, manifest: Manifest, files: dict[str, Path]
     out = Path(out_dir)
     if (out / MANIFEST_NAME).exists() and not force:
         raise BundleError(f"{out} already holds a bundle; pass force=True (--force) to overwrite it")
-    if manifest.model not in files:
-        raise BundleError(f"files must include the model {manifest.model!r}")
+    for model in manifest.model_files:
+        if model not in files:
+            raise BundleError(f"files must include the model {model!r}")
     out.mkdir(parents=True, exist_ok=True)
     entries: dict[str, FileEntry] = {}
     for name, src in files.items():

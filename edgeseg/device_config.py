@@ -248,6 +248,19 @@ class TrustOptions:
 
 
 @dataclass(frozen=True)
+class RefineOptions:
+    """Detector -> promptable model mask refinement (``edgeseg run --refine``).
+
+    Attributes:
+        bundle: A ``prompt`` family bundle (SAM-class); each frame's detections
+            become its box prompts and its masks replace the detector's.
+            Empty: no refinement.
+    """
+
+    bundle: str = ""
+
+
+@dataclass(frozen=True)
 class DeviceConfig:
     """Settings of one board.
 
@@ -262,6 +275,7 @@ class DeviceConfig:
         robot: Robot link.
         cell: Pick server, Modbus and MQTT settings.
         trust: Signing keys bundles and packages must carry (none: no policy).
+        refine: A promptable bundle that refines the detector's masks.
     """
 
     name: str = "default"
@@ -274,6 +288,7 @@ class DeviceConfig:
     robot: RobotLink = field(default_factory=RobotLink)
     cell: CellOptions = field(default_factory=CellOptions)
     trust: TrustOptions = field(default_factory=TrustOptions)
+    refine: RefineOptions = field(default_factory=RefineOptions)
 
 
 def apply_cpu_affinity(options: BackendOptions) -> tuple[int, ...]:

@@ -169,6 +169,63 @@ class FileEntry:
 
 
 @dataclass(frozen=True)
+class PromptInputs:
+    """Input tensor names of a prompt decoder (SAM's ONNX export names by default).
+
+    ``None`` for an input the decoder does not take (EdgeSAM's decoder has no
+    mask input, has-mask flag or original size).
+    """
+
+    embeddings: Annotated[str, NonEmpty] = "image_embeddings"
+    point_coords: Annotated[str, NonEmpty] = "point_coords"
+    point_labels: Annotated[str, NonEmpty] = "point_labels"
+    mask_input: str | None = "mask_input"
+    has_mask_input: str | None = "has_mask_input"
+    orig_im_size: str | None = "orig_im_size"
+
+
+@dataclass(frozen=True)
+class PromptSpec:
+    """The second model of a ``prompt`` family bundle: the prompt decoder, and how prompts reach it.
+
+    The bundle's ``model`` / ``input`` / ``outputs`` describe the image
+    encoder (run once per frame); this describes the decoder (run per batch of
+    prompts on the cached embeddings). Conventions are SAM's: the encoder
+    input is the image resized so that its longest side fills the input
+    (``resize``), normalized with ``input.mean``/``input.std``, padded with
+    zeros (after normalization) at the bottom and right; prompt points are in
+    that resized image's pixels, boxes are two corner points labelled 2 and 3,
+    a point labelled -1 pads prompts that have no box.
+
+    Attributes:
+        model: The decoder's file in the bundle.
+        inputs: The decoder's input tensor names.
+        outputs: Decoder outputs by role: ``low_res_logits`` (``(B, T, h, w)``
+            mask logits over the padded input), ``iou`` (``(B, T)`` predicted
+            IoU), optionally ``masks`` (full-resolution logits the runtime does
+            not fetch).
+        resize: ``pil-bilinear`` (``SamPredictor``'s PIL resize, bit exact) or
+            ``opencv-linear`` (faster, differs by one level on many pixels).
+        mask_tokens: ``all``: the decoder returns every mask token (token 0
+            the single-mask answer, 1.. the multimask ones, as
+            ``SamPredictor``); ``selected``: it returns one mask it selected
+            itself (``--return-single-mask``).
+        batched: The decoder takes many prompts in one run (a dynamic batch axis).
+        mask_threshold: Mask pixels are ``logit > mask_threshold``.
+        max_prompts: Most prompts per call.
+    """
+
+    model: Annotated[str, NonEmpty]
+    inputs: PromptInputs = field(default_factory=PromptInputs)
+    outputs: Annotated[tuple[OutputSpec, ...], Length(2, 8)] = ()
+    resize: str = "pil-bilinear"
+    mask_tokens: str = "all"
+    batched: bool = False
+    mask_threshold: Annotated[float, Range(-100, 100)] = 0.0
+    max_prompts: Annotated[int, Range(1, MAX_DETECTIONS)] = 256
+
+
+@dataclass(frozen=True)
 class Manifest:
     """A parsed, validated bundle manifest (schema version 1)."""
 
@@ -185,6 +242,8 @@ class Manifest:
     files: dict[str, FileEntry] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
+    #: The prompt decoder of a two-model (``prompt`` family) bundle; ``None`` for one model.
+    prompt: PromptSpec | None = None
 
     @property
     def license(self) -> str:
@@ -206,7 +265,14 @@ class Manifest:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["files"] = {k: dataclasses.asdict(v) for k, v in self.files.items()}
+        if self.prompt is None:
+            del d["prompt"]  # single-model manifests stay as they were
         return d
+
+    @property
+    def model_files(self) -> tuple[str, ...]:
+        """The bundle's model files: the model, and the prompt decoder of a two-model bundle."""
+        return (self.model,) if self.prompt is None else (self.model, self.prompt.model)
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n"
@@ -262,7 +328,13 @@ def parse_manifest(data: dict[str, Any]) -> Manifest:
         if ch is not None and not ch[0] < ch[1]:
             raise ManifestError(f"manifest.outputs[{i}].channels must be [start, stop) with start < stop, got {list(ch)}")
     _check_shared(manifest.outputs)
-    FAMILIES.get(manifest.family).check(manifest)
+    family = FAMILIES.get(manifest.family)
+    if (manifest.prompt is not None) != family.two_models:
+        raise ManifestError(
+            f"manifest family {manifest.family!r} " + ("needs" if family.two_models else "takes no")
+            + f" 'prompt' (the decoder of a two-model bundle), got {'none' if manifest.prompt is None else 'one'}"
+        )
+    family.check(manifest)
     return manifest
 
 

@@ -145,7 +145,9 @@ def load(bundle: str | Path | Bundle | None = None, device_config: str | Path | 
             ``None`` for defaults (CPU, backend-chosen thread count).
 
     Returns:
-        A :class:`Segmenter`; call it with BGR images.
+        A :class:`Segmenter`; call it with BGR images. For a ``prompt`` bundle
+        (SAM-class), a :class:`~edgeseg.prompt.PromptSegmenter`: call its
+        ``prompt(image, boxes=..., points=...)``.
     """
     if device_config is None:
         device_config = DeviceConfig()
@@ -153,4 +155,8 @@ def load(bundle: str | Path | Bundle | None = None, device_config: str | Path | 
         device_config = load_device_config(device_config)
     if not isinstance(bundle, Bundle):
         bundle = load_bundle(DEFAULT_BUNDLE if bundle is None else bundle, trust_keys=device_config.trust.keys)
+    if bundle.manifest.prompt is not None:  # a two-model promptable bundle: seg.prompt(image, boxes=...)
+        from edgeseg.prompt import PromptSegmenter
+
+        return PromptSegmenter.from_bundle(bundle, device_config)
     return Segmenter.from_bundle(bundle, device_config)

@@ -74,7 +74,8 @@ def test_parity_suite_under_address_sanitizer(tmp_path):
     env.pop("EDGESEG_DECODER", None)
     proc = subprocess.run(
         [sys.executable, "-c", RUNNER, str(ext), str(REPO / "tests" / "test_cdecode.py"), str(REPO / "tests" / "test_cgrasp.py"),
-         str(REPO / "tests" / "test_cdecode_maskfirst.py")],
+         str(REPO / "tests" / "test_cdecode_maskfirst.py"),
+         str(REPO / "tests" / "test_cdecode_regions.py")],
         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=900,
     )
     report = proc.stdout[-4000:] + proc.stderr[-4000:]

@@ -169,13 +169,13 @@ static PyObject *rle_strings(rle_call call, void *ctx, int64_t n, int64_t width)
 
 static PyObject *py_masks(PyObject *self, PyObject *args) {
     int kind, mode, threads, flags;
-    PyObject *coeffs_o, *maps_o, *boxes_o, *out_o;
+    PyObject *coeffs_o, *maps_o, *boxes_o, *out_o, *regions_o = Py_None;
     double ms, mz;
     es_letterbox lb;
     es_tensor maps;
     (void)self;
-    if (!PyArg_ParseTuple(args, "iiOOddO" LB_FORMAT "Oii", &kind, &mode, &coeffs_o, &maps_o, &ms, &mz, &boxes_o,
-                          LB_ARGS(lb), &out_o, &threads, &flags))
+    if (!PyArg_ParseTuple(args, "iiOOddO" LB_FORMAT "Oii|O", &kind, &mode, &coeffs_o, &maps_o, &ms, &mz, &boxes_o,
+                          LB_ARGS(lb), &out_o, &threads, &flags, &regions_o))
         return NULL;
     if (kind < ES_CROPPED || kind > ES_RLE) return PyErr_Format(PyExc_ValueError, "unknown output kind %d", kind);
     if (mode != ES_MODE_PROTO && mode != ES_MODE_ROI && mode != ES_MODE_MAP)
@@ -206,7 +206,11 @@ static PyObject *py_masks(PyObject *self, PyObject *args) {
     PyObject *spans = PyArray_SimpleNew(2, sdims, NPY_INT32);
     if (!spans) goto fail;
     es_span *sp = PyArray_DATA((PyArrayObject *)spans);
-    int st = es_spans(PyArray_DATA(boxes), n, lb.orig_h, lb.orig_w, sp, n);
+    /* regions (n, 4): where to render, when smaller than where the maps lie (prompt masks) */
+    PyArrayObject *regions = regions_o == Py_None ? NULL : float_array(regions_o, n, 4, "regions");
+    if (regions_o != Py_None && !regions) { Py_DECREF(spans); goto fail; }
+    int st = es_spans(PyArray_DATA(regions ? regions : boxes), n, lb.orig_h, lb.orig_w, sp, n);
+    Py_XDECREF(regions);
     if (raise_status(st, "es_spans")) { Py_DECREF(spans); goto fail; }
     es_mask_job job = {mode, coeffs ? PyArray_DATA(coeffs) : NULL, &maps, PyArray_DATA(boxes), sp, n, &lb, flags};
     int nthreads = kind == ES_RLE || threads < 1 ? 1 : threads;
@@ -420,7 +424,8 @@ static PyMethodDef methods[] = {
      "detect(boxes, b_scale, b_zp, scores, s_scale, s_zp, centres, strides, raw_threshold, iou, topk, max_det, "
      "encoding, agnostic, letterbox) -> (anchor, class, raw, boxes, n); see edgeseg.decode.cpath."},
     {"masks", py_masks, METH_VARARGS,
-     "masks(kind, mode, coeffs, maps, m_scale, m_zp, boxes, letterbox, out, threads, flags); see edgeseg.decode.cpath."},
+     "masks(kind, mode, coeffs, maps, m_scale, m_zp, boxes, letterbox, out, threads, flags[, regions]); "
+     "see edgeseg.decode.cpath."},
     {"shapes", py_shapes, METH_VARARGS,
      "shapes(bits, offsets, spans) -> (n, 6) float64: area, centroid x, y, angle, solidity, hull area; "
      "see edgeseg.grasp.cgeometry."},

@@ -84,31 +84,9 @@ class OnnxRuntimeBackend:
     """
 
     def __init__(self, bundle: Bundle, options: BackendOptions) -> None:
-        ort = _ort()
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = options.threads
-        so.inter_op_num_threads = 1
-        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        so.graph_optimization_level = {
-            "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
-            "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-            "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-            "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-        }[options.graph_optimization]
-        providers = resolve_providers(options.providers, ort.get_available_providers())
-        try:
-            # onnxruntime print()s its "EP Error" fallback banner; stdout may be a `jsonl:-` stream.
-            with contextlib.redirect_stdout(sys.stderr):
-                self.session = ort.InferenceSession(
-                    str(bundle.model_path),
-                    sess_options=so,
-                    providers=[name for name, _ in providers],
-                    provider_options=[opts for _, opts in providers],
-                )
-        except Exception as exc:  # ORT raises its own exception types
-            raise ValueError(f"onnxruntime could not load {bundle.model_path}: {exc}") from exc
+        self.session = open_session(bundle.model_path, options)
         self.device = self.session.get_providers()[0]
-        log.info("onnxruntime %s running %s on %s", ort.__version__, bundle.manifest.name, self.device)
+        log.info("onnxruntime %s running %s on %s", _ort().__version__, bundle.manifest.name, self.device)
         manifest = bundle.manifest
         self._input = manifest.input
         # roles may share one tensor (channel ranges): fetch each tensor once
@@ -129,6 +107,37 @@ class OnnxRuntimeBackend:
 
     def close(self) -> None:
         self.session = None
+
+
+def open_session(path, options: BackendOptions):
+    """An ``onnxruntime.InferenceSession`` of the model at ``path`` with the board's options.
+
+    Raises:
+        ValueError: onnxruntime cannot load the file.
+    """
+    ort = _ort()
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = options.threads
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = {
+        "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+    }[options.graph_optimization]
+    providers = resolve_providers(options.providers, ort.get_available_providers())
+    try:
+        # onnxruntime print()s its "EP Error" fallback banner; stdout may be a `jsonl:-` stream.
+        with contextlib.redirect_stdout(sys.stderr):
+            return ort.InferenceSession(
+                str(path),
+                sess_options=so,
+                providers=[name for name, _ in providers],
+                provider_options=[opts for _, opts in providers],
+            )
+    except Exception as exc:  # ORT raises its own exception types
+        raise ValueError(f"onnxruntime could not load {path}: {exc}") from exc
 
 
 def load(bundle: Bundle, options: BackendOptions) -> OnnxRuntimeBackend:

@@ -22,7 +22,7 @@ _RST_ROLE = re.compile(r":(?:mod|class|func|meth|attr|data):`~?([^`]+)`")
 
 #: Subcommand modules, in the order ``edgeseg --help`` lists them.
 COMMANDS = ("run", "info", "verify", "pack", "sign", "import_model", "export", "bench", "bench_report", "package",
-            "install", "rollback", "convert")
+            "install", "rollback", "convert", "prompt")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
+from pathlib import Path
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -45,6 +47,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     e2e.add_argument("--end2end", dest="end2end", action="store_true", default=None,
                      help="outputs are end-to-end detections (no NMS at run time)")
     e2e.add_argument("--no-end2end", dest="end2end", action="store_false", help="outputs are per anchor (NMS at run time)")
+    p.add_argument("--decoder", help="the prompt decoder of a SAM-class ONNX pair (MODEL is then the image encoder)")
+    p.add_argument("--lowres-only", action="store_true",
+                   help="with --decoder: cut the decoder's full-size masks output (computed on every prompt, never "
+                        "read) out of the graph; needs the export extra (onnx)")
     p.add_argument("--name", help="bundle name (default: the model file's stem)")
     p.add_argument("--force", action="store_true", help="overwrite existing bundles")
     q = p.add_argument_group("int8 (needs the export extra)")
@@ -62,8 +68,21 @@ def main(args: argparse.Namespace) -> int:
 
     if args.int8 and not (args.calib and args.val):
         raise ValueError("--int8 needs --calib IMAGES and --val DATASET (the mask-mAP gate is measured on it)")
-    options = ImportOptions(names=args.names, imgsz=args.imgsz, task=args.task, end2end=args.end2end, name=args.name)
-    bundle = import_model(args.model, args.out, source=args.source, options=options, force=args.force)
+    if args.lowres_only and not args.decoder:
+        raise ValueError("--lowres-only applies to the prompt decoder: pass --decoder DECODER")
+    with tempfile.TemporaryDirectory() as tmp:
+        decoder = args.decoder
+        if args.lowres_only:
+            try:
+                from export.sam_decoder import lowres_decoder
+            except ImportError as exc:
+                print(f"edgeseg import --lowres-only needs the export extra (onnx): pip install 'edgeseg[export]'\n"
+                      f"({exc})", file=sys.stderr)
+                return 2
+            decoder = str(lowres_decoder(args.decoder, Path(tmp) / "decoder.onnx"))
+        options = ImportOptions(names=args.names, imgsz=args.imgsz, task=args.task, end2end=args.end2end,
+                                name=args.name, decoder=decoder)
+        bundle = import_model(args.model, args.out, source=args.source, options=options, force=args.force)
     m = bundle.manifest
     outs = ", ".join(f"{o.role}={o.name}{list(o.channels) if o.channels else ''}" for o in m.outputs)
     print(f"imported {args.model} -> {args.out}: {m.name} {m.family}/{m.format}/{m.precision}, "

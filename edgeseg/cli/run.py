@@ -49,6 +49,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--count-zone", action="append", default=[], metavar="X1,Y1,X2,Y2,X3,Y3,...",
                    help="count tracks inside this polygon, per class (repeatable; implies --track)")
     p.add_argument("--sequential", action="store_true", help="run the stages one after another in one thread")
+    p.add_argument("--refine", metavar="BUNDLE",
+                   help="a prompt (SAM-class) bundle: each frame's detections become its box prompts and its masks "
+                        "replace the detector's (default: the device config's refine.bundle; 'none': off)")
     p.set_defaults(func=main)
 
 
@@ -79,6 +82,9 @@ def main(args: argparse.Namespace) -> int:
     _check_thresholds(args.score, args.iou, args.max_det)
     check_sources(args.sources)
     seg = edgeseg.load(args.bundle, _device_config(args.device_config))
+    if seg.manifest.prompt is not None:
+        raise ValueError(f"{args.bundle} is a prompt (SAM-class) bundle: segment with `edgeseg prompt IMAGE --box ...`, "
+                         "or refine a detector with `edgeseg run SOURCE --refine BUNDLE`")
     cores = apply_cpu_affinity(seg.device_config.backend)
     log.info("backend %s, decoder %s, cores %s", seg.backend.device, seg.decoder.path, list(cores))
 
@@ -112,9 +118,12 @@ def main(args: argparse.Namespace) -> int:
     sinks += [HookSink(link, url) for url, link in links.items()]
     sinks.append(ConsoleSink(sys.stderr if to_stdout else sys.stdout, overlays))
 
+    refiner = _refiner(args.refine, seg.device_config)
+
     def infer(frame):
-        return seg(frame.image, score_threshold=args.score, iou_threshold=args.iou,
-                   max_detections=args.max_det, frame_id=frame.index)
+        result = seg(frame.image, score_threshold=args.score, iou_threshold=args.iou,
+                     max_detections=args.max_det, frame_id=frame.index)
+        return refiner.refine(frame.image, result) if refiner is not None else result
 
     frames = iter_frames(args.sources, capture=seg.device_config.camera,
                          options=SourceOptions(recursive=args.recursive))
@@ -129,6 +138,18 @@ def main(args: argparse.Namespace) -> int:
     log_fn("%s: %s; %d frames done, %d skipped, %d dropped; failures: %s", summary.status, summary.reason,
            summary.frames, summary.failed_frames, summary.dropped, errors)
     return summary.exit_code
+
+
+def _refiner(flag: str | None, config):
+    """The promptable model of ``--refine`` (or the config's ``refine.bundle``), loaded; ``None`` when off."""
+    path = config.refine.bundle if flag is None else ("" if flag == "none" else flag)
+    if not path:
+        return None
+    from edgeseg.prompt import load_prompt
+
+    refiner = load_prompt(path, config)
+    log.info("refining masks with %s (detections as box prompts)", refiner.manifest.name)
+    return refiner
 
 
 def _check_thresholds(score: float | None, iou: float | None, max_det: int | None) -> None:

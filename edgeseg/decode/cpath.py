@@ -176,6 +176,7 @@ def paste_roi(
     out: np.ndarray | None = None,
     threads: int = 1,
     flags: int = 0,
+    regions: np.ndarray | None = None,
 ):
     """Pastes ``roi`` family mask logits into their boxes (C version of ``reference_roi.paste_masks``).
 
@@ -188,6 +189,9 @@ def paste_roi(
         out: The reused frame buffer for ``output="full"``.
         threads: Worker threads (cropped and full).
         flags: ``_cdecode.NO_*`` bits (benchmarks).
+        regions: ``(N, 4)`` float32 XYXY: render only these pixels (not the
+            boxes'), sampling each map as its box says (prompt masks,
+            :mod:`edgeseg.decode.prompt_masks`); ``None``: the boxes.
     """
     _require()
     kinds = {"cropped": _cdecode.CROPPED, "full": _cdecode.FULL, "rle": _cdecode.RLE}
@@ -201,7 +205,9 @@ def paste_roi(
     if output == "full":
         check_frames(out, len(boxes), (int(h), int(w)))
     lb = (int(h), int(w), 1, 1, 0, 0, 1.0, 1.0)
-    res = _cdecode.masks(kinds[output], _cdecode.ROI, None, maps, scale, zp, boxes, lb, out, int(threads), int(flags))
+    extra = () if regions is None else (np.ascontiguousarray(regions, dtype=np.float32),)
+    res = _cdecode.masks(kinds[output], _cdecode.ROI, None, maps, scale, zp, boxes, lb, out, int(threads), int(flags),
+                         *extra)
     if output == "cropped":
         return _cropped(*res, (int(h), int(w)))
     if output == "full":

@@ -9,6 +9,8 @@ roi      boxes, scores, labels per detection + per-ROI mask     paste each ROI's
          logits (Mask R-CNN)
 query    class logits with a no-object column + mask logits     transformers' scores, survivors' masks
          per query over the whole input (Mask2Former)           upsampled once, box from the mask
+prompt   image embeddings (encoder); a second model, the prompt  embeddings cached per frame, decoder batched
+         decoder: low-res mask logits + IoU per prompt (SAM)    over prompts, upsampled inside each mask
 ======== ===================================================== ==========================================
 
 A new family subclasses :class:`~edgeseg.families.base.Family` and registers
@@ -29,6 +31,7 @@ FAMILIES: Registry[Family] = Registry(
         "proto": "edgeseg.families.proto:FAMILY",
         "roi": "edgeseg.families.roi:FAMILY",
         "query": "edgeseg.families.query:FAMILY",
+        "prompt": "edgeseg.families.prompt:FAMILY",
     },
 )
 

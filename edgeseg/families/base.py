@@ -68,6 +68,8 @@ class Family:
 
     name: ClassVar[str] = ""
     roles: ClassVar[Mapping[str, Role]] = {}
+    #: Bundles of the family hold two models (manifest ``prompt``: an encoder and a prompt decoder).
+    two_models: ClassVar[bool] = False
 
     def check(self, manifest: Manifest) -> None:
         """Validates the manifest's outputs against :attr:`roles`.

@@ -26,7 +26,8 @@ from edgeseg.registry import Registry
 
 SOURCES: Registry[Source] = Registry(
     "import source",
-    {"ultralytics": "edgeseg.imports.ultralytics:SOURCE", "transformers": "edgeseg.imports.transformers:SOURCE"},
+    {"ultralytics": "edgeseg.imports.ultralytics:SOURCE", "transformers": "edgeseg.imports.transformers:SOURCE",
+     "sam": "edgeseg.imports.sam:SOURCE"},
 )
 
 
@@ -76,7 +77,10 @@ def import_model(
     info = read_model_file(model)
     src = SOURCES.get(source) if source else detect_source(info)
     manifest = src.manifest(info, options)
-    write_bundle(out, manifest, {manifest.model: info.path}, force=force)
+    files = {manifest.model: info.path}
+    if hasattr(src, "extra_files"):  # a two-model bundle's second file (SAM's prompt decoder)
+        files.update(src.extra_files(info, options))
+    write_bundle(out, manifest, files, force=force)
     bundle = load_bundle(out)
     check_runs(bundle)
     return bundle
@@ -88,6 +92,15 @@ def check_runs(bundle: Bundle) -> None:
     from edgeseg.segmenter import Segmenter
 
     inp = bundle.manifest.input
+    if bundle.manifest.prompt is not None:
+        from edgeseg.prompt import PromptSegmenter
+
+        try:
+            with PromptSegmenter(bundle) as seg:
+                seg.prompt(np.full((inp.height // 2, inp.width, 3), 114, np.uint8), boxes=[[8, 8, 64, 64]])
+        except (ValueError, RuntimeError) as exc:
+            raise ImportFailed(f"the imported bundle {bundle.root} does not run: {exc}") from exc
+        return
     try:
         with Segmenter.from_bundle(bundle, DeviceConfig()) as seg:
             seg(np.full((inp.height, inp.width, 3), 114, np.uint8))

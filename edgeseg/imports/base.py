@@ -28,6 +28,8 @@ class ImportOptions:
         end2end: Force (``True``) or deny (``False``) end-to-end outputs.
         name: Bundle name (default: the model file's stem).
         precision: Manifest precision (default: from the file's tensors).
+        decoder: The second model of a two-model bundle: a SAM-style prompt
+            decoder beside the image encoder (``--decoder decoder.onnx``).
     """
 
     names: tuple[str, ...] | None = None
@@ -36,10 +38,16 @@ class ImportOptions:
     end2end: bool | None = None
     name: str | None = None
     precision: str | None = None
+    decoder: str | None = None
 
 
 class Source(Protocol):
-    """One exporting library's conventions."""
+    """One exporting library's conventions.
+
+    A source whose bundles hold more than one model (SAM's encoder + prompt
+    decoder) also has ``extra_files(model, opts) -> {bundle name: path}``:
+    the files :func:`~edgeseg.imports.import_model` copies beside the model.
+    """
 
     name: str
 
