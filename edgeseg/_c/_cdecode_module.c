@@ -11,6 +11,7 @@
 
 #include "es_decode.h"
 #include "es_post.h"
+#include "es_pose.h"
 
 static int raise_status(int st, const char *what) {
     if (st == ES_OK) return 0;
@@ -413,6 +414,52 @@ static PyObject *py_sweep_hits(PyObject *self, PyObject *args) {
     return Py_BuildValue("LL", (long long)area, (long long)hit);
 }
 
+/* (m, 3) float64 C-contiguous copy of o (a new reference), or NULL with an error naming `what`. */
+static PyArrayObject *rows3(PyObject *o, const char *what, npy_intp m) {
+    PyArrayObject *a = (PyArrayObject *)PyArray_FROMANY(o, NPY_FLOAT64, 1, 2, NPY_ARRAY_IN_ARRAY);
+    npy_intp want = m < 0 ? 3 : 3 * m;
+    if (a && (PyArray_SIZE(a) != want || PyArray_DIM(a, PyArray_NDIM(a) - 1) != 3)) {
+        PyErr_Format(PyExc_ValueError, "%s must hold %zd float64 values in rows of 3", what, (Py_ssize_t)want);
+        Py_CLEAR(a);
+    }
+    return a;
+}
+
+static PyObject *py_poses(PyObject *self, PyObject *args) {
+    PyObject *pos_o, *clo_o, *app_o, *up_o, *he_o;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "OOOOO", &pos_o, &clo_o, &app_o, &up_o, &he_o)) return NULL;
+    PyArrayObject *pos = (PyArrayObject *)PyArray_FROMANY(pos_o, NPY_FLOAT64, 2, 2, NPY_ARRAY_IN_ARRAY);
+    npy_intp m = pos ? PyArray_DIM(pos, 0) : 0;
+    if (pos && PyArray_DIM(pos, 1) != 3) {
+        PyErr_SetString(PyExc_ValueError, "position must be (m, 3) float64");
+        Py_CLEAR(pos);
+    }
+    PyArrayObject *clo = pos ? rows3(clo_o, "closing", m) : NULL;
+    PyArrayObject *app = clo ? rows3(app_o, "approach", -1) : NULL;
+    PyArrayObject *up = app ? rows3(up_o, "up", -1) : NULL;
+    PyArrayObject *he = NULL;
+    if (up && he_o != Py_None) {
+        he = (PyArrayObject *)PyArray_FROMANY(he_o, NPY_FLOAT64, 2, 2, NPY_ARRAY_IN_ARRAY);
+        if (he && (PyArray_DIM(he, 0) != 4 || PyArray_DIM(he, 1) != 4)) {
+            PyErr_SetString(PyExc_ValueError, "hand_eye must be (4, 4) float64");
+            Py_CLEAR(he);
+        }
+    }
+    PyObject *out = NULL;
+    if (up && (he_o == Py_None || he)) {
+        npy_intp dims[3] = {m, 2, ES_POSE_SIZE};
+        out = PyArray_SimpleNew(3, dims, NPY_FLOAT64);
+        if (out && es_grasp_poses(PyArray_DATA(pos), PyArray_DATA(clo), PyArray_DATA(app), PyArray_DATA(up),
+                                  he ? PyArray_DATA(he) : NULL, (int64_t)m, PyArray_DATA((PyArrayObject *)out))) {
+            PyErr_SetString(PyExc_ValueError, "es_grasp_poses refused its arguments");
+            Py_CLEAR(out);
+        }
+    }
+    Py_XDECREF(pos); Py_XDECREF(clo); Py_XDECREF(app); Py_XDECREF(up); Py_XDECREF(he);
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"detect", py_detect, METH_VARARGS,
      "detect(boxes, b_scale, b_zp, scores, s_scale, s_zp, centres, strides, raw_threshold, iou, topk, max_det, "
@@ -426,6 +473,9 @@ static PyMethodDef methods[] = {
      "extents(bits, offsets, spans, params (n, 5)) -> (n, 4) float64: t min, t max, s min, s max."},
     {"sweep_hits", py_sweep_hits, METH_VARARGS,
      "sweep_hits(sweep, x0, y0, bits, offsets, spans, which) -> (swept pixels, swept pixels other masks cover)."},
+    {"poses", py_poses, METH_VARARGS,
+     "poses(position (m, 3), closing (m, 3), approach (3,), up (3,), hand_eye (4, 4) or None) -> (m, 2, 17) "
+     "float64: camera and robot pose per grasp (position, quaternion, yaw, rotation); see edgeseg/_c/es_pose.h."},
     {"rle_bitmaps", py_rle_bitmaps, METH_VARARGS,
      "rle_bitmaps(bits, offsets, spans, image_h, image_w) -> list of COCO RLE count strings."},
     {NULL, NULL, 0, NULL},

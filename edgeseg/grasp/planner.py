@@ -246,8 +246,7 @@ class GraspPlanner:
             height = position @ np.asarray(self.table.normal) + self.table.offset
             position = position + approach * (np.maximum(0.0, np.minimum(self.gripper.finger_depth, height)) / 2)[:, None]
         jaw = pts[:, 2] - pts[:, 1]
-        poses = g3.make_poses(position, jaw, approach, approach)
-        robots = g3.transform_poses(poses, self.hand_eye) if self.hand_eye is not None else [None] * len(known)
+        poses, robots = g3.grasp_poses(position, jaw, approach, self.hand_eye)
         widths = np.sqrt((jaw * jaw).sum(axis=1)).tolist()
         return dict(zip(known, zip(poses, robots, widths, strict=True), strict=True))
 
