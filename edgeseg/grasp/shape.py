@@ -149,11 +149,17 @@ def clearances(result: Result, centers: np.ndarray, angles: np.ndarray, closing:
     pts = np.round((polys - origin[:, None, :]) * 16).astype(np.int32)
     p = result.packed_masks
     out = np.ones(len(centers), np.float64)
+    # only masks inside the sweep's window can hit it (as in the reference): one test for all pairs
+    owner = np.repeat(np.arange(len(centers)), [len(nb) for nb in neighbours])
+    nb_all = np.concatenate(neighbours).astype(np.int64) if len(owner) else np.zeros(0, np.int64)
+    sp = p.spans[nb_all].astype(np.int64)
+    inside = ((sp[:, 0] < x1[owner]) & (sp[:, 0] + sp[:, 2] > x0[owner]) & (sp[:, 1] < y1[owner])
+              & (sp[:, 1] + sp[:, 3] > y0[owner]))
+    owner, nb_all = owner[inside], nb_all[inside]
+    bounds = np.searchsorted(owner, np.arange(len(centers) + 1)).tolist()
     windows = zip(x0.tolist(), y0.tolist(), x1.tolist(), y1.tolist(), strict=True)
     for k, (sx0, sy0, sx1, sy1) in enumerate(windows):
-        nb = neighbours[k]
-        sp = p.spans[nb]  # only masks inside the sweep's window can hit it (as in the reference)
-        nb = nb[(sp[:, 0] < sx1) & (sp[:, 0] + sp[:, 2] > sx0) & (sp[:, 1] < sy1) & (sp[:, 1] + sp[:, 3] > sy0)]
+        nb = nb_all[bounds[k]:bounds[k + 1]]
         if sx1 <= sx0 or sy1 <= sy0 or not len(nb):
             continue
         sweep = np.zeros((sy1 - sy0, sx1 - sx0), np.uint8)
