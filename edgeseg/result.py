@@ -113,6 +113,20 @@ class PackedMasks:
         """The masks at ``rows`` (same buffer)."""
         return PackedMasks(self.bits, self.offsets[rows], self.spans[rows])
 
+    @cached_property
+    def runs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The masks as runs of foreground per row, made once by the C core (``es_runs.h``).
+
+        Returns:
+            ``(first_row, row_start, runs)``: mask ``i``'s row ``y`` is global
+            row ``first_row[i] + y`` (``(N,)`` int64), whose runs are
+            ``runs[row_start[row]:row_start[row + 1]]`` (``(rows + 1,)``
+            int64; ``(R, 2)`` int32 start, end exclusive, columns inside the span).
+        """
+        if _cdecode is None:
+            raise RuntimeError("runs need edgeseg's C extension (pip install -e . with a compiler)")
+        return _cdecode.runs(self.bits, self.offsets, self.spans)
+
 
 def pack_masks(masks: Sequence[CroppedMask]) -> PackedMasks:
     """Lays ``masks`` out as one buffer; no copy when they already share one (decoder output).

@@ -12,6 +12,7 @@
 #include "es_decode.h"
 #include "es_post.h"
 #include "es_pose.h"
+#include "es_runs.h"
 
 static int raise_status(int st, const char *what) {
     if (st == ES_OK) return 0;
@@ -295,62 +296,129 @@ static int to_bitmaps(PyObject *bits_o, PyObject *offsets_o, PyObject *spans_o, 
 
 static void drop_refs(PyArrayObject **refs) { for (int k = 0; k < 3; k++) Py_XDECREF(refs[k]); }
 
-static PyObject *py_shapes(PyObject *self, PyObject *args) {
+/* A run table (see es_runs.h) from numpy arrays; refs[0..3] hold the references (drop_runs_refs). */
+static int to_runs(PyObject *runs_o, PyObject *row_start_o, PyObject *first_row_o, PyObject *spans_o, es_runs *r,
+                   PyArrayObject **refs) {
+    refs[0] = (PyArrayObject *)PyArray_FROMANY(runs_o, NPY_INT32, 2, 2, NPY_ARRAY_IN_ARRAY);
+    refs[1] = refs[0] ? (PyArrayObject *)PyArray_FROMANY(row_start_o, NPY_INT64, 1, 1, NPY_ARRAY_IN_ARRAY) : NULL;
+    refs[2] = refs[1] ? (PyArrayObject *)PyArray_FROMANY(first_row_o, NPY_INT64, 1, 1, NPY_ARRAY_IN_ARRAY) : NULL;
+    refs[3] = refs[2] ? (PyArrayObject *)PyArray_FROMANY(spans_o, NPY_INT32, 2, 2, NPY_ARRAY_IN_ARRAY) : NULL;
+    if (!refs[3]) return -1;
+    npy_intp n = PyArray_DIM(refs[2], 0);
+    if (PyArray_DIM(refs[0], 1) != 2 || PyArray_DIM(refs[1], 0) < 1 || PyArray_DIM(refs[3], 0) != n ||
+        PyArray_DIM(refs[3], 1) != 4) {
+        PyErr_SetString(PyExc_ValueError, "a run table is runs (R, 2) int32, row_start (rows + 1,) int64, "
+                                          "first_row (n,) int64 and spans (n, 4) int32");
+        return -1;
+    }
+    r->runs = PyArray_DATA(refs[0]);
+    r->nruns = (int64_t)PyArray_DIM(refs[0], 0);
+    r->row_start = PyArray_DATA(refs[1]);
+    r->nrows = (int64_t)PyArray_DIM(refs[1], 0) - 1;
+    r->first_row = PyArray_DATA(refs[2]);
+    r->spans = PyArray_DATA(refs[3]);
+    r->n = (int64_t)n;
+    return raise_status(es_check_runs(r), "run table check");
+}
+static void drop_runs_refs(PyArrayObject **refs) { for (int k = 0; k < 4; k++) Py_XDECREF(refs[k]); }
+
+static PyObject *py_runs(PyObject *self, PyObject *args) {
     PyObject *bits_o, *offsets_o, *spans_o;
     PyArrayObject *refs[3];
     es_bitmaps b;
     (void)self;
     if (!PyArg_ParseTuple(args, "OOO", &bits_o, &offsets_o, &spans_o)) return NULL;
     if (to_bitmaps(bits_o, offsets_o, spans_o, &b, refs)) { drop_refs(refs); return NULL; }
+    int64_t rows = 0;
+    for (int64_t i = 0; i < b.n; i++) rows += b.spans[i].h;
+    npy_intp nd = (npy_intp)b.n, rd = (npy_intp)rows + 1;
+    PyObject *first_row = PyArray_SimpleNew(1, &nd, NPY_INT64), *row_start = PyArray_SimpleNew(1, &rd, NPY_INT64);
+    int64_t cap = 2 * rows + 64, nruns = 0;
+    int32_t *buf = NULL;
+    int st = ES_ERR_NOMEM;
+    while (first_row && row_start) {
+        int32_t *grown = PyMem_RawRealloc(buf, sizeof(int32_t) * 2 * (size_t)cap);
+        if (!grown) { st = ES_ERR_NOMEM; break; }
+        buf = grown;
+        Py_BEGIN_ALLOW_THREADS
+        st = es_bitmap_runs(&b, PyArray_DATA((PyArrayObject *)first_row), PyArray_DATA((PyArrayObject *)row_start),
+                            rows, buf, cap, &nruns);
+        Py_END_ALLOW_THREADS
+        if (st != ES_ERR_CAPACITY) break;
+        cap *= 4; /* a row has at most w / 2 + 1 runs, so this ends */
+    }
+    drop_refs(refs);
+    PyObject *runs = NULL;
+    if (st == ES_OK) {
+        npy_intp dims[2] = {(npy_intp)nruns, 2};
+        runs = PyArray_SimpleNew(2, dims, NPY_INT32);
+        if (runs && nruns) memcpy(PyArray_DATA((PyArrayObject *)runs), buf, sizeof(int32_t) * 2 * (size_t)nruns);
+    }
+    PyMem_RawFree(buf);
+    if (!runs) {
+        Py_XDECREF(first_row); Py_XDECREF(row_start);
+        if (!PyErr_Occurred()) raise_status(st, "es_bitmap_runs");
+        return NULL;
+    }
+    return Py_BuildValue("(NNN)", first_row, row_start, runs);
+}
+
+static PyObject *py_shapes(PyObject *self, PyObject *args) {
+    PyObject *runs_o, *row_start_o, *first_row_o, *spans_o;
+    PyArrayObject *refs[4];
+    es_runs r;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "OOOO", &runs_o, &row_start_o, &first_row_o, &spans_o)) return NULL;
+    if (to_runs(runs_o, row_start_o, first_row_o, spans_o, &r, refs)) { drop_runs_refs(refs); return NULL; }
     int64_t max_h = 0;
-    for (int64_t i = 0; i < b.n; i++) if (b.spans[i].h > max_h) max_h = b.spans[i].h;
+    for (int64_t i = 0; i < r.n; i++) if (r.spans[i].h > max_h) max_h = r.spans[i].h;
     int64_t wcap = es_shapes_work_size(max_h);
-    npy_intp dims[2] = {(npy_intp)b.n, 6};
+    npy_intp dims[2] = {(npy_intp)r.n, 6};
     PyObject *out = PyArray_SimpleNew(2, dims, NPY_FLOAT64);
     int32_t *work = PyMem_RawMalloc(sizeof(int32_t) * (size_t)wcap);
     int st = ES_ERR_NOMEM;
     if (out && work) {
         Py_BEGIN_ALLOW_THREADS
-        st = es_mask_shapes(&b, work, wcap, PyArray_DATA((PyArrayObject *)out), b.n);
+        st = es_runs_shapes(&r, work, wcap, PyArray_DATA((PyArrayObject *)out), r.n);
         Py_END_ALLOW_THREADS
     }
     PyMem_RawFree(work);
-    drop_refs(refs);
+    drop_runs_refs(refs);
     if (st != ES_OK) {
         Py_XDECREF(out);
-        if (!PyErr_Occurred()) raise_status(st, "es_mask_shapes");
+        if (!PyErr_Occurred()) raise_status(st, "es_runs_shapes");
         return NULL;
     }
     return out;
 }
 
 static PyObject *py_extents(PyObject *self, PyObject *args) {
-    PyObject *bits_o, *offsets_o, *spans_o, *params_o;
-    PyArrayObject *refs[3];
-    es_bitmaps b;
+    PyObject *runs_o, *row_start_o, *first_row_o, *spans_o, *params_o;
+    PyArrayObject *refs[4];
+    es_runs r;
     (void)self;
-    if (!PyArg_ParseTuple(args, "OOOO", &bits_o, &offsets_o, &spans_o, &params_o)) return NULL;
-    if (to_bitmaps(bits_o, offsets_o, spans_o, &b, refs)) { drop_refs(refs); return NULL; }
+    if (!PyArg_ParseTuple(args, "OOOOO", &runs_o, &row_start_o, &first_row_o, &spans_o, &params_o)) return NULL;
+    if (to_runs(runs_o, row_start_o, first_row_o, spans_o, &r, refs)) { drop_runs_refs(refs); return NULL; }
     PyArrayObject *params = (PyArrayObject *)PyArray_FROMANY(params_o, NPY_FLOAT64, 2, 2, NPY_ARRAY_IN_ARRAY);
-    if (!params || PyArray_DIM(params, 0) != b.n || PyArray_DIM(params, 1) != 5) {
-        if (params) PyErr_Format(PyExc_ValueError, "params must be (%zd, 5) float64", (Py_ssize_t)b.n);
+    if (!params || PyArray_DIM(params, 0) != r.n || PyArray_DIM(params, 1) != 5) {
+        if (params) PyErr_Format(PyExc_ValueError, "params must be (%zd, 5) float64", (Py_ssize_t)r.n);
         Py_XDECREF(params);
-        drop_refs(refs);
+        drop_runs_refs(refs);
         return NULL;
     }
-    npy_intp dims[2] = {(npy_intp)b.n, 4};
+    npy_intp dims[2] = {(npy_intp)r.n, 4};
     PyObject *out = PyArray_SimpleNew(2, dims, NPY_FLOAT64);
     int st = ES_ERR_NOMEM;
     if (out) {
         Py_BEGIN_ALLOW_THREADS
-        st = es_mask_extents(&b, PyArray_DATA(params), PyArray_DATA((PyArrayObject *)out), b.n);
+        st = es_runs_extents(&r, PyArray_DATA(params), PyArray_DATA((PyArrayObject *)out), r.n);
         Py_END_ALLOW_THREADS
     }
     Py_DECREF(params);
-    drop_refs(refs);
+    drop_runs_refs(refs);
     if (st != ES_OK) {
         Py_XDECREF(out);
-        if (!PyErr_Occurred()) raise_status(st, "es_mask_extents");
+        if (!PyErr_Occurred()) raise_status(st, "es_runs_extents");
         return NULL;
     }
     return out;
@@ -381,6 +449,7 @@ static PyObject *py_rle_bitmaps(PyObject *self, PyObject *args) {
     drop_refs(refs);
     return strings;
 }
+
 
 static PyObject *py_sweep_hits(PyObject *self, PyObject *args) {
     PyObject *sweep_o, *bits_o, *offsets_o, *spans_o, *which_o;
@@ -466,11 +535,14 @@ static PyMethodDef methods[] = {
      "encoding, agnostic, letterbox) -> (anchor, class, raw, boxes, n); see edgeseg.decode.cpath."},
     {"masks", py_masks, METH_VARARGS,
      "masks(kind, mode, coeffs, maps, m_scale, m_zp, boxes, letterbox, out, threads, flags); see edgeseg.decode.cpath."},
+    {"runs", py_runs, METH_VARARGS,
+     "runs(bits, offsets, spans) -> (first_row (n,) int64, row_start (rows + 1,) int64, runs (R, 2) int32): "
+     "the masks as runs of foreground per row; see edgeseg/_c/es_runs.h."},
     {"shapes", py_shapes, METH_VARARGS,
-     "shapes(bits, offsets, spans) -> (n, 6) float64: area, centroid x, y, angle, solidity, hull area; "
-     "see edgeseg.grasp.cgeometry."},
+     "shapes(runs, row_start, first_row, spans) -> (n, 6) float64: area, centroid x, y, angle, solidity, hull area; "
+     "see edgeseg.grasp.shape."},
     {"extents", py_extents, METH_VARARGS,
-     "extents(bits, offsets, spans, params (n, 5)) -> (n, 4) float64: t min, t max, s min, s max."},
+     "extents(runs, row_start, first_row, spans, params (n, 5)) -> (n, 4) float64: t min, t max, s min, s max."},
     {"sweep_hits", py_sweep_hits, METH_VARARGS,
      "sweep_hits(sweep, x0, y0, bits, offsets, spans, which) -> (swept pixels, swept pixels other masks cover)."},
     {"poses", py_poses, METH_VARARGS,

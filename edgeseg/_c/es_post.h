@@ -27,20 +27,10 @@ typedef struct {
 /* ES_OK when every bitmap lies inside bits and has a non-negative size. */
 int es_check_bitmaps(const es_bitmaps *b);
 
-/* int32 work entries es_mask_shapes needs for bitmaps at most max_h rows tall. */
+/* int32 work entries es_runs_shapes needs for bitmaps at most max_h rows tall. */
 int64_t es_shapes_work_size(int64_t max_h);
 
-/* Per mask, into out[6 * i ...]: area (m00), centroid x, y (continuous image pixels), major axis
- * angle of the closing direction wrapped to (-pi/2, pi/2], solidity (area / convex hull area with
- * the half-pixel rim), and the hull area itself. Moments as OpenCV's cv2.moments(binaryImage=True);
- * a mask with area 0 gets zeros. cap: rows of out. */
-int es_mask_shapes(const es_bitmaps *b, int32_t *work, int64_t work_cap, double *out, int64_t cap);
-
-/* Extents of each mask in its grasp frame. params[5 * i ...]: centroid x, y, closing cos, sin,
- * half band (<= 0 or NaN: no band). With s = rel . closing, t = rel . major (rel = pixel centre -
- * centroid, major = (-sin, cos)), out[4 * i ...] = min t, max t over all pixels, and min s, max s
- * over the pixels with |t| <= half band (all pixels when there is no band or none lies in it). */
-int es_mask_extents(const es_bitmaps *b, const double *params, double *out, int64_t cap);
+/* Shapes and extents of masks: es_runs.h (they read runs, made from bitmaps by es_bitmap_runs). */
 
 /* Fingers' sweep against other masks: sweep is sh rows of sw bytes (nonzero = swept) placed at
  * (sx0, sy0); *area = swept pixels, *hit = swept pixels that any mask which[0..nwhich) covers.

@@ -3,9 +3,10 @@
 :func:`shapes` gives every mask's area, centroid, closing angle and solidity;
 :func:`extents` every mask's extents along its closing direction and major
 axis. With the compiled extension both are one call into ``es_grasp.c`` over
-the frame's masks as one buffer (:attr:`edgeseg.result.Result.packed_masks`,
-no copy for decoder output), reading runs of foreground per row instead of
-every pixel; without it (or with ``EDGESEG_DECODER=numpy``) they loop over
+the frame's masks as runs of foreground per row
+(:attr:`edgeseg.result.PackedMasks.runs`: made once per frame from the
+decoder's buffer in one C pass, then read by both instead of every pixel);
+without it (or with ``EDGESEG_DECODER=numpy``) they loop over
 :mod:`edgeseg.grasp.reference`, which defines the results.
 
 Agreement with the reference (tests/test_grasp_parity.py): area exact;
@@ -68,7 +69,8 @@ def shapes(result: Result, *, c: bool | None = None) -> Shapes:
         c = use_c()
     if c:
         p = result.packed_masks
-        out = _cdecode.shapes(p.bits, p.offsets, p.spans)
+        first_row, row_start, runs = p.runs
+        out = _cdecode.shapes(runs, row_start, first_row, p.spans)
     else:
         out = np.array([reference.shape(m) for m in result.masks], np.float64).reshape(-1, 5)
     return Shapes(out[:, 0], out[:, 1:3], out[:, 3], out[:, 4])
@@ -94,9 +96,10 @@ def extents(result: Result, rows: np.ndarray, centroid: np.ndarray, angle: np.nd
     if c is None:
         c = use_c()
     if c:
-        p = result.packed_masks.take(rows)
+        p = result.packed_masks
+        first_row, row_start, runs = p.runs
         params = np.column_stack([centroid, closing, half_band])
-        return _cdecode.extents(p.bits, p.offsets, p.spans, params)
+        return _cdecode.extents(runs, row_start, first_row[rows], p.spans[rows], params)
     return np.array([
         reference.extents(result.masks[i], (float(centroid[k, 0]), float(centroid[k, 1])), float(angle[k]),
                           None if np.isnan(half_band[k]) else float(half_band[k]))
