@@ -10,8 +10,9 @@ covers ``[i, i+1)``); a cropped mask is a ``(h, w)`` bool bitmap whose top-left
 pixel sits at integer image coordinates ``(x0, y0)``.
 
 The output path has no per-pixel Python: COCO RLE of all masks is one call
-into the C core (``_cdecode.rle_bitmaps``, :func:`pack_masks` gives it the
-masks as one buffer; the decoder's masks already are one), with
+into the C core (``_cdecode.rle_runs``, from :attr:`PackedMasks.runs`, which
+:func:`pack_masks` lays out as one buffer; the decoder's masks already are
+one, and grasp planning reads the same runs), with
 :mod:`edgeseg.rle` as the fallback when the extension is not built. Rows,
 RLE and the JSON dict are computed once per Result and kept.
 """
@@ -164,7 +165,8 @@ def rle_masks(masks: Sequence[CroppedMask], image_size: tuple[int, int], packed:
     if _cdecode is None:
         return [_rle.encode_cropped(m.bitmap, m.x0, m.y0, (h, w)) for m in masks]
     p = packed if packed is not None else pack_masks(masks)
-    return [{"size": [h, w], "counts": c} for c in _cdecode.rle_bitmaps(p.bits, p.offsets, p.spans, h, w)]
+    first_row, row_start, runs = p.runs  # shared with grasp planning when it ran on this frame
+    return [{"size": [h, w], "counts": c} for c in _cdecode.rle_runs(runs, row_start, first_row, p.spans, h, w)]
 
 
 @dataclass(frozen=True)

@@ -92,6 +92,20 @@ def test_rle_of_many_masks_equals_pycocotools(r):
         assert got == {"size": list(r.image_size), "counts": ref["counts"].decode()}
 
 
+@settings(max_examples=80, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), ih=st.integers(1, 12), iw=st.integers(1, 12),
+       density=st.sampled_from([0.3, 0.7, 1.0]))
+def test_rle_from_runs_of_full_height_strips(seed, ih, iw, density):
+    """Strips as tall as the image: a column's stream continues from the previous column's last pixel."""
+    rng = np.random.default_rng(seed)
+    x0 = int(rng.integers(0, iw))
+    w = int(rng.integers(1, iw - x0 + 1))
+    mask = CroppedMask(x0, 0, rng.random((ih, w)) < density, (ih, iw))
+    got = rle_masks((mask,), (ih, iw))[0]
+    ref = mask_api.encode(np.asfortranarray(mask.full().astype(np.uint8)))
+    assert got == {"size": [ih, iw], "counts": ref["counts"].decode()}
+
+
 def test_packed_masks_share_the_decoder_buffer():
     bits = np.zeros(40, bool)
     masks = (CroppedMask(0, 0, bits[0:12].reshape(3, 4), (10, 10)), CroppedMask(2, 1, bits[20:36].reshape(4, 4), (10, 10)))
@@ -130,6 +144,10 @@ def test_bad_layouts_are_refused():
             cd.extents(*table, np.zeros((1, 5)))
     with pytest.raises(ValueError, match="run table is"):
         cd.shapes(runs, starts, first, np.zeros((2, 4), np.int32))
+    with pytest.raises(ValueError, match="RLE"):  # mask outside the image
+        cd.rle_runs(runs, starts, first, np.array([[3, 0, 4, 2]], np.int32), 4, 4)
+    with pytest.raises(ValueError, match="run table"):
+        cd.rle_runs(*bad_tables["run past its span"], 4, 4)
     with pytest.raises(ValueError, match="sweep_hits|es_"):  # neighbour index out of range
         cd.sweep_hits(np.ones((2, 2), np.uint8), 0, 0, bits, np.array([0], np.int64),
                       np.array([[0, 0, 2, 2]], np.int32), np.array([3], np.int64))

@@ -451,6 +451,33 @@ static PyObject *py_rle_bitmaps(PyObject *self, PyObject *args) {
 }
 
 
+typedef struct { es_runs *r; int ih, iw; uint8_t *work; size_t work_size; } runs_rle;
+static int runs_rle_call(void *ctx, int64_t first, char *out, int64_t cap, int64_t *ends, int64_t *done) {
+    runs_rle *c = ctx;
+    return es_rle_runs(c->r, c->ih, c->iw, first, out, cap, ends, done, c->work, c->work_size);
+}
+
+static PyObject *py_rle_runs(PyObject *self, PyObject *args) {
+    PyObject *runs_o, *row_start_o, *first_row_o, *spans_o;
+    int ih, iw;
+    PyArrayObject *refs[4];
+    es_runs r;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "OOOOii", &runs_o, &row_start_o, &first_row_o, &spans_o, &ih, &iw)) return NULL;
+    if (to_runs(runs_o, row_start_o, first_row_o, spans_o, &r, refs)) { drop_runs_refs(refs); return NULL; }
+    size_t size = es_rle_runs_workspace_size(&r);
+    uint8_t *work = PyMem_RawMalloc(size ? size : 1);
+    PyObject *strings = NULL;
+    if (!work) PyErr_NoMemory();
+    else {
+        runs_rle ctx = {&r, ih, iw, work, size};
+        strings = rle_strings(runs_rle_call, &ctx, r.n, iw);
+    }
+    PyMem_RawFree(work);
+    drop_runs_refs(refs);
+    return strings;
+}
+
 static PyObject *py_sweep_hits(PyObject *self, PyObject *args) {
     PyObject *sweep_o, *bits_o, *offsets_o, *spans_o, *which_o;
     int sx0, sy0;
@@ -548,6 +575,8 @@ static PyMethodDef methods[] = {
     {"poses", py_poses, METH_VARARGS,
      "poses(position (m, 3), closing (m, 3), approach (3,), up (3,), hand_eye (4, 4) or None) -> (m, 2, 17) "
      "float64: camera and robot pose per grasp (position, quaternion, yaw, rotation); see edgeseg/_c/es_pose.h."},
+    {"rle_runs", py_rle_runs, METH_VARARGS,
+     "rle_runs(runs, row_start, first_row, spans, image_h, image_w) -> list of COCO RLE count strings."},
     {"rle_bitmaps", py_rle_bitmaps, METH_VARARGS,
      "rle_bitmaps(bits, offsets, spans, image_h, image_w) -> list of COCO RLE count strings."},
     {NULL, NULL, 0, NULL},
