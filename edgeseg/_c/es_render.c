@@ -99,6 +99,30 @@ static void window_logits(const es_mask_job *job, int64_t i, const es_instance *
         return;
     }
     const float *c = job->coeffs + i * m->shape[0];
+    if (m->dtype == ES_F32 && m->strides[2] == 1) {
+        /* float32 rows: the whole sum over k per output element while it sits in a register (the
+         * same additions in the same order, k ascending from 0.0f, so the same bits as below) */
+        int64_t nk = m->shape[0];
+        for (int64_t y = 0; y < wh; y++) {
+            float *lr = L + y * ww;
+            const float *row0 = (const float *)m->data + (in->wy0 + y) * m->strides[1] + in->wx0;
+            int64_t x = 0;
+#if defined(__SSE2__)
+            for (; x + 4 <= ww; x += 4) {
+                __m128 acc = _mm_setzero_ps();
+                for (int64_t k = 0; k < nk; k++)
+                    acc = _mm_add_ps(acc, _mm_mul_ps(_mm_set1_ps(c[k]), _mm_loadu_ps(row0 + k * m->strides[0] + x)));
+                _mm_storeu_ps(lr + x, acc);
+            }
+#endif
+            for (; x < ww; x++) {
+                float acc = 0.0f;
+                for (int64_t k = 0; k < nk; k++) acc = acc + c[k] * row0[k * m->strides[0] + x];
+                lr[x] = acc;
+            }
+        }
+        return;
+    }
     for (int64_t q = 0; q < ww * wh; q++) L[q] = 0.0f;
     for (int64_t k = 0; k < m->shape[0]; k++) {
         float ck = c[k], zp = m->zero_point, sc = m->scale;
