@@ -494,12 +494,12 @@ static PyObject *py_sweep_hits(PyObject *self, PyObject *args) {
     if (to_bitmaps(bits_o, offsets_o, spans_o, &b, refs)) { drop_refs(refs); return NULL; }
     PyArrayObject *which = (PyArrayObject *)PyArray_FROMANY(which_o, NPY_INT64, 1, 1, NPY_ARRAY_IN_ARRAY);
     npy_intp sh = PyArray_DIM(sweep, 0), sw = PyArray_DIM(sweep, 1);
-    uint8_t *scratch = which ? PyMem_RawMalloc((size_t)(sw * sh > 0 ? sw * sh : 1)) : NULL;
+    uint8_t *scratch = which ? PyMem_RawMalloc((size_t)(sw > 0 ? sw : 1)) : NULL;
     int64_t area = 0, hit = 0;
     int st = ES_ERR_NOMEM;
     if (scratch)
         st = es_sweep_hits(PyArray_DATA(sweep), (int32_t)sw, (int32_t)sh, sx0, sy0, &b, PyArray_DATA(which),
-                           (int64_t)PyArray_DIM(which, 0), scratch, (int64_t)(sw * sh), &area, &hit);
+                           (int64_t)PyArray_DIM(which, 0), scratch, (int64_t)sw, &area, &hit);
     PyMem_RawFree(scratch);
     Py_XDECREF(which);
     drop_refs(refs);

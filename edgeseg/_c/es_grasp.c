@@ -175,29 +175,36 @@ int es_sweep_hits(const uint8_t *sweep, int32_t sw, int32_t sh, int32_t sx0, int
     int st = es_check_bitmaps(b);
     if (st != ES_OK) return st;
     if (!sweep || !area || !hit || sw < 0 || sh < 0 || nwhich < 0 || (nwhich > 0 && !which)) return ES_ERR_ARG;
-    int64_t size = (int64_t)sw * sh;
-    if (!scratch || scratch_cap < size) return ES_ERR_CAPACITY;
+    if (!scratch || scratch_cap < sw) return ES_ERR_CAPACITY;
     for (int64_t k = 0; k < nwhich; k++)
         if (which[k] < 0 || which[k] >= b->n) return ES_ERR_ARG;
-    memset(scratch, 0, (size_t)size);
-    for (int64_t k = 0; k < nwhich; k++) { /* union of the other masks inside the window */
-        es_span sp = b->spans[which[k]];
-        const uint8_t *bm = b->bits + b->offsets[which[k]];
-        int64_t ax0 = sp.x0 > sx0 ? sp.x0 : sx0, ay0 = sp.y0 > sy0 ? sp.y0 : sy0;
-        int64_t ax1 = (int64_t)sp.x0 + sp.w, ay1 = (int64_t)sp.y0 + sp.h;
-        if (ax1 > (int64_t)sx0 + sw) ax1 = (int64_t)sx0 + sw;
-        if (ay1 > (int64_t)sy0 + sh) ay1 = (int64_t)sy0 + sh;
-        for (int64_t y = ay0; y < ay1; y++) {
-            const uint8_t *src = bm + (size_t)(y - sp.y0) * (size_t)sp.w + (size_t)(ax0 - sp.x0);
-            uint8_t *dst = scratch + (size_t)(y - sy0) * (size_t)sw + (size_t)(ax0 - sx0);
+    int64_t a = 0, h = 0;
+    for (int32_t y = 0; y < sh; y++) { /* only between the row's first and last swept pixel */
+        const uint8_t *srow = sweep + (size_t)y * (size_t)sw;
+        int32_t lo = 0, hi = sw;
+        uint64_t v;
+        for (; lo + 8 <= hi; lo += 8) { memcpy(&v, srow + lo, 8); if (v) break; }
+        while (lo < hi && !srow[lo]) lo++;
+        if (lo == hi) continue;
+        for (; hi - 8 >= lo; hi -= 8) { memcpy(&v, srow + hi - 8, 8); if (v) break; }
+        while (!srow[hi - 1]) hi--;
+        memset(scratch + lo, 0, (size_t)(hi - lo));
+        int64_t iy = (int64_t)sy0 + y;
+        for (int64_t k = 0; k < nwhich; k++) { /* union of the other masks on this row */
+            es_span sp = b->spans[which[k]];
+            if (iy < sp.y0 || iy >= (int64_t)sp.y0 + sp.h) continue;
+            int64_t ax0 = (int64_t)sx0 + lo, ax1 = (int64_t)sx0 + hi;
+            if (ax0 < sp.x0) ax0 = sp.x0;
+            if (ax1 > (int64_t)sp.x0 + sp.w) ax1 = (int64_t)sp.x0 + sp.w;
+            const uint8_t *src = b->bits + b->offsets[which[k]] + (size_t)(iy - sp.y0) * (size_t)sp.w + (size_t)(ax0 - sp.x0);
+            uint8_t *dst = scratch + (ax0 - sx0);
             for (int64_t x = 0; x < ax1 - ax0; x++) dst[x] |= src[x] != 0;
         }
-    }
-    int64_t a = 0, h = 0;
-    for (int64_t p = 0; p < size; p++) {
-        int s = sweep[p] != 0;
-        a += s;
-        h += s & scratch[p];
+        for (int32_t x = lo; x < hi; x++) {
+            int s = srow[x] != 0;
+            a += s;
+            h += s & scratch[x];
+        }
     }
     *area = a;
     *hit = h;
