@@ -129,12 +129,42 @@ class PackedMasks:
         return _cdecode.runs(self.bits, self.offsets, self.spans)
 
 
+class _BufferMasks(tuple):
+    """Cropped masks that are views into one buffer, keeping that layout (``packed``) for :func:`pack_masks`."""
+
+    packed: PackedMasks
+
+
+def masks_in_buffer(bits: np.ndarray, spans: np.ndarray, offsets: np.ndarray,
+                    image_size: tuple[int, int]) -> tuple[CroppedMask, ...]:
+    """The cropped masks a decoder wrote into one buffer, as a tuple that remembers the layout.
+
+    Args:
+        bits: 1-D bool buffer; spans: ``(N, 4)`` int32 ``(x0, y0, w, h)``;
+            offsets: ``(N,)`` int64 start of each mask in ``bits``.
+        image_size: ``(H, W)`` of the image.
+
+    Returns:
+        N :class:`CroppedMask` views; :func:`pack_masks` of exactly this tuple
+        is the given layout (no per-mask work). A new tuple (a selection, a
+        replacement) is packed afresh.
+    """
+    masks = _BufferMasks(
+        CroppedMask(x0, y0, bits[o : o + w * h].reshape(h, w), image_size)
+        for (x0, y0, w, h), o in zip(spans.tolist(), offsets.tolist(), strict=True)
+    )
+    masks.packed = PackedMasks(bits, offsets, spans)
+    return masks
+
+
 def pack_masks(masks: Sequence[CroppedMask]) -> PackedMasks:
     """Lays ``masks`` out as one buffer; no copy when they already share one (decoder output).
 
     Args:
         masks: Cropped masks of one image.
     """
+    if isinstance(masks, _BufferMasks):
+        return masks.packed
     spans = np.array([(m.x0, m.y0, m.bitmap.shape[1], m.bitmap.shape[0]) for m in masks], np.int32).reshape(-1, 4)
     base = masks[0].bitmap.base if masks else None
     if (
@@ -358,6 +388,16 @@ class Result:
     @cached_property
     def _dict(self) -> dict:
         rles = self.rles() or [None] * len(self)
+        names = self.class_names
+        tracks = self.track_ids.tolist() if self.track_ids is not None else None
+        rows = []  # straight from the columns: no Instance rows needed
+        for k, (c, s, b, r) in enumerate(zip(self.class_ids.tolist(), self.scores.tolist(), self.boxes.tolist(), rles,
+                                             strict=True)):
+            row = {"class_id": c, "class_name": names[c], "score": round(s, 5), "box_xyxy": [round(v, 2) for v in b],
+                   "mask_rle": r}
+            if tracks is not None:
+                row["track_id"] = tracks[k]
+            rows.append(row)
         return {
             "frame_id": self.frame_id,
             "image_size": list(self.image_size),
@@ -366,17 +406,7 @@ class Result:
                 "infer": round(self.timings.infer_ms, 3),
                 "decode": round(self.timings.decode_ms, 3),
             },
-            "instances": [
-                {
-                    "class_id": inst.class_id,
-                    "class_name": inst.class_name,
-                    "score": round(inst.score, 5),
-                    "box_xyxy": [round(v, 2) for v in inst.box],
-                    "mask_rle": r,
-                    **({"track_id": inst.track_id} if inst.track_id is not None else {}),
-                }
-                for inst, r in zip(self.instances, rles, strict=True)
-            ],
+            "instances": rows,
             **({"nonfinite_dropped": self.nonfinite} if self.nonfinite else {}),
         }
 

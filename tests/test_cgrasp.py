@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from edgeseg.grasp import GripperSpec
 from edgeseg.grasp import shape as gs
-from edgeseg.result import CroppedMask, Result, pack_masks, rle_masks
+from edgeseg.result import CroppedMask, Result, masks_in_buffer, pack_masks, rle_masks
 
 mask_api = pytest.importorskip("pycocotools.mask")
 pytestmark = pytest.mark.skipif(gs._cdecode is None, reason="C extension not built")
@@ -153,3 +153,15 @@ def test_bad_layouts_are_refused():
                       np.array([[0, 0, 2, 2]], np.int32), np.array([3], np.int64))
     with pytest.raises(ValueError, match="rle_bitmaps|es_|RLE"):  # mask outside the image
         cd.rle_bitmaps(bits, np.array([0], np.int64), np.array([[5, 0, 2, 2]], np.int32), 4, 4)
+
+
+def test_decoder_masks_keep_their_layout():
+    """Masks made from a decoder's buffer hand pack_masks their layout; a new tuple of them finds the same one."""
+    bits = np.zeros(40, bool)
+    spans, offsets = np.array([[0, 0, 4, 3], [2, 1, 4, 4]], np.int32), np.array([0, 20], np.int64)
+    masks = masks_in_buffer(bits, spans, offsets, (10, 10))
+    assert pack_masks(masks) is masks.packed and masks[1].bitmap.shape == (4, 4) and (masks[1].x0, masks[1].y0) == (2, 1)
+    plain = pack_masks(tuple(masks))
+    assert plain.bits is bits and plain.offsets.tolist() == [0, 20] and plain.spans.tolist() == spans.tolist()
+    r = Result(np.zeros((2, 4), np.float32), np.ones(2, np.float32), np.zeros(2, np.int32), masks, ("o",), (10, 10))
+    assert r.select([1]).packed_masks.offsets.tolist() == [20]
