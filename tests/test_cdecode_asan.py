@@ -25,7 +25,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 C_DIR = REPO / "edgeseg" / "_c"
-SOURCES = ["es_detect.c", "es_render.c", "es_masks.c", "es_rle.c", "es_grasp.c", "es_pose.c", "es_runs.c", "_cdecode_module.c"]
+SOURCES = ["es_detect.c", "es_render.c", "es_masks.c", "es_rle.c", "es_grasp.c", "es_pose.c", "es_runs.c",
+           "_cdecode_module.c", "_cpost_module.c"]
 SANITIZE = ["-fsanitize=address,undefined,float-cast-overflow", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer"]
 
 # Loads the sanitized build under the extension's import name, then runs the parity suite.
