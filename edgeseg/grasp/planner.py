@@ -147,29 +147,30 @@ class GraspPlanner:
                                                  [near[k] for k in check], c=c)
         half_w = closing * width[:, None] / 2
         poses = self._poses(centers, half_w, depths, c)
+        solidity, class_ids, scores = geo.solidity.tolist(), result.class_ids.tolist(), result.scores.tolist()
+        lengths = (ext[:, 1] - ext[:, 0] + 1).tolist()
+        columns = zip(rows.tolist(), centers.tolist(), angles.tolist(), width.tolist(), extent.tolist(), lengths,
+                      fits.tolist(), clearance.tolist(), strict=True)  # Python floats once, not per field
         grasps = []
-        for k, i in enumerate(rows.tolist()):
+        for k, (i, center, angle, width_k, extent_k, length_k, fits_k, clear_k) in enumerate(columns):
             known = scales[k] is not None
             if not known:
                 self._warn_no_scale()
-            solidity = float(geo.solidity[i])
-            fit = bool(fits[k]) if known else None
-            clear_k = float(clearance[k])
-            quality = solidity * (0.0 if fit is False else 1.0) * clear_k
+            fit = fits_k if known else None
+            quality = solidity[i] * (0.0 if fit is False else 1.0) * clear_k
             ppm = self._pixels_per_metre(depths[k])
-            width_k = float(width[k])
             camera_pose, robot_pose, width_m = poses.get(k, (None, None, width_k / ppm if ppm else None))
             grasps.append(Grasp(
                 instance=i,
-                class_id=int(result.class_ids[i]),
-                score=float(result.scores[i]),
-                quality=float(quality),
-                center=(float(centers[k, 0]), float(centers[k, 1])),
-                angle=float(angles[k]),
+                class_id=class_ids[i],
+                score=scores[i],
+                quality=quality,
+                center=(center[0], center[1]),
+                angle=angle,
                 width_px=width_k,
-                extent_px=float(extent[k]),
-                length_px=float(ext[k, 1] - ext[k, 0] + 1),
-                solidity=solidity,
+                extent_px=extent_k,
+                length_px=length_k,
+                solidity=solidity[i],
                 clearance=clear_k,
                 clear=clear_k >= 1.0 if known else None,
                 fits=fit,
