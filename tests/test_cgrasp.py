@@ -1,4 +1,4 @@
-"""The C post-processing core (es_runs.c, es_grasp.c, es_rle_bitmaps) against its references.
+"""The C post-processing core (es_runs.c, es_grasp.c, es_rle_runs) against its references.
 
 Hypothesis draws masks (ragged, holed, one pixel, empty, touching the image
 border) and checks the C shapes, extents and sweep clearance against
@@ -151,8 +151,6 @@ def test_bad_layouts_are_refused():
     with pytest.raises(ValueError, match="sweep_hits|es_"):  # neighbour index out of range
         cd.sweep_hits(np.ones((2, 2), np.uint8), 0, 0, bits, np.array([0], np.int64),
                       np.array([[0, 0, 2, 2]], np.int32), np.array([3], np.int64))
-    with pytest.raises(ValueError, match="rle_bitmaps|es_|RLE"):  # mask outside the image
-        cd.rle_bitmaps(bits, np.array([0], np.int64), np.array([[5, 0, 2, 2]], np.int32), 4, 4)
 
 
 def test_decoder_masks_keep_their_layout():

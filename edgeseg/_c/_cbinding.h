@@ -27,7 +27,7 @@ int raise_status(int st, const char *what);
 int to_bitmaps(PyObject *bits_o, PyObject *offsets_o, PyObject *spans_o, es_bitmaps *b, PyArrayObject **refs);
 void drop_refs(PyArrayObject **refs);
 
-/* One RLE encoder call (es_masks_rle, es_rle_bitmaps, es_rle_runs) behind a context. */
+/* One RLE encoder call (es_masks_rle, es_rle_runs) behind a context. */
 typedef int (*rle_call)(void *ctx, int64_t first, char *out, int64_t cap, int64_t *ends, int64_t *done);
 
 /* The n RLE strings a call writes, as a list of str, growing its buffer until they fit. */

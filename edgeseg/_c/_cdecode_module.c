@@ -113,17 +113,11 @@ static PyObject *py_detect(PyObject *self, PyObject *args) {
     return Py_BuildValue("NNNNnn", anchor, cls, raw, out, (Py_ssize_t)n, (Py_ssize_t)nonfinite);
 }
 
-/* RLE encoder calls (rle_call, _cbinding.h): instances first.. into out[0, cap). */
+/* The decoder's RLE call (rle_call, _cbinding.h): instances first.. into out[0, cap). */
 typedef struct { es_mask_job *job; uint8_t *work; size_t work_size; } job_rle;
 static int job_rle_call(void *ctx, int64_t first, char *out, int64_t cap, int64_t *ends, int64_t *done) {
     job_rle *c = ctx;
     return es_masks_rle(c->job, first, out, cap, ends, done, c->work, c->work_size);
-}
-
-typedef struct { es_bitmaps *b; int ih, iw; uint8_t *work; size_t work_size; } bitmap_rle;
-static int bitmap_rle_call(void *ctx, int64_t first, char *out, int64_t cap, int64_t *ends, int64_t *done) {
-    bitmap_rle *c = ctx;
-    return es_rle_bitmaps(c->b, c->ih, c->iw, first, out, cap, ends, done, c->work, c->work_size);
 }
 
 /* Builds n RLE strings, growing the character buffer when an instance does not fit. */
@@ -287,32 +281,6 @@ int to_bitmaps(PyObject *bits_o, PyObject *offsets_o, PyObject *spans_o, es_bitm
 
 void drop_refs(PyArrayObject **refs) { for (int k = 0; k < 3; k++) Py_XDECREF(refs[k]); }
 
-static PyObject *py_rle_bitmaps(PyObject *self, PyObject *args) {
-    PyObject *bits_o, *offsets_o, *spans_o;
-    int ih, iw;
-    PyArrayObject *refs[3];
-    es_bitmaps b;
-    (void)self;
-    if (!PyArg_ParseTuple(args, "OOOii", &bits_o, &offsets_o, &spans_o, &ih, &iw)) return NULL;
-    if (to_bitmaps(bits_o, offsets_o, spans_o, &b, refs)) { drop_refs(refs); return NULL; }
-    int64_t max_w = 0, max_h = 0;
-    for (int64_t i = 0; i < b.n; i++) {
-        if (b.spans[i].w > max_w) max_w = b.spans[i].w;
-        if (b.spans[i].h > max_h) max_h = b.spans[i].h;
-    }
-    size_t size = es_rle_workspace_size(max_w, max_h);
-    uint8_t *work = PyMem_RawMalloc(size);
-    PyObject *strings = NULL;
-    if (!work) PyErr_NoMemory();
-    else {
-        bitmap_rle ctx = {&b, ih, iw, work, size};
-        strings = rle_strings(bitmap_rle_call, &ctx, b.n, iw);
-    }
-    PyMem_RawFree(work);
-    drop_refs(refs);
-    return strings;
-}
-
 static PyObject *py_sweep_hits(PyObject *self, PyObject *args) {
     PyObject *sweep_o, *bits_o, *offsets_o, *spans_o, *which_o;
     int sx0, sy0;
@@ -353,8 +321,6 @@ static PyMethodDef methods[] = {
      "masks(kind, mode, coeffs, maps, m_scale, m_zp, boxes, letterbox, out, threads, flags); see edgeseg.decode.cpath."},
     {"sweep_hits", py_sweep_hits, METH_VARARGS,
      "sweep_hits(sweep, x0, y0, bits, offsets, spans, which) -> (swept pixels, swept pixels other masks cover)."},
-    {"rle_bitmaps", py_rle_bitmaps, METH_VARARGS,
-     "rle_bitmaps(bits, offsets, spans, image_h, image_w) -> list of COCO RLE count strings."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -39,11 +39,6 @@ int es_sweep_hits(const uint8_t *sweep, int32_t sw, int32_t sh, int32_t sx0, int
                   const int64_t *which, int64_t nwhich, uint8_t *scratch, int64_t scratch_cap, int64_t *area,
                   int64_t *hit);
 
-/* RLE workspace (bytes) for bitmaps at most max_w wide and max_h tall. */
-size_t es_rle_workspace_size(int64_t max_w, int64_t max_h);
-
-/* COCO RLE strings of bitmaps first..n-1 in an ih x iw image, as es_masks_rle writes them. */
-int es_rle_bitmaps(const es_bitmaps *b, int ih, int iw, int64_t first, char *out, int64_t cap, int64_t *ends,
-                   int64_t *done, uint8_t *work, size_t work_size);
+/* COCO RLE of masks: es_rle_runs in es_runs.h (from their runs). */
 
 #endif

@@ -145,46 +145,6 @@ int es_masks_rle(const es_mask_job *job, int64_t first, char *out, int64_t cap, 
     return ES_OK;
 }
 
-/* Toggle capacity per bitmap, as the decoder's (a few runs per column; more falls back to a scan). */
-static int64_t bitmap_toggle_cap(int64_t w, int64_t h) { return 8 * w + 2 * h + 64; }
-
-size_t es_rle_workspace_size(int64_t max_w, int64_t max_h) {
-    if (max_w < 0 || max_h < 0) return 0;
-    return sizeof(int32_t) * (size_t)(3 * bitmap_toggle_cap(max_w, max_h) + max_w + 1);
-}
-
-int es_rle_bitmaps(const es_bitmaps *b, int ih, int iw, int64_t first, char *out, int64_t cap, int64_t *ends,
-                   int64_t *done, uint8_t *work, size_t work_size) {
-    int st = es_check_bitmaps(b);
-    if (st != ES_OK) return st;
-    if (!done || ih <= 0 || iw <= 0 || first < 0 || first > b->n || (b->n > 0 && (!ends || !out || !work)))
-        return ES_ERR_ARG;
-    for (int64_t i = 0; i < b->n; i++) {
-        es_span sp = b->spans[i];
-        if ((int64_t)sp.x0 + sp.w > iw || (int64_t)sp.y0 + sp.h > ih) return ES_ERR_ARG;
-        if (es_rle_workspace_size(sp.w, sp.h) > work_size) return ES_ERR_CAPACITY;
-    }
-    int64_t len = first > 0 ? ends[first - 1] : 0;
-    *done = first;
-    for (int64_t i = first; i < b->n; i++) {
-        es_span sp = b->spans[i];
-        es_work w;
-        memset(&w, 0, sizeof w);
-        w.ev_cap = bitmap_toggle_cap(sp.w, sp.h);
-        w.ev_col = (int32_t *)(void *)work;
-        w.ev_row = w.ev_col + w.ev_cap;
-        w.toggles = w.ev_row + w.ev_cap;
-        w.col_start = w.toggles + w.ev_cap;
-        rle_writer r = {out + len, cap - len, 0, {0, 0}, 0, 0};
-        rle_encode(b->bits + b->offsets[i], sp, ih, iw, &w, &r);
-        if (r.full) return ES_ERR_CAPACITY;
-        len += r.len;
-        ends[i] = len;
-        *done = i + 1;
-    }
-    return ES_OK;
-}
-
 /* ---- from runs (es_runs.h) ---- */
 
 /* Boundaries of the intervals where rows a and b differ (their symmetric difference), into out;

@@ -46,8 +46,10 @@ int es_runs_extents(const es_runs *r, const double *params, double *out, int64_t
 /* int32-sized work bytes es_rle_runs needs for the masks of r (the widest strip's changes). */
 size_t es_rle_runs_workspace_size(const es_runs *r);
 
-/* COCO RLE strings of masks first..n-1 of r in an ih x iw image, as es_rle_bitmaps writes them for
- * the same masks as bitmaps (same out / ends / done protocol). work: es_rle_runs_workspace_size bytes. */
+/* COCO RLE strings of masks first..n-1 of r in an ih x iw image (pycocotools' compressed counts),
+ * back to back in out[0, cap): ends[i] = end offset of mask i; on ES_ERR_CAPACITY *done says how many
+ * were written, call again from there with more room (es_masks_rle's protocol). work:
+ * es_rle_runs_workspace_size bytes. */
 int es_rle_runs(const es_runs *r, int ih, int iw, int64_t first, char *out, int64_t cap, int64_t *ends,
                 int64_t *done, uint8_t *work, size_t work_size);
 
