@@ -15,7 +15,8 @@ import numpy
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
-SOURCES = [f"edgeseg/_c/{name}.c" for name in ("es_detect", "es_render", "es_masks", "es_rle", "es_grasp", "_cdecode_module")]
+SOURCES = [f"edgeseg/_c/{name}.c" for name in ("es_detect", "es_render", "es_masks", "es_rle", "es_grasp", "es_pose",
+                                                "es_runs", "_cdecode_module", "_cpost_module")]
 GCC_FLAGS = ["-std=c99", "-O3", "-ffp-contract=off", "-fno-fast-math", "-fno-strict-aliasing", "-pthread"]
 
 
@@ -53,7 +54,8 @@ setup(
             sources=SOURCES,
             include_dirs=[numpy.get_include(), "edgeseg/_c"],
             define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
-            depends=["edgeseg/_c/es_decode.h", "edgeseg/_c/es_render.h", "edgeseg/_c/es_post.h"],
+            depends=["edgeseg/_c/es_decode.h", "edgeseg/_c/es_render.h", "edgeseg/_c/es_post.h", "edgeseg/_c/es_pose.h",
+                     "edgeseg/_c/es_runs.h", "edgeseg/_c/_cbinding.h"],
         )
     ],
     cmdclass={"build_ext": OptionalBuildExt},

@@ -10,8 +10,9 @@ covers ``[i, i+1)``); a cropped mask is a ``(h, w)`` bool bitmap whose top-left
 pixel sits at integer image coordinates ``(x0, y0)``.
 
 The output path has no per-pixel Python: COCO RLE of all masks is one call
-into the C core (``_cdecode.rle_bitmaps``, :func:`pack_masks` gives it the
-masks as one buffer; the decoder's masks already are one), with
+into the C core (``_cdecode.rle_runs``, from :attr:`PackedMasks.runs`, which
+:func:`pack_masks` lays out as one buffer; the decoder's masks already are
+one, and grasp planning reads the same runs), with
 :mod:`edgeseg.rle` as the fallback when the extension is not built. Rows,
 RLE and the JSON dict are computed once per Result and kept.
 """
@@ -113,6 +114,48 @@ class PackedMasks:
         """The masks at ``rows`` (same buffer)."""
         return PackedMasks(self.bits, self.offsets[rows], self.spans[rows])
 
+    @cached_property
+    def runs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The masks as runs of foreground per row, made once by the C core (``es_runs.h``).
+
+        Returns:
+            ``(first_row, row_start, runs)``: mask ``i``'s row ``y`` is global
+            row ``first_row[i] + y`` (``(N,)`` int64), whose runs are
+            ``runs[row_start[row]:row_start[row + 1]]`` (``(rows + 1,)``
+            int64; ``(R, 2)`` int32 start, end exclusive, columns inside the span).
+        """
+        if _cdecode is None:
+            raise RuntimeError("runs need edgeseg's C extension (pip install -e . with a compiler)")
+        return _cdecode.runs(self.bits, self.offsets, self.spans)
+
+
+class _BufferMasks(tuple):
+    """Cropped masks that are views into one buffer, keeping that layout (``packed``) for :func:`pack_masks`."""
+
+    packed: PackedMasks
+
+
+def masks_in_buffer(bits: np.ndarray, spans: np.ndarray, offsets: np.ndarray,
+                    image_size: tuple[int, int]) -> tuple[CroppedMask, ...]:
+    """The cropped masks a decoder wrote into one buffer, as a tuple that remembers the layout.
+
+    Args:
+        bits: 1-D bool buffer; spans: ``(N, 4)`` int32 ``(x0, y0, w, h)``;
+            offsets: ``(N,)`` int64 start of each mask in ``bits``.
+        image_size: ``(H, W)`` of the image.
+
+    Returns:
+        N :class:`CroppedMask` views; :func:`pack_masks` of exactly this tuple
+        is the given layout (no per-mask work). A new tuple (a selection, a
+        replacement) is packed afresh.
+    """
+    masks = _BufferMasks(
+        CroppedMask(x0, y0, bits[o : o + w * h].reshape(h, w), image_size)
+        for (x0, y0, w, h), o in zip(spans.tolist(), offsets.tolist(), strict=True)
+    )
+    masks.packed = PackedMasks(bits, offsets, spans)
+    return masks
+
 
 def pack_masks(masks: Sequence[CroppedMask]) -> PackedMasks:
     """Lays ``masks`` out as one buffer; no copy when they already share one (decoder output).
@@ -120,6 +163,8 @@ def pack_masks(masks: Sequence[CroppedMask]) -> PackedMasks:
     Args:
         masks: Cropped masks of one image.
     """
+    if isinstance(masks, _BufferMasks):
+        return masks.packed
     spans = np.array([(m.x0, m.y0, m.bitmap.shape[1], m.bitmap.shape[0]) for m in masks], np.int32).reshape(-1, 4)
     base = masks[0].bitmap.base if masks else None
     if (
@@ -150,7 +195,8 @@ def rle_masks(masks: Sequence[CroppedMask], image_size: tuple[int, int], packed:
     if _cdecode is None:
         return [_rle.encode_cropped(m.bitmap, m.x0, m.y0, (h, w)) for m in masks]
     p = packed if packed is not None else pack_masks(masks)
-    return [{"size": [h, w], "counts": c} for c in _cdecode.rle_bitmaps(p.bits, p.offsets, p.spans, h, w)]
+    first_row, row_start, runs = p.runs  # shared with grasp planning when it ran on this frame
+    return [{"size": [h, w], "counts": c} for c in _cdecode.rle_runs(runs, row_start, first_row, p.spans, h, w)]
 
 
 @dataclass(frozen=True)
@@ -342,6 +388,16 @@ class Result:
     @cached_property
     def _dict(self) -> dict:
         rles = self.rles() or [None] * len(self)
+        names = self.class_names
+        tracks = self.track_ids.tolist() if self.track_ids is not None else None
+        rows = []  # straight from the columns: no Instance rows needed
+        for k, (c, s, b, r) in enumerate(zip(self.class_ids.tolist(), self.scores.tolist(), self.boxes.tolist(), rles,
+                                             strict=True)):
+            row = {"class_id": c, "class_name": names[c], "score": round(s, 5), "box_xyxy": [round(v, 2) for v in b],
+                   "mask_rle": r}
+            if tracks is not None:
+                row["track_id"] = tracks[k]
+            rows.append(row)
         return {
             "frame_id": self.frame_id,
             "image_size": list(self.image_size),
@@ -350,17 +406,7 @@ class Result:
                 "infer": round(self.timings.infer_ms, 3),
                 "decode": round(self.timings.decode_ms, 3),
             },
-            "instances": [
-                {
-                    "class_id": inst.class_id,
-                    "class_name": inst.class_name,
-                    "score": round(inst.score, 5),
-                    "box_xyxy": [round(v, 2) for v in inst.box],
-                    "mask_rle": r,
-                    **({"track_id": inst.track_id} if inst.track_id is not None else {}),
-                }
-                for inst, r in zip(self.instances, rles, strict=True)
-            ],
+            "instances": rows,
             **({"nonfinite_dropped": self.nonfinite} if self.nonfinite else {}),
         }
 

@@ -1,8 +1,9 @@
 """The C parity suites again, with the extension built under AddressSanitizer + UBSan.
 
 Builds ``edgeseg/_c`` with ``-fsanitize=address,undefined`` into a temporary
-directory, then runs ``tests/test_cdecode.py``, ``tests/test_cgrasp.py`` (grasp geometry, RLE of
-bitmaps) and ``tests/test_cdecode_maskfirst.py`` (mask-first maps) in a subprocess that loads
+directory, then runs ``tests/test_cdecode.py``, ``tests/test_cgrasp.py`` (grasp geometry, runs, RLE),
+``tests/test_cdecode_maskfirst.py`` (mask-first maps), ``tests/test_cdecode_regions.py``
+(paste inside regions) and ``tests/test_cpose.py`` (gripper poses) in a subprocess that loads
 that build instead of the installed one (``LD_PRELOAD`` of libasan, since the
 Python interpreter itself is not instrumented). Any heap overflow, use after
 free or undefined behaviour aborts the subprocess and fails this test.
@@ -25,7 +26,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 C_DIR = REPO / "edgeseg" / "_c"
-SOURCES = ["es_detect.c", "es_render.c", "es_masks.c", "es_rle.c", "es_grasp.c", "_cdecode_module.c"]
+SOURCES = ["es_detect.c", "es_render.c", "es_masks.c", "es_rle.c", "es_grasp.c", "es_pose.c", "es_runs.c",
+           "_cdecode_module.c", "_cpost_module.c"]
 SANITIZE = ["-fsanitize=address,undefined,float-cast-overflow", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer"]
 
 # Loads the sanitized build under the extension's import name, then runs the parity suite.
@@ -75,7 +77,8 @@ def test_parity_suite_under_address_sanitizer(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-c", RUNNER, str(ext), str(REPO / "tests" / "test_cdecode.py"), str(REPO / "tests" / "test_cgrasp.py"),
          str(REPO / "tests" / "test_cdecode_maskfirst.py"),
-         str(REPO / "tests" / "test_cdecode_regions.py")],
+         str(REPO / "tests" / "test_cdecode_regions.py"),
+         str(REPO / "tests" / "test_cpose.py")],
         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=900,
     )
     report = proc.stdout[-4000:] + proc.stderr[-4000:]

@@ -1,4 +1,4 @@
-"""The C post-processing core (es_grasp.c, es_rle_bitmaps) against its references.
+"""The C post-processing core (es_runs.c, es_grasp.c, es_rle_runs) against its references.
 
 Hypothesis draws masks (ragged, holed, one pixel, empty, touching the image
 border) and checks the C shapes, extents and sweep clearance against
@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from edgeseg.grasp import GripperSpec
 from edgeseg.grasp import shape as gs
-from edgeseg.result import CroppedMask, Result, pack_masks, rle_masks
+from edgeseg.result import CroppedMask, Result, masks_in_buffer, pack_masks, rle_masks
 
 mask_api = pytest.importorskip("pycocotools.mask")
 pytestmark = pytest.mark.skipif(gs._cdecode is None, reason="C extension not built")
@@ -68,12 +68,42 @@ def test_shapes_extents_clearance_match_reference(r, band):
 
 @settings(max_examples=80, deadline=None)
 @given(r=frames())
+def test_runs_rebuild_the_bitmaps(r):
+    first_row, row_start, runs = r.packed_masks.runs
+    assert row_start[0] == 0 and row_start[-1] == len(runs)
+    for i, m in enumerate(r.masks):
+        h, w = m.bitmap.shape
+        rebuilt = np.zeros((h, w), bool)
+        for y in range(h):
+            row = int(first_row[i]) + y
+            for a, b in runs[row_start[row]:row_start[row + 1]].tolist():
+                assert 0 <= a < b <= w and not rebuilt[y, a:b].any()
+                rebuilt[y, a:b] = True
+        np.testing.assert_array_equal(rebuilt, m.bitmap)
+
+
+@settings(max_examples=80, deadline=None)
+@given(r=frames())
 def test_rle_of_many_masks_equals_pycocotools(r):
     rles = rle_masks(r.masks, r.image_size)
     assert r.rles() == (rles if r.masks else None)
     for m, got in zip(r.masks, rles, strict=True):
         ref = mask_api.encode(np.asfortranarray(m.full().astype(np.uint8)))
         assert got == {"size": list(r.image_size), "counts": ref["counts"].decode()}
+
+
+@settings(max_examples=80, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), ih=st.integers(1, 12), iw=st.integers(1, 12),
+       density=st.sampled_from([0.3, 0.7, 1.0]))
+def test_rle_from_runs_of_full_height_strips(seed, ih, iw, density):
+    """Strips as tall as the image: a column's stream continues from the previous column's last pixel."""
+    rng = np.random.default_rng(seed)
+    x0 = int(rng.integers(0, iw))
+    w = int(rng.integers(1, iw - x0 + 1))
+    mask = CroppedMask(x0, 0, rng.random((ih, w)) < density, (ih, iw))
+    got = rle_masks((mask,), (ih, iw))[0]
+    ref = mask_api.encode(np.asfortranarray(mask.full().astype(np.uint8)))
+    assert got == {"size": [ih, iw], "counts": ref["counts"].decode()}
 
 
 def test_packed_masks_share_the_decoder_buffer():
@@ -87,17 +117,49 @@ def test_bad_layouts_are_refused():
     cd = gs._cdecode
     bits = np.zeros(10, np.uint8)
     with pytest.raises(RuntimeError, match="layout"):  # a mask running past the buffer
-        cd.shapes(bits, np.array([4], np.int64), np.array([[0, 0, 3, 3]], np.int32))
+        cd.runs(bits, np.array([4], np.int64), np.array([[0, 0, 3, 3]], np.int32))
     with pytest.raises(ValueError, match="layout"):  # negative size
-        cd.shapes(bits, np.array([0], np.int64), np.array([[0, 0, -1, 3]], np.int32))
+        cd.runs(bits, np.array([0], np.int64), np.array([[0, 0, -1, 3]], np.int32))
     with pytest.raises(ValueError, match="spans must be"):
-        cd.shapes(bits, np.array([0, 1], np.int64), np.array([[0, 0, 1, 1]], np.int32))
+        cd.runs(bits, np.array([0, 1], np.int64), np.array([[0, 0, 1, 1]], np.int32))
     with pytest.raises(TypeError, match="bits"):
-        cd.shapes(np.zeros((2, 5), np.uint8), np.array([0], np.int64), np.array([[0, 0, 1, 1]], np.int32))
+        cd.runs(np.zeros((2, 5), np.uint8), np.array([0], np.int64), np.array([[0, 0, 1, 1]], np.int32))
+    spans = np.array([[0, 0, 4, 2]], np.int32)
+    first, starts, runs = cd.runs(np.array([0, 1, 1, 0, 1, 0, 1, 1], np.uint8), np.array([0], np.int64), spans)
+    assert first.tolist() == [0] and starts.tolist() == [0, 1, 3] and runs.tolist() == [[1, 3], [0, 1], [2, 4]]
     with pytest.raises(ValueError, match="params"):
-        cd.extents(bits, np.array([0], np.int64), np.array([[0, 0, 2, 2]], np.int32), np.zeros((1, 4)))
+        cd.extents(runs, starts, first, spans, np.zeros((1, 4)))
+    bad_tables = {
+        "run past its span": (np.array([[1, 3], [0, 1], [2, 5]], np.int32), starts, first, spans),
+        "runs out of order": (np.array([[1, 3], [2, 4], [0, 1]], np.int32), starts, first, spans),
+        "empty run": (np.array([[1, 1], [0, 1], [2, 4]], np.int32), starts, first, spans),
+        "rows past the table": (runs, starts, np.array([1], np.int64), spans),
+        "row starts past the runs": (runs, np.array([0, 1, 4], np.int64), first, spans),
+        "row starts decreasing": (runs, np.array([0, 2, 1], np.int64), first, spans),
+    }
+    for table in bad_tables.values():
+        with pytest.raises(ValueError, match="run table"):
+            cd.shapes(*table)
+        with pytest.raises(ValueError, match="run table"):
+            cd.extents(*table, np.zeros((1, 5)))
+    with pytest.raises(ValueError, match="run table is"):
+        cd.shapes(runs, starts, first, np.zeros((2, 4), np.int32))
+    with pytest.raises(ValueError, match="RLE"):  # mask outside the image
+        cd.rle_runs(runs, starts, first, np.array([[3, 0, 4, 2]], np.int32), 4, 4)
+    with pytest.raises(ValueError, match="run table"):
+        cd.rle_runs(*bad_tables["run past its span"], 4, 4)
     with pytest.raises(ValueError, match="sweep_hits|es_"):  # neighbour index out of range
         cd.sweep_hits(np.ones((2, 2), np.uint8), 0, 0, bits, np.array([0], np.int64),
                       np.array([[0, 0, 2, 2]], np.int32), np.array([3], np.int64))
-    with pytest.raises(ValueError, match="rle_bitmaps|es_|RLE"):  # mask outside the image
-        cd.rle_bitmaps(bits, np.array([0], np.int64), np.array([[5, 0, 2, 2]], np.int32), 4, 4)
+
+
+def test_decoder_masks_keep_their_layout():
+    """Masks made from a decoder's buffer hand pack_masks their layout; a new tuple of them finds the same one."""
+    bits = np.zeros(40, bool)
+    spans, offsets = np.array([[0, 0, 4, 3], [2, 1, 4, 4]], np.int32), np.array([0, 20], np.int64)
+    masks = masks_in_buffer(bits, spans, offsets, (10, 10))
+    assert pack_masks(masks) is masks.packed and masks[1].bitmap.shape == (4, 4) and (masks[1].x0, masks[1].y0) == (2, 1)
+    plain = pack_masks(tuple(masks))
+    assert plain.bits is bits and plain.offsets.tolist() == [0, 20] and plain.spans.tolist() == spans.tolist()
+    r = Result(np.zeros((2, 4), np.float32), np.ones(2, np.float32), np.zeros(2, np.int32), masks, ("o",), (10, 10))
+    assert r.select([1]).packed_masks.offsets.tolist() == [20]

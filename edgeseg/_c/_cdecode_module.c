@@ -4,15 +4,10 @@
  * the C work and turns ES_ERR_* into Python exceptions. The Python-facing
  * API is edgeseg/decode/cpath.py; nothing else should call this module.
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
-#define NPY_NO_DEPRECATED_API NPY_1_7_API_VERSION
-#include <numpy/arrayobject.h>
+#define ES_BINDING_MAIN /* this file imports numpy's C API for the extension (_cbinding.h) */
+#include "_cbinding.h"
 
-#include "es_decode.h"
-#include "es_post.h"
-
-static int raise_status(int st, const char *what) {
+int raise_status(int st, const char *what) {
     if (st == ES_OK) return 0;
     if (st == ES_ERR_NOMEM) PyErr_NoMemory();
     else PyErr_Format(st == ES_ERR_CAPACITY ? PyExc_RuntimeError : PyExc_ValueError, "%s failed (es status %d)", what, st);
@@ -118,23 +113,15 @@ static PyObject *py_detect(PyObject *self, PyObject *args) {
     return Py_BuildValue("NNNNnn", anchor, cls, raw, out, (Py_ssize_t)n, (Py_ssize_t)nonfinite);
 }
 
-/* One RLE encoder call: instances first.. into out[0, cap), as es_masks_rle / es_rle_bitmaps. */
-typedef int (*rle_call)(void *ctx, int64_t first, char *out, int64_t cap, int64_t *ends, int64_t *done);
-
+/* The decoder's RLE call (rle_call, _cbinding.h): instances first.. into out[0, cap). */
 typedef struct { es_mask_job *job; uint8_t *work; size_t work_size; } job_rle;
 static int job_rle_call(void *ctx, int64_t first, char *out, int64_t cap, int64_t *ends, int64_t *done) {
     job_rle *c = ctx;
     return es_masks_rle(c->job, first, out, cap, ends, done, c->work, c->work_size);
 }
 
-typedef struct { es_bitmaps *b; int ih, iw; uint8_t *work; size_t work_size; } bitmap_rle;
-static int bitmap_rle_call(void *ctx, int64_t first, char *out, int64_t cap, int64_t *ends, int64_t *done) {
-    bitmap_rle *c = ctx;
-    return es_rle_bitmaps(c->b, c->ih, c->iw, first, out, cap, ends, done, c->work, c->work_size);
-}
-
 /* Builds n RLE strings, growing the character buffer when an instance does not fit. */
-static PyObject *rle_strings(rle_call call, void *ctx, int64_t n, int64_t width) {
+PyObject *rle_strings(rle_call call, void *ctx, int64_t n, int64_t width) {
     int64_t cap = 4096 + 32 * width * (n > 0 ? n : 1), done = 0;
     int64_t *ends = PyMem_RawMalloc(sizeof(int64_t) * (size_t)(n > 0 ? n : 1));
     char *buf = PyMem_RawMalloc((size_t)cap);
@@ -271,7 +258,7 @@ fail:
 }
 
 /* bits (1-D uint8/bool), offsets (n,) int64, spans (n, 4) int32 -> es_bitmaps; arrays kept in refs[3]. */
-static int to_bitmaps(PyObject *bits_o, PyObject *offsets_o, PyObject *spans_o, es_bitmaps *b, PyArrayObject **refs) {
+int to_bitmaps(PyObject *bits_o, PyObject *offsets_o, PyObject *spans_o, es_bitmaps *b, PyArrayObject **refs) {
     refs[0] = refs[1] = refs[2] = NULL;
     if (!PyArray_Check(bits_o) || PyArray_NDIM((PyArrayObject *)bits_o) != 1 ||
         (PyArray_TYPE((PyArrayObject *)bits_o) != NPY_BOOL && PyArray_TYPE((PyArrayObject *)bits_o) != NPY_UINT8) ||
@@ -298,94 +285,7 @@ static int to_bitmaps(PyObject *bits_o, PyObject *offsets_o, PyObject *spans_o, 
     return raise_status(es_check_bitmaps(b), "bitmap layout check");
 }
 
-static void drop_refs(PyArrayObject **refs) { for (int k = 0; k < 3; k++) Py_XDECREF(refs[k]); }
-
-static PyObject *py_shapes(PyObject *self, PyObject *args) {
-    PyObject *bits_o, *offsets_o, *spans_o;
-    PyArrayObject *refs[3];
-    es_bitmaps b;
-    (void)self;
-    if (!PyArg_ParseTuple(args, "OOO", &bits_o, &offsets_o, &spans_o)) return NULL;
-    if (to_bitmaps(bits_o, offsets_o, spans_o, &b, refs)) { drop_refs(refs); return NULL; }
-    int64_t max_h = 0;
-    for (int64_t i = 0; i < b.n; i++) if (b.spans[i].h > max_h) max_h = b.spans[i].h;
-    int64_t wcap = es_shapes_work_size(max_h);
-    npy_intp dims[2] = {(npy_intp)b.n, 6};
-    PyObject *out = PyArray_SimpleNew(2, dims, NPY_FLOAT64);
-    int32_t *work = PyMem_RawMalloc(sizeof(int32_t) * (size_t)wcap);
-    int st = ES_ERR_NOMEM;
-    if (out && work) {
-        Py_BEGIN_ALLOW_THREADS
-        st = es_mask_shapes(&b, work, wcap, PyArray_DATA((PyArrayObject *)out), b.n);
-        Py_END_ALLOW_THREADS
-    }
-    PyMem_RawFree(work);
-    drop_refs(refs);
-    if (st != ES_OK) {
-        Py_XDECREF(out);
-        if (!PyErr_Occurred()) raise_status(st, "es_mask_shapes");
-        return NULL;
-    }
-    return out;
-}
-
-static PyObject *py_extents(PyObject *self, PyObject *args) {
-    PyObject *bits_o, *offsets_o, *spans_o, *params_o;
-    PyArrayObject *refs[3];
-    es_bitmaps b;
-    (void)self;
-    if (!PyArg_ParseTuple(args, "OOOO", &bits_o, &offsets_o, &spans_o, &params_o)) return NULL;
-    if (to_bitmaps(bits_o, offsets_o, spans_o, &b, refs)) { drop_refs(refs); return NULL; }
-    PyArrayObject *params = (PyArrayObject *)PyArray_FROMANY(params_o, NPY_FLOAT64, 2, 2, NPY_ARRAY_IN_ARRAY);
-    if (!params || PyArray_DIM(params, 0) != b.n || PyArray_DIM(params, 1) != 5) {
-        if (params) PyErr_Format(PyExc_ValueError, "params must be (%zd, 5) float64", (Py_ssize_t)b.n);
-        Py_XDECREF(params);
-        drop_refs(refs);
-        return NULL;
-    }
-    npy_intp dims[2] = {(npy_intp)b.n, 4};
-    PyObject *out = PyArray_SimpleNew(2, dims, NPY_FLOAT64);
-    int st = ES_ERR_NOMEM;
-    if (out) {
-        Py_BEGIN_ALLOW_THREADS
-        st = es_mask_extents(&b, PyArray_DATA(params), PyArray_DATA((PyArrayObject *)out), b.n);
-        Py_END_ALLOW_THREADS
-    }
-    Py_DECREF(params);
-    drop_refs(refs);
-    if (st != ES_OK) {
-        Py_XDECREF(out);
-        if (!PyErr_Occurred()) raise_status(st, "es_mask_extents");
-        return NULL;
-    }
-    return out;
-}
-
-static PyObject *py_rle_bitmaps(PyObject *self, PyObject *args) {
-    PyObject *bits_o, *offsets_o, *spans_o;
-    int ih, iw;
-    PyArrayObject *refs[3];
-    es_bitmaps b;
-    (void)self;
-    if (!PyArg_ParseTuple(args, "OOOii", &bits_o, &offsets_o, &spans_o, &ih, &iw)) return NULL;
-    if (to_bitmaps(bits_o, offsets_o, spans_o, &b, refs)) { drop_refs(refs); return NULL; }
-    int64_t max_w = 0, max_h = 0;
-    for (int64_t i = 0; i < b.n; i++) {
-        if (b.spans[i].w > max_w) max_w = b.spans[i].w;
-        if (b.spans[i].h > max_h) max_h = b.spans[i].h;
-    }
-    size_t size = es_rle_workspace_size(max_w, max_h);
-    uint8_t *work = PyMem_RawMalloc(size);
-    PyObject *strings = NULL;
-    if (!work) PyErr_NoMemory();
-    else {
-        bitmap_rle ctx = {&b, ih, iw, work, size};
-        strings = rle_strings(bitmap_rle_call, &ctx, b.n, iw);
-    }
-    PyMem_RawFree(work);
-    drop_refs(refs);
-    return strings;
-}
+void drop_refs(PyArrayObject **refs) { for (int k = 0; k < 3; k++) Py_XDECREF(refs[k]); }
 
 static PyObject *py_sweep_hits(PyObject *self, PyObject *args) {
     PyObject *sweep_o, *bits_o, *offsets_o, *spans_o, *which_o;
@@ -403,12 +303,12 @@ static PyObject *py_sweep_hits(PyObject *self, PyObject *args) {
     if (to_bitmaps(bits_o, offsets_o, spans_o, &b, refs)) { drop_refs(refs); return NULL; }
     PyArrayObject *which = (PyArrayObject *)PyArray_FROMANY(which_o, NPY_INT64, 1, 1, NPY_ARRAY_IN_ARRAY);
     npy_intp sh = PyArray_DIM(sweep, 0), sw = PyArray_DIM(sweep, 1);
-    uint8_t *scratch = which ? PyMem_RawMalloc((size_t)(sw * sh > 0 ? sw * sh : 1)) : NULL;
+    uint8_t *scratch = which ? PyMem_RawMalloc((size_t)(sw > 0 ? sw : 1)) : NULL;
     int64_t area = 0, hit = 0;
     int st = ES_ERR_NOMEM;
     if (scratch)
         st = es_sweep_hits(PyArray_DATA(sweep), (int32_t)sw, (int32_t)sh, sx0, sy0, &b, PyArray_DATA(which),
-                           (int64_t)PyArray_DIM(which, 0), scratch, (int64_t)(sw * sh), &area, &hit);
+                           (int64_t)PyArray_DIM(which, 0), scratch, (int64_t)sw, &area, &hit);
     PyMem_RawFree(scratch);
     Py_XDECREF(which);
     drop_refs(refs);
@@ -426,15 +326,8 @@ static PyMethodDef methods[] = {
     {"masks", py_masks, METH_VARARGS,
      "masks(kind, mode, coeffs, maps, m_scale, m_zp, boxes, letterbox, out, threads, flags[, regions]); "
      "see edgeseg.decode.cpath."},
-    {"shapes", py_shapes, METH_VARARGS,
-     "shapes(bits, offsets, spans) -> (n, 6) float64: area, centroid x, y, angle, solidity, hull area; "
-     "see edgeseg.grasp.cgeometry."},
-    {"extents", py_extents, METH_VARARGS,
-     "extents(bits, offsets, spans, params (n, 5)) -> (n, 4) float64: t min, t max, s min, s max."},
     {"sweep_hits", py_sweep_hits, METH_VARARGS,
      "sweep_hits(sweep, x0, y0, bits, offsets, spans, which) -> (swept pixels, swept pixels other masks cover)."},
-    {"rle_bitmaps", py_rle_bitmaps, METH_VARARGS,
-     "rle_bitmaps(bits, offsets, spans, image_h, image_w) -> list of COCO RLE count strings."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -444,6 +337,7 @@ PyMODINIT_FUNC PyInit__cdecode(void) {
     import_array();
     PyObject *m = PyModule_Create(&module);
     if (!m) return NULL;
+    if (PyModule_AddFunctions(m, es_post_methods) < 0) { Py_DECREF(m); return NULL; }
     PyModule_AddIntConstant(m, "CROPPED", ES_CROPPED);
     PyModule_AddIntConstant(m, "FULL", ES_FULL);
     PyModule_AddIntConstant(m, "RLE", ES_RLE);

@@ -1,17 +1,17 @@
-/* es_grasp.c - grasp geometry of cropped masks: moments, convex hull, extents (see es_post.h).
+/* es_grasp.c - grasp geometry of masks: moments, convex hull, extents (see es_runs.h, es_post.h).
  *
- * Everything is read from runs of foreground bytes per row (found 8 bytes at a time), so a
- * mask costs about its height plus its width / 8 per row instead of its area: moments come in
+ * Shapes and extents read runs of foreground per row (es_runs.c makes them from the decoder's
+ * bitmaps once), so a mask costs about its number of runs instead of its area: moments come in
  * closed form per run, the hull from the row extremes, and the extents from the run ends (s and
  * t are linear in x along a row, and the rows' pixels inside the finger band are one interval
- * found by bisection on t, which is monotone in x in floating point as well).
+ * found by bisection on t, which is monotone in x in floating point as well). The fingers'
+ * sweep is counted against the neighbours' bitmaps, inside the sweep's small window only.
  */
-#include "es_post.h"
+#include "es_runs.h"
 
 #include <math.h>
 #include <string.h>
 
-#define ONES 0x0101010101010101ULL
 #ifndef M_PI
 #define M_PI 3.14159265358979323846 /* == Python's math.pi */
 #endif
@@ -25,27 +25,6 @@ int es_check_bitmaps(const es_bitmaps *b) {
         if (o < 0 || o > b->nbits || size > b->nbits - o) return ES_ERR_CAPACITY;
     }
     return ES_OK;
-}
-
-/* First run of foreground bytes in row[from, w): returns its start (w when none), *end its end. */
-static int32_t next_run(const uint8_t *row, int32_t from, int32_t w, int32_t *end) {
-    int32_t x = from;
-    for (; x + 8 <= w; x += 8) {
-        uint64_t v;
-        memcpy(&v, row + x, 8);
-        if (v) break;
-    }
-    while (x < w && !row[x]) x++;
-    if (x >= w) { *end = w; return w; }
-    int32_t e = x + 1;
-    for (; e + 8 <= w; e += 8) {
-        uint64_t v;
-        memcpy(&v, row + e, 8);
-        if (v != ONES) break;
-    }
-    while (e < w && row[e]) e++;
-    *end = e;
-    return x;
 }
 
 int64_t es_shapes_work_size(int64_t max_h) { return max_h < 0 ? 0 : 8 * max_h + 8; }
@@ -73,33 +52,28 @@ static int64_t monotone_chain(const int32_t *pts, int64_t np, int32_t *hull) {
     return k - 1; /* the first point came again at the end */
 }
 
-int es_mask_shapes(const es_bitmaps *b, int32_t *work, int64_t work_cap, double *out, int64_t cap) {
-    int st = es_check_bitmaps(b);
+int es_runs_shapes(const es_runs *r, int32_t *work, int64_t work_cap, double *out, int64_t cap) {
+    int st = es_check_runs(r);
     if (st != ES_OK) return st;
-    if (b->n > 0 && (!out || !work)) return ES_ERR_ARG;
-    if (cap < b->n) return ES_ERR_CAPACITY;
-    for (int64_t i = 0; i < b->n; i++) {
-        es_span sp = b->spans[i];
-        if (es_shapes_work_size(sp.h) > work_cap) return ES_ERR_CAPACITY;
-    }
-    for (int64_t i = 0; i < b->n; i++) {
-        es_span sp = b->spans[i];
-        const uint8_t *bm = b->bits + b->offsets[i];
+    if (r->n > 0 && (!out || !work)) return ES_ERR_ARG;
+    if (cap < r->n) return ES_ERR_CAPACITY;
+    for (int64_t i = 0; i < r->n; i++)
+        if (es_shapes_work_size(r->spans[i].h) > work_cap) return ES_ERR_CAPACITY;
+    for (int64_t i = 0; i < r->n; i++) {
+        es_span sp = r->spans[i];
         int32_t *pts = work, *hull = work + 4 * (int64_t)sp.h;
         int64_t m00 = 0, m10 = 0, m01 = 0, m20 = 0, m11 = 0, m02 = 0, np = 0;
         for (int32_t y = 0; y < sp.h; y++) {
-            const uint8_t *row = bm + (size_t)y * (size_t)sp.w;
-            int32_t end, a = next_run(row, 0, sp.w, &end), left = a, right = -1;
+            int64_t row = r->first_row[i] + y, k0 = r->row_start[row], k1 = r->row_start[row + 1];
+            if (k0 == k1) continue;
             int64_t c = 0, sx = 0, sxx = 0;
-            while (a < sp.w) {
-                int64_t lo = a, hi = end - 1; /* pixels lo..hi */
+            for (int64_t k = k0; k < k1; k++) {
+                int64_t lo = r->runs[2 * k], hi = r->runs[2 * k + 1] - 1; /* pixels lo..hi */
                 c += hi - lo + 1;
                 sx += (lo + hi) * (hi - lo + 1) / 2;
                 sxx += (hi * (hi + 1) * (2 * hi + 1) - (lo - 1) * lo * (2 * lo - 1)) / 6;
-                right = end - 1;
-                a = next_run(row, end, sp.w, &end);
             }
-            if (!c) continue;
+            int32_t left = r->runs[2 * k0], right = r->runs[2 * k1 - 1] - 1;
             m00 += c; m10 += sx; m20 += sxx;
             m01 += c * y; m11 += sx * y; m02 += c * (int64_t)y * y;
             pts[2 * np] = left; pts[2 * np + 1] = y; np++;
@@ -143,14 +117,13 @@ int es_mask_shapes(const es_bitmaps *b, int32_t *work, int64_t work_cap, double 
     while (l_ < h_) { int32_t mid = l_ + (h_ - l_) / 2; if (G(mid) > (v)) h_ = mid; else l_ = mid + 1; } \
     (res) = l_; } while (0)
 
-int es_mask_extents(const es_bitmaps *b, const double *params, double *out, int64_t cap) {
-    int st = es_check_bitmaps(b);
+int es_runs_extents(const es_runs *r, const double *params, double *out, int64_t cap) {
+    int st = es_check_runs(r);
     if (st != ES_OK) return st;
-    if (b->n > 0 && (!out || !params)) return ES_ERR_ARG;
-    if (cap < b->n) return ES_ERR_CAPACITY;
-    for (int64_t i = 0; i < b->n; i++) {
-        es_span sp = b->spans[i];
-        const uint8_t *bm = b->bits + b->offsets[i];
+    if (r->n > 0 && (!out || !params)) return ES_ERR_ARG;
+    if (cap < r->n) return ES_ERR_CAPACITY;
+    for (int64_t i = 0; i < r->n; i++) {
+        es_span sp = r->spans[i];
         const double *p = params + 5 * i;
         double cx = p[0], cy = p[1], c0 = p[2], c1 = p[3], half = p[4];
         double m0 = -c1, m1 = c0, sign = m0 < 0 ? -1.0 : 1.0; /* g = sign * t is nondecreasing in x */
@@ -159,10 +132,10 @@ int es_mask_extents(const es_bitmaps *b, const double *params, double *out, int6
         double b_lo = INFINITY, b_hi = -INFINITY;
         int64_t x0 = sp.x0;
         for (int32_t y = 0; y < sp.h; y++) {
-            const uint8_t *row = bm + (size_t)y * (size_t)sp.w;
+            int64_t row = r->first_row[i] + y;
             double ry = ((double)((int64_t)y + sp.y0) + 0.5) - cy, ty = ry * m1, sy = ry * c1;
-            int32_t end, a = next_run(row, 0, sp.w, &end);
-            while (a < sp.w) {
+            for (int64_t k = r->row_start[row]; k < r->row_start[row + 1]; k++) {
+                int32_t a = r->runs[2 * k], end = r->runs[2 * k + 1];
                 int32_t ends[2] = {a, end - 1};
                 for (int e = 0; e < 2; e++) {
                     double rx = ((double)(ends[e] + x0) + 0.5) - cx, t = rx * m0 + ty, s = rx * c0 + sy;
@@ -171,7 +144,10 @@ int es_mask_extents(const es_bitmaps *b, const double *params, double *out, int6
                     if (s < s_lo) s_lo = s;
                     if (s > s_hi) s_hi = s;
                 }
-                if (band) { /* pixels with -half <= g <= half: [first g >= -half, first g > half) */
+                /* pixels with -half <= g <= half: [first g >= -half, first g > half); g is monotone, so
+                 * a run whose last pixel is below the band or whose first is above it has none (the
+                 * common case away from the centroid: two evaluations instead of two bisections) */
+                if (band && G(end - 1) >= -half && G(a) <= half) {
                     int32_t first, stop;
                     FIRST_AT_LEAST(a, end, -half, first);
                     FIRST_ABOVE(first, end, half, stop);
@@ -184,7 +160,6 @@ int es_mask_extents(const es_bitmaps *b, const double *params, double *out, int6
                         }
                     }
                 }
-                a = next_run(row, end, sp.w, &end);
             }
         }
         double *o = out + 4 * i;
@@ -200,29 +175,36 @@ int es_sweep_hits(const uint8_t *sweep, int32_t sw, int32_t sh, int32_t sx0, int
     int st = es_check_bitmaps(b);
     if (st != ES_OK) return st;
     if (!sweep || !area || !hit || sw < 0 || sh < 0 || nwhich < 0 || (nwhich > 0 && !which)) return ES_ERR_ARG;
-    int64_t size = (int64_t)sw * sh;
-    if (!scratch || scratch_cap < size) return ES_ERR_CAPACITY;
+    if (!scratch || scratch_cap < sw) return ES_ERR_CAPACITY;
     for (int64_t k = 0; k < nwhich; k++)
         if (which[k] < 0 || which[k] >= b->n) return ES_ERR_ARG;
-    memset(scratch, 0, (size_t)size);
-    for (int64_t k = 0; k < nwhich; k++) { /* union of the other masks inside the window */
-        es_span sp = b->spans[which[k]];
-        const uint8_t *bm = b->bits + b->offsets[which[k]];
-        int64_t ax0 = sp.x0 > sx0 ? sp.x0 : sx0, ay0 = sp.y0 > sy0 ? sp.y0 : sy0;
-        int64_t ax1 = (int64_t)sp.x0 + sp.w, ay1 = (int64_t)sp.y0 + sp.h;
-        if (ax1 > (int64_t)sx0 + sw) ax1 = (int64_t)sx0 + sw;
-        if (ay1 > (int64_t)sy0 + sh) ay1 = (int64_t)sy0 + sh;
-        for (int64_t y = ay0; y < ay1; y++) {
-            const uint8_t *src = bm + (size_t)(y - sp.y0) * (size_t)sp.w + (size_t)(ax0 - sp.x0);
-            uint8_t *dst = scratch + (size_t)(y - sy0) * (size_t)sw + (size_t)(ax0 - sx0);
+    int64_t a = 0, h = 0;
+    for (int32_t y = 0; y < sh; y++) { /* only between the row's first and last swept pixel */
+        const uint8_t *srow = sweep + (size_t)y * (size_t)sw;
+        int32_t lo = 0, hi = sw;
+        uint64_t v;
+        for (; lo + 8 <= hi; lo += 8) { memcpy(&v, srow + lo, 8); if (v) break; }
+        while (lo < hi && !srow[lo]) lo++;
+        if (lo == hi) continue;
+        for (; hi - 8 >= lo; hi -= 8) { memcpy(&v, srow + hi - 8, 8); if (v) break; }
+        while (!srow[hi - 1]) hi--;
+        memset(scratch + lo, 0, (size_t)(hi - lo));
+        int64_t iy = (int64_t)sy0 + y;
+        for (int64_t k = 0; k < nwhich; k++) { /* union of the other masks on this row */
+            es_span sp = b->spans[which[k]];
+            if (iy < sp.y0 || iy >= (int64_t)sp.y0 + sp.h) continue;
+            int64_t ax0 = (int64_t)sx0 + lo, ax1 = (int64_t)sx0 + hi;
+            if (ax0 < sp.x0) ax0 = sp.x0;
+            if (ax1 > (int64_t)sp.x0 + sp.w) ax1 = (int64_t)sp.x0 + sp.w;
+            const uint8_t *src = b->bits + b->offsets[which[k]] + (size_t)(iy - sp.y0) * (size_t)sp.w + (size_t)(ax0 - sp.x0);
+            uint8_t *dst = scratch + (ax0 - sx0);
             for (int64_t x = 0; x < ax1 - ax0; x++) dst[x] |= src[x] != 0;
         }
-    }
-    int64_t a = 0, h = 0;
-    for (int64_t p = 0; p < size; p++) {
-        int s = sweep[p] != 0;
-        a += s;
-        h += s & scratch[p];
+        for (int32_t x = lo; x < hi; x++) {
+            int s = srow[x] != 0;
+            a += s;
+            h += s & scratch[x];
+        }
     }
     *area = a;
     *hit = h;

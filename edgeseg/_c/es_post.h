@@ -27,33 +27,18 @@ typedef struct {
 /* ES_OK when every bitmap lies inside bits and has a non-negative size. */
 int es_check_bitmaps(const es_bitmaps *b);
 
-/* int32 work entries es_mask_shapes needs for bitmaps at most max_h rows tall. */
+/* int32 work entries es_runs_shapes needs for bitmaps at most max_h rows tall. */
 int64_t es_shapes_work_size(int64_t max_h);
 
-/* Per mask, into out[6 * i ...]: area (m00), centroid x, y (continuous image pixels), major axis
- * angle of the closing direction wrapped to (-pi/2, pi/2], solidity (area / convex hull area with
- * the half-pixel rim), and the hull area itself. Moments as OpenCV's cv2.moments(binaryImage=True);
- * a mask with area 0 gets zeros. cap: rows of out. */
-int es_mask_shapes(const es_bitmaps *b, int32_t *work, int64_t work_cap, double *out, int64_t cap);
-
-/* Extents of each mask in its grasp frame. params[5 * i ...]: centroid x, y, closing cos, sin,
- * half band (<= 0 or NaN: no band). With s = rel . closing, t = rel . major (rel = pixel centre -
- * centroid, major = (-sin, cos)), out[4 * i ...] = min t, max t over all pixels, and min s, max s
- * over the pixels with |t| <= half band (all pixels when there is no band or none lies in it). */
-int es_mask_extents(const es_bitmaps *b, const double *params, double *out, int64_t cap);
+/* Shapes and extents of masks: es_runs.h (they read runs, made from bitmaps by es_bitmap_runs). */
 
 /* Fingers' sweep against other masks: sweep is sh rows of sw bytes (nonzero = swept) placed at
  * (sx0, sy0); *area = swept pixels, *hit = swept pixels that any mask which[0..nwhich) covers.
- * scratch: scratch_cap >= sw * sh bytes. */
+ * Only the pixels between each row's first and last swept one are read. scratch: scratch_cap >= sw bytes. */
 int es_sweep_hits(const uint8_t *sweep, int32_t sw, int32_t sh, int32_t sx0, int32_t sy0, const es_bitmaps *b,
                   const int64_t *which, int64_t nwhich, uint8_t *scratch, int64_t scratch_cap, int64_t *area,
                   int64_t *hit);
 
-/* RLE workspace (bytes) for bitmaps at most max_w wide and max_h tall. */
-size_t es_rle_workspace_size(int64_t max_w, int64_t max_h);
-
-/* COCO RLE strings of bitmaps first..n-1 in an ih x iw image, as es_masks_rle writes them. */
-int es_rle_bitmaps(const es_bitmaps *b, int ih, int iw, int64_t first, char *out, int64_t cap, int64_t *ends,
-                   int64_t *done, uint8_t *work, size_t work_size);
+/* COCO RLE of masks: es_rle_runs in es_runs.h (from their runs). */
 
 #endif

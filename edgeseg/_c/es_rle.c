@@ -1,6 +1,9 @@
 /* es_rle.c - masks straight to COCO RLE strings (pycocotools' compressed counts). */
 #include "es_post.h"
 #include "es_render.h"
+#include "es_runs.h"
+
+#include <stdint.h>
 
 #include <string.h>
 
@@ -81,29 +84,37 @@ static int collect_toggles(const uint8_t *bm, es_span sp, int64_t ih, es_work *w
     return 1;
 }
 
-/* COCO RLE of a cropped bitmap: counts are the gaps between value changes of the image's
+/* Emits the RLE of one strip from its value changes bucketed by column (col_start, toggles: rows
+ * ascending within a column, row sp.h = the pixel after the strip). last_fg: the strip's last pixel
+ * (bottom row, last column) is foreground. Counts are the gaps between the changes of the image's
  * column-major stream (starting with a run of zeros), as pycocotools' rleEncode gives. */
-static void rle_encode(const uint8_t *bm, es_span sp, int64_t ih, int64_t iw, es_work *w, rle_writer *r) {
-    if (sp.w == 0 || sp.h == 0 || !collect_toggles(bm, sp, ih, w)) {
-        rle_encode_scan(bm, sp, ih, iw, r);
-        return;
-    }
+static void rle_from_toggles(const int32_t *col_start, const int32_t *toggles, es_span sp, int64_t ih, int64_t iw,
+                             int last_fg, rle_writer *r) {
     int64_t last = 0, total = ih * iw, strip_end = ((int64_t)sp.x0 + sp.w) * ih;
     for (int32_t j = 0; j < sp.w; j++) {
         int64_t base = ((int64_t)sp.x0 + j) * ih + sp.y0;
-        for (int32_t e = w->col_start[j]; e < w->col_start[j + 1]; e++) {
-            int64_t pos = base + w->toggles[e];
+        for (int32_t e = col_start[j]; e < col_start[j + 1]; e++) {
+            int64_t pos = base + toggles[e];
             if (pos >= total) break; /* foreground up to the image's last pixel: no change after it */
             rle_emit(r, pos - last);
             last = pos;
         }
     }
     int wrap = sp.y0 == 0 && sp.h == ih;
-    if (wrap && bm[(size_t)sp.h * sp.w - 1] && strip_end < total) { /* foreground runs on into the next column */
+    if (wrap && last_fg && strip_end < total) { /* foreground runs on into the next column */
         rle_emit(r, strip_end - last);
         last = strip_end;
     }
     rle_emit(r, total - last);
+}
+
+/* COCO RLE of a cropped bitmap. */
+static void rle_encode(const uint8_t *bm, es_span sp, int64_t ih, int64_t iw, es_work *w, rle_writer *r) {
+    if (sp.w == 0 || sp.h == 0 || !collect_toggles(bm, sp, ih, w)) {
+        rle_encode_scan(bm, sp, ih, iw, r);
+        return;
+    }
+    rle_from_toggles(w->col_start, w->toggles, sp, ih, iw, bm[(size_t)sp.h * sp.w - 1] != 0, r);
 }
 
 int es_masks_rle(const es_mask_job *job, int64_t first, char *out, int64_t cap, int64_t *ends, int64_t *done,
@@ -134,40 +145,128 @@ int es_masks_rle(const es_mask_job *job, int64_t first, char *out, int64_t cap, 
     return ES_OK;
 }
 
-/* Toggle capacity per bitmap, as the decoder's (a few runs per column; more falls back to a scan). */
-static int64_t bitmap_toggle_cap(int64_t w, int64_t h) { return 8 * w + 2 * h + 64; }
+/* ---- from runs (es_runs.h) ---- */
 
-size_t es_rle_workspace_size(int64_t max_w, int64_t max_h) {
-    if (max_w < 0 || max_h < 0) return 0;
-    return sizeof(int32_t) * (size_t)(3 * bitmap_toggle_cap(max_w, max_h) + max_w + 1);
+/* Boundaries of the intervals where rows a and b differ (their symmetric difference), into out;
+ * returns how many (even). a, b: na / nb sorted disjoint runs; b shifted right by `shift` columns
+ * and clipped to [0, w). */
+static int64_t xor_bounds(const int32_t *a, int64_t na, const int32_t *b, int64_t nb, int32_t shift, int32_t w,
+                          int32_t *out) {
+    int64_t i = 0, j = 0, n = 0;
+    int64_t ia = 2 * na, jb = 2 * nb;
+    while (i < ia || j < jb) {
+        int32_t va = i < ia ? a[i] : INT32_MAX, vb = INT32_MAX;
+        if (j < jb) { vb = b[j] + shift; if (vb > w) vb = w; }
+        int32_t v;
+        if (va < vb) { v = va; i++; }
+        else if (vb < va) { v = vb; j++; }
+        else { i++; j++; continue; } /* both change here: no change of the difference */
+        if (n > 0 && out[n - 1] == v) n--; /* two changes at one column cancel */
+        else out[n++] = v;
+    }
+    return n;
 }
 
-int es_rle_bitmaps(const es_bitmaps *b, int ih, int iw, int64_t first, char *out, int64_t cap, int64_t *ends,
-                   int64_t *done, uint8_t *work, size_t work_size) {
-    int st = es_check_bitmaps(b);
-    if (st != ES_OK) return st;
-    if (!done || ih <= 0 || iw <= 0 || first < 0 || first > b->n || (b->n > 0 && (!ends || !out || !work)))
-        return ES_ERR_ARG;
-    for (int64_t i = 0; i < b->n; i++) {
-        es_span sp = b->spans[i];
-        if ((int64_t)sp.x0 + sp.w > iw || (int64_t)sp.y0 + sp.h > ih) return ES_ERR_ARG;
-        if (es_rle_workspace_size(sp.w, sp.h) > work_size) return ES_ERR_CAPACITY;
+/* Value changes of mask i's column-major stream from its runs, bucketed by column into col_start
+ * (sp.w + 1) and toggles (rows ascending per column); pos: sp.w + 1 entries, bounds: 4 * (runs of
+ * two rows) + 4 entries. Returns the number of changes, or -1 when cap is too small. */
+static int64_t runs_toggles(const es_runs *r, int64_t i, int64_t ih, int32_t *col_start, int32_t *pos,
+                            int32_t *toggles, int64_t cap, int32_t *bounds) {
+    es_span sp = r->spans[i];
+    int32_t w = sp.w, h = sp.h;
+    int wrap = sp.y0 == 0 && h == ih; /* full-height strip: a column continues the previous one */
+    const int64_t *rs = r->row_start + r->first_row[i];
+    const int32_t *none = NULL;
+    memset(col_start, 0, sizeof(int32_t) * (size_t)(w + 1));
+    for (int pass = 0; pass < 2; pass++) {
+        int64_t total = 0;
+        for (int32_t y = 0; y <= h; y++) {
+            /* row y against the row above; row 0 against nothing (or, wrapped, the last row one column left);
+             * row h (the pixel after the strip) only when not wrapped */
+            if (y == h && wrap) break;
+            const int32_t *cur = none, *up = none;
+            int64_t ncur = 0, nup = 0;
+            int32_t shift = 0;
+            if (y < h) { cur = r->runs + 2 * rs[y]; ncur = rs[y + 1] - rs[y]; }
+            if (y > 0) { up = r->runs + 2 * rs[y - 1]; nup = rs[y] - rs[y - 1]; }
+            else if (wrap) { up = r->runs + 2 * rs[h - 1]; nup = rs[h] - rs[h - 1]; shift = 1; }
+            int64_t nb = xor_bounds(cur, ncur, up, nup, shift, w, bounds);
+            for (int64_t k = 0; k < nb; k += 2) {
+                int32_t p = bounds[k], q = bounds[k + 1];
+                total += q - p;
+                if (pass == 0) { col_start[p + 1]++; if (q < w) col_start[q + 1]--; }
+                else for (int32_t j = p; j < q; j++) toggles[pos[j]++] = y;
+            }
+        }
+        if (pass == 0) {
+            if (total > cap) return -1;
+            for (int32_t j = 1; j <= w; j++) col_start[j] += col_start[j - 1]; /* counts per column */
+            for (int32_t j = 1; j <= w; j++) col_start[j] += col_start[j - 1]; /* starts */
+            memcpy(pos, col_start, sizeof(int32_t) * (size_t)w);
+        } else {
+            return total;
+        }
     }
+    return 0;
+}
+
+/* Most runs in two vertically adjacent rows of mask i (row 0 counts with the last row: wrapping). */
+static int64_t two_rows_most(const es_runs *r, int64_t i) {
+    const int64_t *rs = r->row_start + r->first_row[i];
+    int32_t h = r->spans[i].h;
+    int64_t most = 0;
+    for (int32_t y = 0; y < h; y++) {
+        int64_t two = rs[y + 1] - rs[y] + (y ? rs[y] - rs[y - 1] : rs[h] - rs[h - 1]);
+        if (two > most) most = two;
+    }
+    return most;
+}
+
+/* int32 entries mask i needs: col_start and pos (w + 1 each), bounds (2 * most + 4), toggles (at
+ * most w per row and the row after the strip). */
+static int64_t rle_runs_work(const es_runs *r, int64_t i) {
+    es_span sp = r->spans[i];
+    return 2 * ((int64_t)sp.w + 1) + 2 * two_rows_most(r, i) + 4 + (int64_t)sp.w * ((int64_t)sp.h + 1);
+}
+
+size_t es_rle_runs_workspace_size(const es_runs *r) {
+    int64_t need = 0;
+    for (int64_t i = 0; i < r->n; i++) {
+        int64_t n = rle_runs_work(r, i);
+        if (n > need) need = n;
+    }
+    return sizeof(int32_t) * (size_t)need;
+}
+
+int es_rle_runs(const es_runs *r, int ih, int iw, int64_t first, char *out, int64_t cap, int64_t *ends,
+                int64_t *done, uint8_t *work, size_t work_size) {
+    int st = es_check_runs(r);
+    if (st != ES_OK) return st;
+    if (!done || ih <= 0 || iw <= 0 || first < 0 || first > r->n || (r->n > 0 && (!ends || !out || !work)))
+        return ES_ERR_ARG;
+    for (int64_t i = 0; i < r->n; i++) {
+        es_span sp = r->spans[i];
+        if ((int64_t)sp.x0 + sp.w > iw || (int64_t)sp.y0 + sp.h > ih) return ES_ERR_ARG;
+    }
+    if (es_rle_runs_workspace_size(r) > work_size) return ES_ERR_CAPACITY;
     int64_t len = first > 0 ? ends[first - 1] : 0;
     *done = first;
-    for (int64_t i = first; i < b->n; i++) {
-        es_span sp = b->spans[i];
-        es_work w;
-        memset(&w, 0, sizeof w);
-        w.ev_cap = bitmap_toggle_cap(sp.w, sp.h);
-        w.ev_col = (int32_t *)(void *)work;
-        w.ev_row = w.ev_col + w.ev_cap;
-        w.toggles = w.ev_row + w.ev_cap;
-        w.col_start = w.toggles + w.ev_cap;
-        rle_writer r = {out + len, cap - len, 0, {0, 0}, 0, 0};
-        rle_encode(b->bits + b->offsets[i], sp, ih, iw, &w, &r);
-        if (r.full) return ES_ERR_CAPACITY;
-        len += r.len;
+    for (int64_t i = first; i < r->n; i++) {
+        es_span sp = r->spans[i];
+        rle_writer wr = {out + len, cap - len, 0, {0, 0}, 0, 0};
+        if (sp.w == 0 || sp.h == 0) {
+            rle_emit(&wr, (int64_t)ih * iw); /* all background */
+        } else {
+            int32_t *col_start = (int32_t *)(void *)work, *pos = col_start + sp.w + 1, *bounds = pos + sp.w + 1;
+            int32_t *toggles = bounds + 2 * two_rows_most(r, i) + 4;
+            int64_t tcap = (int64_t)(work_size / sizeof(int32_t)) - (toggles - col_start);
+            if (runs_toggles(r, i, ih, col_start, pos, toggles, tcap, bounds) < 0) return ES_ERR_CAPACITY;
+            int64_t lr = r->first_row[i] + sp.h - 1, k1 = r->row_start[lr + 1];
+            int last_fg = k1 > r->row_start[lr] && r->runs[2 * k1 - 1] == sp.w;
+            rle_from_toggles(col_start, toggles, sp, ih, iw, last_fg, &wr);
+        }
+        if (wr.full) return ES_ERR_CAPACITY;
+        len += wr.len;
         ends[i] = len;
         *done = i + 1;
     }

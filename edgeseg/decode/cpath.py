@@ -29,7 +29,7 @@ from edgeseg.decode.reference import class_names_for, raw_score_threshold, score
 from edgeseg.decode.tensors import ProtoTensors, QTensor
 from edgeseg.maskforms import check_frames
 from edgeseg.preprocess import LetterboxInfo
-from edgeseg.result import CroppedMask, Result
+from edgeseg.result import CroppedMask, Result, masks_in_buffer
 
 try:
     from edgeseg._c import _cdecode
@@ -93,10 +93,7 @@ def _detect(t: ProtoTensors, lb: LetterboxInfo, opts: ProtoOptions, grid, names)
 
 
 def _cropped(bits: np.ndarray, spans: np.ndarray, offsets: np.ndarray, image_size: tuple[int, int]) -> tuple[CroppedMask, ...]:
-    return tuple(
-        CroppedMask(int(x0), int(y0), bits[o : o + w * h].reshape(h, w), image_size)
-        for (x0, y0, w, h), o in zip(spans.tolist(), offsets.tolist(), strict=True)
-    )
+    return masks_in_buffer(bits, spans, offsets, image_size)
 
 
 def _rle(strings: list[str], image_size: tuple[int, int]) -> list[dict]:

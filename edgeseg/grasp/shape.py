@@ -3,9 +3,10 @@
 :func:`shapes` gives every mask's area, centroid, closing angle and solidity;
 :func:`extents` every mask's extents along its closing direction and major
 axis. With the compiled extension both are one call into ``es_grasp.c`` over
-the frame's masks as one buffer (:attr:`edgeseg.result.Result.packed_masks`,
-no copy for decoder output), reading runs of foreground per row instead of
-every pixel; without it (or with ``EDGESEG_DECODER=numpy``) they loop over
+the frame's masks as runs of foreground per row
+(:attr:`edgeseg.result.PackedMasks.runs`: made once per frame from the
+decoder's buffer in one C pass, then read by both instead of every pixel);
+without it (or with ``EDGESEG_DECODER=numpy``) they loop over
 :mod:`edgeseg.grasp.reference`, which defines the results.
 
 Agreement with the reference (tests/test_grasp_parity.py): area exact;
@@ -68,7 +69,8 @@ def shapes(result: Result, *, c: bool | None = None) -> Shapes:
         c = use_c()
     if c:
         p = result.packed_masks
-        out = _cdecode.shapes(p.bits, p.offsets, p.spans)
+        first_row, row_start, runs = p.runs
+        out = _cdecode.shapes(runs, row_start, first_row, p.spans)
     else:
         out = np.array([reference.shape(m) for m in result.masks], np.float64).reshape(-1, 5)
     return Shapes(out[:, 0], out[:, 1:3], out[:, 3], out[:, 4])
@@ -94,9 +96,10 @@ def extents(result: Result, rows: np.ndarray, centroid: np.ndarray, angle: np.nd
     if c is None:
         c = use_c()
     if c:
-        p = result.packed_masks.take(rows)
+        p = result.packed_masks
+        first_row, row_start, runs = p.runs
         params = np.column_stack([centroid, closing, half_band])
-        return _cdecode.extents(p.bits, p.offsets, p.spans, params)
+        return _cdecode.extents(runs, row_start, first_row[rows], p.spans[rows], params)
     return np.array([
         reference.extents(result.masks[i], (float(centroid[k, 0]), float(centroid[k, 1])), float(angle[k]),
                           None if np.isnan(half_band[k]) else float(half_band[k]))
@@ -149,11 +152,17 @@ def clearances(result: Result, centers: np.ndarray, angles: np.ndarray, closing:
     pts = np.round((polys - origin[:, None, :]) * 16).astype(np.int32)
     p = result.packed_masks
     out = np.ones(len(centers), np.float64)
+    # only masks inside the sweep's window can hit it (as in the reference): one test for all pairs
+    owner = np.repeat(np.arange(len(centers)), [len(nb) for nb in neighbours])
+    nb_all = np.concatenate(neighbours).astype(np.int64) if len(owner) else np.zeros(0, np.int64)
+    sp = p.spans[nb_all].astype(np.int64)
+    inside = ((sp[:, 0] < x1[owner]) & (sp[:, 0] + sp[:, 2] > x0[owner]) & (sp[:, 1] < y1[owner])
+              & (sp[:, 1] + sp[:, 3] > y0[owner]))
+    owner, nb_all = owner[inside], nb_all[inside]
+    bounds = np.searchsorted(owner, np.arange(len(centers) + 1)).tolist()
     windows = zip(x0.tolist(), y0.tolist(), x1.tolist(), y1.tolist(), strict=True)
     for k, (sx0, sy0, sx1, sy1) in enumerate(windows):
-        nb = neighbours[k]
-        sp = p.spans[nb]  # only masks inside the sweep's window can hit it (as in the reference)
-        nb = nb[(sp[:, 0] < sx1) & (sp[:, 0] + sp[:, 2] > sx0) & (sp[:, 1] < sy1) & (sp[:, 1] + sp[:, 3] > sy0)]
+        nb = nb_all[bounds[k]:bounds[k + 1]]
         if sx1 <= sx0 or sy1 <= sy0 or not len(nb):
             continue
         sweep = np.zeros((sy1 - sy0, sx1 - sx0), np.uint8)
