@@ -4,87 +4,22 @@
 (``torchvision.transforms.functional.resize`` of a PIL image). OpenCV's
 ``INTER_LINEAR`` differs from it by one level on about half the pixels, which
 moves the embeddings by up to 0.06, enough to flip mask pixels; PIL is not a
-runtime dependency. So :func:`pil_bilinear` is a numpy transcription of
-Pillow's ``ImagingResample`` (``libImaging/Resample.c``) for 8-bit images:
-triangle filter widened by the scale when shrinking, coefficients normalized
-per output pixel and rounded to 22-bit fixed point, horizontal pass first,
-each pass rounded and clipped to uint8. Hand-written because no runtime
-library reproduces it; tests hold it to Pillow bit for bit.
+runtime dependency. So the resize is :func:`edgeseg.resample.pil_bilinear`,
+a numpy transcription of Pillow's 8-bit resampling that tests hold to Pillow
+bit for bit (``linear``, OpenCV's, is the faster option).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 from edgeseg.manifest import InputSpec
+from edgeseg.resample import RESAMPLERS
 
-RESIZES = ("pil-bilinear", "opencv-linear")
-_BITS = 22  # Pillow's PRECISION_BITS for 8-bit images: 32 - 8 - 2
-
-
-def _coefficients(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Pillow's ``precompute_coeffs`` + ``normalize_coeffs_8bpc`` for the bilinear filter.
-
-    Returns:
-        ``(index (out, k) int64, weight (out, k) int64)``: output pixel ``i`` is
-        ``sum_j weight[i, j] * in[index[i, j]]`` in 22-bit fixed point.
-    """
-    scale = in_size / out_size
-    filterscale = max(scale, 1.0)
-    support = 1.0 * filterscale
-    ksize = int(math.ceil(support)) * 2 + 1
-    index = np.zeros((out_size, ksize), np.int64)
-    weight = np.zeros((out_size, ksize), np.int64)
-    for xx in range(out_size):
-        center = (xx + 0.5) * scale
-        xmin = max(int(center - support + 0.5), 0)
-        xmax = min(int(center + support + 0.5), in_size) - xmin
-        x = np.arange(xmax, dtype=np.float64)
-        w = np.maximum(1.0 - np.abs((x + xmin - center + 0.5) * (1.0 / filterscale)), 0.0)
-        total = w.sum()
-        if total != 0.0:
-            w = w / total
-        weight[xx, :xmax] = np.where(w < 0, -0.5 + w * (1 << _BITS), 0.5 + w * (1 << _BITS)).astype(np.int64)
-        index[xx, :xmax] = xmin + np.arange(xmax)
-    return index, weight
-
-
-def _pass(img: np.ndarray, out_size: int, axis: int) -> np.ndarray:
-    """One Pillow resampling pass of a uint8 ``(H, W, C)`` image along ``axis`` (1: columns, 0: rows)."""
-    index, weight = _coefficients(img.shape[axis], out_size)
-    # int32 cannot overflow: weights sum to about 2**22 (bilinear weights are >= 0), times 255
-    acc = np.full(img.shape[:axis] + (out_size,) + img.shape[axis + 1 :], 1 << (_BITS - 1), np.int32)
-    shape = [1] * img.ndim
-    shape[axis] = out_size
-    for j in range(index.shape[1]):
-        w = weight[:, j].astype(np.int32).reshape(shape)
-        acc += np.take(img, index[:, j], axis=axis) * w
-    return np.clip(acc >> _BITS, 0, 255).astype(np.uint8)
-
-
-def pil_bilinear(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """``PIL.Image.resize((w, h), BILINEAR)`` of a uint8 ``(H, W, C)`` image, bit exact.
-
-    Args:
-        img: ``(H, W, C)`` uint8.
-        size: ``(height, width)`` of the result.
-
-    Returns:
-        ``(height, width, C)`` uint8.
-    """
-    if img.dtype != np.uint8 or img.ndim != 3:
-        raise ValueError(f"pil_bilinear needs a (H, W, C) uint8 image, got {img.dtype} {img.shape}")
-    h, w = size
-    out = img
-    if w != img.shape[1]:
-        out = _pass(out, w, 1)  # horizontal pass first, as Pillow
-    if h != img.shape[0]:
-        out = _pass(out, h, 0)
-    return out if out is not img else img.copy()
+#: Resizers a prompt manifest may name (``prompt.resize``), from :data:`edgeseg.resample.RESAMPLERS`.
+RESIZES = ("pil-bilinear", "linear")
 
 
 def longest_side_size(orig: tuple[int, int], target: int) -> tuple[int, int]:
@@ -142,10 +77,7 @@ def encoder_input(image_bgr: np.ndarray, spec: InputSpec, resize: str) -> tuple[
     rh, rw = longest_side_size(orig, max(ih, iw))
     img = image_bgr[..., ::-1] if spec.color == "RGB" else image_bgr
     img = np.ascontiguousarray(img)
-    if resize == "pil-bilinear":
-        small = pil_bilinear(img, (rh, rw))
-    else:
-        small = cv2.resize(img, (rw, rh), interpolation=cv2.INTER_LINEAR)
+    small = RESAMPLERS[resize](img, (rw, rh))
     x = small.astype(np.float32) * np.float32(spec.scale) if spec.scale != 1.0 else small.astype(np.float32)
     x = (x - np.asarray(spec.mean, np.float32)) / np.asarray(spec.std, np.float32)
     canvas = np.zeros((ih, iw, 3), np.float32)

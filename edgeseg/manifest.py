@@ -205,7 +205,7 @@ class PromptSpec:
             IoU), optionally ``masks`` (full-resolution logits the runtime does
             not fetch).
         resize: ``pil-bilinear`` (``SamPredictor``'s PIL resize, bit exact) or
-            ``opencv-linear`` (faster, differs by one level on many pixels).
+            ``linear`` (faster, differs by one level on many pixels).
         mask_tokens: ``all``: the decoder returns every mask token (token 0
             the single-mask answer, 1.. the multimask ones, as
             ``SamPredictor``); ``selected``: it returns one mask it selected
