@@ -22,7 +22,7 @@ $(VENV)/.runtime: $(PY) $(SRC)
 # torch first, pinned: the CPU build lies on local disk; letting an extra
 # resolve "torch" alone could pull a multi-GB CUDA build.
 $(VENV)/.dev: $(PY) $(SRC)
-	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q torch==2.14.1 torchvision==0.29.1
 	$(PIP) install -q -e '.[export,tflite,dev,cell]'
 	touch $@ $(VENV)/.runtime
 
