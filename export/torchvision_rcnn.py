@@ -37,6 +37,10 @@ ONNX pitfalls of torchvision detection models, and what is done here:
   ``batched_nms``, torchvision 0.29.1 / litert-torch 0.10, tried on this
   model); ``tflite*`` formats are refused before any work
   (:attr:`RoiCut.unsupported_converters`).
+* int8: ``onnx-int8`` fails in onnxruntime's ``quant_pre_process`` (symbolic
+  shape inference cannot finish the graph; tried on this model, 9 minutes to
+  fail on this machine), so it is refused up front too and the model stays
+  float.
 * Untrained (randomly initialised) models give nearly tied scores: NMS and
   top-k orders then differ between libraries at float rounding. Parity is
   checked on a trained model (scores apart).
@@ -74,7 +78,10 @@ class RoiCut(nn.Module):
     unsupported_converters = {
         "export.formats.tflite": "litert-torch converts through torch.export, which cannot trace Mask R-CNN's "
         "data-dependent detection count (GuardOnDataDependentSymNode in torchvision's batched_nms); "
-        "export onnx or onnx-int8",
+        "export onnx",
+        "export.formats.onnx_int8": "onnxruntime's quantization pre-processing gives up on Mask R-CNN's graph "
+        "('Incomplete symbolic shape inference' in quant_pre_process, onnxruntime 1.32, after minutes; the dynamic "
+        "detection count defeats it); the model stays float: export onnx",
     }
 
     def __init__(self, model: nn.Module) -> None:

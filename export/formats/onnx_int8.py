@@ -65,13 +65,10 @@ def nodes_of_modules(onnx_path: Path, modules: Iterable[str]) -> list[str]:
     if not wanted:
         return []
     found, used = [], set()
-    prefixes = {m: _scope_prefix(m) for m in wanted}
     for node in onnx.load(str(onnx_path), load_external_data=False).graph.node:
         meta = {p.key: p.value for p in node.metadata_props}
-        if _SCOPES_KEY in meta:
-            hit = set(ast.literal_eval(meta[_SCOPES_KEY])) & wanted
-        else:  # TorchScript exporter (export.torchvision_rcnn): the module path is in the node name
-            hit = {m for m, prefix in prefixes.items() if node.name.startswith(prefix)}
+        scopes = set(ast.literal_eval(meta[_SCOPES_KEY])) if _SCOPES_KEY in meta else set()
+        hit = scopes & wanted
         if hit:
             found.append(node.name)
             used |= hit
@@ -79,19 +76,6 @@ def nodes_of_modules(onnx_path: Path, modules: Iterable[str]) -> list[str]:
     if missing:
         raise ValueError(f"float layers {missing} match no node of the exported ONNX model; use names from model.named_modules()")
     return found
-
-
-def _scope_prefix(module: str) -> str:
-    """Node-name prefix the TorchScript exporter gives a module's nodes: ``model.body.0.1`` -> ``/body/body.0/body.0.1/``.
-
-    The exported wrapper's own attribute (``model.``) is not part of the names;
-    numbered children carry their parent's name (``body.0``).
-    """
-    parts = module.split(".")[1:] if module.startswith("model.") else module.split(".")
-    tokens: list[str] = []
-    for p in parts:
-        tokens.append(f"{tokens[-1]}.{p}" if p.isdigit() and tokens else p)
-    return "/" + "/".join(tokens) + "/"
 
 
 def quantize_qdq(

@@ -27,13 +27,16 @@ NUM_CLASSES = 7
 IMAGE_SIZE = 320
 
 
-def build(num_classes: int = NUM_CLASSES, channels: int = 48, image_size: int = IMAGE_SIZE) -> MaskRCNN:
+def build(num_classes: int = NUM_CLASSES, channels: int = 48, image_size: int = IMAGE_SIZE,
+          score_thresh: float = 0.001) -> MaskRCNN:
     """The model, randomly initialised, in train mode.
 
     Args:
         num_classes: Classes including background (torchvision's convention).
         channels: FPN and mask-head width.
         image_size: ``min_size`` and ``max_size`` of the model's transform.
+        score_thresh: ``box_score_thresh`` (torchvision's default is 0.05; the briefly
+            trained reference model's foreground scores stay below it).
     """
     feats = mobilenet_v3_small(weights=None).features
     stages = [i for i, b in enumerate(feats) if getattr(b, "_is_cn", False)] + [len(feats) - 1]
@@ -54,6 +57,7 @@ def build(num_classes: int = NUM_CLASSES, channels: int = 48, image_size: int = 
         box_predictor=FastRCNNPredictor(128, num_classes),
         mask_head=MaskRCNNHeads(channels, (channels, channels), 1),
         mask_predictor=MaskRCNNPredictor(channels, channels, num_classes),
+        box_score_thresh=score_thresh,
     )
 
 
