@@ -12,7 +12,6 @@ Used as ``edgeseg export export.models.maskrcnn_tiny:build --weights W``.
 
 from __future__ import annotations
 
-from torch import nn
 from torchvision.models import mobilenet_v3_small
 from torchvision.models.detection import MaskRCNN
 from torchvision.models.detection.anchor_utils import AnchorGenerator
@@ -60,10 +59,3 @@ def build(num_classes: int = NUM_CLASSES, channels: int = 48, image_size: int = 
         box_score_thresh=score_thresh,
     )
 
-
-def spread_init(model: nn.Module, std: float = 0.5) -> nn.Module:
-    """Re-draws the class and objectness layers wider so that an untrained model's scores differ
-    (torchvision's init gives near-uniform softmax scores, whose ties make orders arbitrary)."""
-    for layer in (model.roi_heads.box_predictor.cls_score, model.rpn.head.cls_logits):
-        nn.init.normal_(layer.weight, std=std)
-    return model
