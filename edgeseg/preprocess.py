@@ -87,9 +87,9 @@ class LetterboxInfo:
 def shortest_edge_size(orig_size: tuple[int, int], rule: ShortestEdge) -> tuple[int, int]:
     """``(height, width)`` torchvision's detection transform resizes an ``orig_size`` image to.
 
-    ``scale = min(min_size / short, max_size / long)`` (float32 sides, as torchvision
-    reads them from a tensor) and each side ``floor(side * scale)`` (``interpolate``
-    with ``recompute_scale_factor=True``).
+    ``scale = min(min_size / short, max_size / long)`` in double precision (torchvision's
+    eager path) and each side ``floor(side * scale)`` (``interpolate`` with
+    ``recompute_scale_factor=True``).
     """
     h, w = orig_size
     if h <= 0 or w <= 0:
