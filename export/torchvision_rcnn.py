@@ -86,7 +86,8 @@ class RoiCut(nn.Module):
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
-        self.model = model.eval()
+        self.model = model
+        self.eval()  # the wrapper too: exporters restore the wrapper's mode, recursively
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """``images`` ``(1, 3, h, w)`` float32, normalized and resized as torchvision's transform does."""
