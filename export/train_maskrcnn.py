@@ -9,6 +9,9 @@ after ``--minutes`` and writes the weights (safetensors) every few minutes.
 CLI::
 
     nice -n 10 python -m export.train_maskrcnn --minutes 45 --out runs/maskrcnn_tiny.safetensors
+    # continue a stopped run (the committed fixture: three stages, about 2270 steps in all)
+    nice -n 10 python -m export.train_maskrcnn --init runs/stage1.safetensors --first-scene 1300 --warmup 20 \
+        --minutes 20 --out runs/maskrcnn_tiny_stage3.safetensors
 """
 
 from __future__ import annotations
