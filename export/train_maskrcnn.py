@@ -1,17 +1,20 @@
 """Trains the small reference Mask R-CNN (:mod:`export.models.maskrcnn_tiny`) on synthetic scenes.
 
 Scenes are rendered on the fly (:func:`export.data.synthetic.render_scene`,
-seed 1, the training seed; the val split is seed 2), so nothing is stored.
+seed 1, the training seed; the val split is seed 1000), so nothing is stored.
 Training is torchvision's own loss (``model(images, targets)``), SGD with
 momentum and a cosine learning rate over a wall-clock budget: the run stops
 after ``--minutes`` and writes the weights (safetensors) every few minutes.
 
-CLI::
+CLI (the committed fixture: stage 1 below with ``--warmup 200``, stopped after
+16 minutes, about 84 steps, copied to ``runs/stage1.safetensors``; then the two
+continuations; about 2270 steps in all)::
 
     nice -n 10 python -m export.train_maskrcnn --minutes 45 --out runs/maskrcnn_tiny.safetensors
-    # continue a stopped run (the committed fixture: three stages, about 2270 steps in all)
-    nice -n 10 python -m export.train_maskrcnn --init runs/stage1.safetensors --first-scene 1300 --warmup 20 \
-        --minutes 20 --out runs/maskrcnn_tiny_stage3.safetensors
+    nice -n 10 python -m export.train_maskrcnn --init runs/stage1.safetensors --first-scene 400 \
+        --warmup 20 --minutes 32 --out runs/maskrcnn_tiny.safetensors
+    nice -n 10 python -m export.train_maskrcnn --init runs/maskrcnn_tiny.safetensors --first-scene 1300 \
+        --warmup 20 --minutes 20 --out runs/maskrcnn_tiny_stage3.safetensors
 """
 
 from __future__ import annotations
