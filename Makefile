@@ -19,10 +19,11 @@ $(VENV)/.runtime: $(PY) $(SRC)
 	$(PIP) install -q -e .
 	touch $@
 
-# torch first, pinned: the CPU build lies on local disk; letting an extra
-# resolve "torch" alone could pull a multi-GB CUDA build.
+# torch and torchvision first, pinned: these builds lie on local disk (CUDA builds that run on
+# the CPU; torchvision exports Mask R-CNN); letting an extra resolve "torch" alone could pull
+# other CUDA wheels. One dev venv: litert-torch and the export tests pass on torch 2.14.1.
 $(VENV)/.dev: $(PY) $(SRC)
-	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q torch==2.14.1 torchvision==0.29.1
 	$(PIP) install -q -e '.[export,tflite,dev,cell,openvino,ncnn,convert]'
 	touch $@ $(VENV)/.runtime
 

@@ -93,6 +93,21 @@ class Letterbox:
 
 
 @dataclass(frozen=True)
+class ShortestEdge:
+    """Resize of torchvision's detection transform instead of a letterbox (Mask R-CNN).
+
+    Scale ``s = min(min_size / short side, max_size / long side)``, size
+    ``floor(side * s)``, bilinear on float pixels, no padding: the model pads to
+    ``size_divisible`` itself, so its input height and width vary per image up
+    to ``input.shape`` (see :mod:`edgeseg.preprocess`).
+    """
+
+    min_size: Annotated[int, Range(1, MAX_INPUT_SIDE)]
+    max_size: Annotated[int, Range(1, MAX_INPUT_SIDE)]
+    size_divisible: Annotated[int, Range(1, 1024)] = 32
+
+
+@dataclass(frozen=True)
 class InputSpec:
     """The model input tensor and how to fill it from a BGR uint8 image."""
 
@@ -107,6 +122,8 @@ class InputSpec:
     std: tuple[_Std, _Std, _Std] = (1.0, 1.0, 1.0)
     letterbox: Letterbox = field(default_factory=Letterbox)
     quant: Quant | None = None
+    #: Set: torchvision's shortest-edge resize replaces the letterbox, and ``shape`` is the largest input.
+    shortest_edge: ShortestEdge | None = None
 
     @property
     def height(self) -> int:

@@ -7,15 +7,23 @@ the input size (``letterbox.keep_aspect: false``) and name another resizer
 per-axis scale and padding so the decoder maps boxes and masks back to the
 original pixels (continuous coordinates, pixel ``i`` covering ``[i, i+1)``):
 ``u = x * scale_x + pad_left`` and ``x = (u - pad_left) / scale_x``.
+
+A manifest with ``input.shortest_edge`` (torchvision detection models) is
+resized the way torchvision's ``GeneralizedRCNNTransform`` does instead
+(:func:`shortest_edge_size`): one scale for both axes, ``floor`` sizes, no
+padding (the model pads to its size divisibility itself), and the bilinear
+resize runs on the normalized float32 image, like torchvision's, so that the
+model sees the tensor torchvision would give it (up to float rounding).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from edgeseg.manifest import InputSpec
+from edgeseg.manifest import InputSpec, ShortestEdge
 from edgeseg.resample import RESAMPLERS
 
 
@@ -86,6 +94,52 @@ class LetterboxInfo:
         return out
 
 
+def shortest_edge_size(orig_size: tuple[int, int], rule: ShortestEdge) -> tuple[int, int]:
+    """``(height, width)`` torchvision's detection transform resizes an ``orig_size`` image to.
+
+    ``scale = min(min_size / short, max_size / long)`` in double precision (torchvision's
+    eager path) and each side ``floor(side * scale)`` (``interpolate`` with
+    ``recompute_scale_factor=True``).
+    """
+    h, w = orig_size
+    if h <= 0 or w <= 0:
+        raise ValueError(f"image size must be positive, got {w}x{h}")
+    scale = min(float(rule.min_size) / float(min(h, w)), float(rule.max_size) / float(max(h, w)))
+    return max(1, math.floor(h * scale)), max(1, math.floor(w * scale))
+
+
+def _axis_weights(size_in: int, size_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """PyTorch's bilinear (``align_corners=False``) taps and weights along one axis, in float32 as it computes them."""
+    if size_in == size_out:
+        i = np.arange(size_out)
+        return i, i, np.ones(size_out, np.float32), np.zeros(size_out, np.float32)
+    ratio = np.float32(size_in) / np.float32(size_out)
+    src = np.maximum(ratio * (np.arange(size_out, dtype=np.float32) + np.float32(0.5)) - np.float32(0.5), np.float32(0))
+    i0 = np.minimum(np.floor(src).astype(np.int64), size_in - 1)
+    l1 = np.clip(src - i0.astype(np.float32), 0, 1).astype(np.float32)
+    i1 = i0 + (i0 < size_in - 1)
+    return i0, i1, (np.float32(1) - l1).astype(np.float32), l1
+
+
+def bilinear_like_torch(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """``F.interpolate(mode="bilinear", align_corners=False)`` of an ``(H, W, C)`` float32 image, numpy.
+
+    Same taps, float32 weights and order of operations as PyTorch's CPU kernel
+    (along the width first, then the height), so torchvision's detection
+    transform and this preprocessor give the same tensor up to float rounding
+    (OpenCV's float resize differs by up to 1e-4 on downscales).
+
+    Returns:
+        ``(height, width, C)`` float32.
+    """
+    x0, x1, wx0, wx1 = _axis_weights(image.shape[1], width)
+    y0, y1, wy0, wy1 = _axis_weights(image.shape[0], height)
+    rows = np.unique(np.concatenate([y0, y1]))
+    tmp = np.empty((image.shape[0], width, image.shape[2]), np.float32)
+    tmp[rows] = image[rows][:, x0] * wx0[None, :, None] + image[rows][:, x1] * wx1[None, :, None]
+    return tmp[y0] * wy0[:, None, None] + tmp[y1] * wy1[:, None, None]
+
+
 class Preprocessor:
     """Turns BGR uint8 images into input tensors for one model input spec.
 
@@ -137,8 +191,10 @@ class Preprocessor:
 
         The tensor is a new array per call (the caller may keep it).
         """
-        canvas, info = self.letterbox(image_bgr)
         spec = self.spec
+        if spec.shortest_edge is not None:
+            return self._shortest_edge(image_bgr)
+        canvas, info = self.letterbox(image_bgr)
         src = canvas[..., ::-1] if spec.color == "RGB" else canvas
         if spec.layout == "NCHW":
             src = src.transpose(2, 0, 1)
@@ -156,6 +212,26 @@ class Preprocessor:
             info_dtype = np.iinfo(np.dtype(spec.dtype))
             x = np.clip(np.rint(x), info_dtype.min, info_dtype.max)
         return np.ascontiguousarray(x.astype(spec.dtype, copy=False)[None]), info
+
+    def _shortest_edge(self, image_bgr: np.ndarray) -> tuple[np.ndarray, LetterboxInfo]:
+        """Normalize, then bilinear resize in float32 (torchvision's order); ``(1, 3, h, w)`` NCHW."""
+        check_image(image_bgr)
+        spec = self.spec
+        if spec.layout != "NCHW" or spec.quant is not None or np.dtype(spec.dtype) != np.float32:
+            raise ValueError(f"input.shortest_edge needs a float32 NCHW input, got {spec.dtype} {spec.layout}")
+        oh, ow = image_bgr.shape[:2]
+        h, w = shortest_edge_size((oh, ow), spec.shortest_edge)
+        if h > spec.height or w > spec.width:
+            raise ValueError(f"image {ow}x{oh} resizes to {w}x{h}, beyond the model's largest input "
+                             f"{spec.width}x{spec.height} (manifest input.shape)")
+        src = image_bgr[..., ::-1] if spec.color == "RGB" else image_bgr
+        x = src.astype(np.float32)
+        x *= self._mul
+        x += self._add
+        if (h, w) != (oh, ow):
+            x = bilinear_like_torch(x, h, w)
+        info = LetterboxInfo((oh, ow), (h, w), w / ow, h / oh, 0, 0)
+        return np.ascontiguousarray(x.transpose(2, 0, 1))[None], info
 
 
 def check_image(image: object) -> None:

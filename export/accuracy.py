@@ -18,7 +18,6 @@ import cv2
 import numpy as np
 import torch
 
-from edgeseg.families.proto import proto_tensors
 from edgeseg.manifest import Manifest
 from edgeseg.segmenter import Segmenter
 
@@ -107,11 +106,9 @@ def latency_ms(segmenter: Segmenter, image: np.ndarray, runs: int, warmup: int =
 
 
 def canonical_outputs(segmenter: Segmenter, image: np.ndarray) -> dict[str, np.ndarray]:
-    """Role -> float32 output in the decoder's canonical layout (``(A, C)``, ``(K, Hp, Wp)``)."""
+    """Role -> float32 output in a canonical layout (``(A, C)``, ``(K, Hp, Wp)``), as its family compares them."""
     tensor, _ = segmenter.preprocessor(image)
-    t = proto_tensors(segmenter.backend.run(tensor), segmenter.manifest, None)
-    roles = ("boxes", "scores", "coeffs", "protos", "objectness", "labels")
-    return {role: getattr(t, role).dequantize() for role in roles if getattr(t, role) is not None}
+    return segmenter.decoder.family.comparable_outputs(segmenter.backend.run(tensor), segmenter.manifest)
 
 
 def output_deviation(

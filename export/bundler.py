@@ -55,6 +55,7 @@ def input_spec(
         std=spec.std,
         letterbox=Letterbox(pad_value=114, center=True),
         quant=quant,
+        shortest_edge=spec.shortest_edge,
     )
 
 
@@ -106,6 +107,7 @@ def build_manifest(
                 layout=layouts.get(role, default_layout),
                 encoding=spec.box_encoding if role == "boxes" else None,
                 activation=spec.score_activation if role == "scores" else None,
+                sampling=spec.mask_sampling if role in maps else None,
                 quant=quant.get(role),
             )
         )

@@ -33,6 +33,10 @@ def build_parser() -> argparse.ArgumentParser:
         "model",
         help="edgeseg-nano .safetensors weights, or 'module:function' returning (torch model, export.spec.ModelSpec)",
     )
+    p.add_argument("--weights", type=Path,
+                   help="state dict (.safetensors / .pt / .pth) for a 'module:function' returning a torchvision MaskRCNN")
+    p.add_argument("--classes", help="comma-separated class names of a torchvision MaskRCNN (background excluded)")
+    p.add_argument("--name", default="maskrcnn", help="model name of a torchvision MaskRCNN bundle (default: maskrcnn)")
     p.add_argument("--formats", default="onnx", help=f"comma-separated, from {', '.join(FORMATS)} (default: onnx)")
     p.add_argument("--out", type=Path, required=True, help="output directory (one bundle per format + parity report)")
     p.add_argument("--calib", type=Path, help="folder of calibration images (required for int8; a few hundred)")
@@ -80,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     from export.models.loading import load_model
     from export.pipeline import export_bundles
 
-    model, spec = load_model(args.model)
+    classes = tuple(c.strip() for c in args.classes.split(",")) if args.classes else None
+    model, spec = load_model(args.model, weights=args.weights, class_names=classes, name=args.name)
     try:
         with captured(args.out, verbose=args.verbose) as log_path:
             report = export_bundles(

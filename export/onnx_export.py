@@ -34,8 +34,6 @@ def export_onnx(model: torch.nn.Module, spec: ModelSpec, path: str | Path, *, op
         path: Destination ``.onnx`` file.
         opset: ONNX opset to target.
     """
-    import onnx
-
     path = Path(path)
     h, w = spec.imgsz
     example = torch.rand(1, 3, h, w)
@@ -43,6 +41,11 @@ def export_onnx(model: torch.nn.Module, spec: ModelSpec, path: str | Path, *, op
     with torch.no_grad():
         outs = model(example)
     check_outputs(outs, spec)
+    own = getattr(model, "export_onnx", None)  # a model that exports itself (export.torchvision_rcnn.RoiCut)
+    if own is not None:
+        own(path, opset)
+        _check_opset(path, opset)
+        return path
     program = torch.onnx.export(
         model,
         (example,),
@@ -55,12 +58,18 @@ def export_onnx(model: torch.nn.Module, spec: ModelSpec, path: str | Path, *, op
     )
     program.optimize()
     program.save(str(path))
+    _check_opset(path, opset)
+    return path
+
+
+def _check_opset(path: Path, opset: int) -> None:
+    import onnx
+
     proto = onnx.load(str(path))
     got = {op.domain or "ai.onnx": op.version for op in proto.opset_import}
     if got.get("ai.onnx") != opset:
         raise RuntimeError(f"exported ONNX has opset {got.get('ai.onnx')}, expected {opset} ({path})")
     onnx.checker.check_model(proto)
-    return path
 
 
 def check_outputs(outs: object, spec: ModelSpec) -> None:

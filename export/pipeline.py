@@ -58,6 +58,10 @@ def bundle_dir(out: Path, spec: ModelSpec, name: str) -> Path:
 def _preflight(model: torch.nn.Module, spec: ModelSpec, names: list[str], out: Path, *, calib, val, force: bool,
                float_layers=()) -> None:
     """Every check that needs no conversion; raises ValueError naming the problem."""
+    refused = getattr(model, "unsupported_converters", {})
+    for n in names:
+        if FORMATS[n].module in refused:
+            raise ValueError(f"format {n!r} is not available for this model: {refused[FORMATS[n].module]}")
     h, w = spec.imgsz
     with torch.no_grad():
         check_outputs(model.eval()(torch.rand(1, 3, h, w)), spec)

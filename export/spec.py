@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from edgeseg.manifest import Thresholds
+from edgeseg.manifest import ShortestEdge, Thresholds
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,9 @@ class ModelSpec:
         std: Per-channel std (RGB), after scaling.
         thresholds: Default decode thresholds.
         source: Where the weights came from (provenance).
+        shortest_edge: torchvision's detection resize instead of the letterbox
+            (``imgsz`` is then the largest input; the model pads itself).
+        mask_sampling: ``sampling`` of the mask output (``"torchvision"``: its paste).
     """
 
     name: str
@@ -49,6 +52,8 @@ class ModelSpec:
     std: tuple[float, float, float] = (1.0, 1.0, 1.0)
     thresholds: Thresholds = field(default_factory=Thresholds)
     source: str = ""
+    shortest_edge: ShortestEdge | None = None
+    mask_sampling: str | None = None
 
 
 def spec_for_nano(cfg, *, source: str = "") -> ModelSpec:

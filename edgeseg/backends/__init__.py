@@ -67,9 +67,15 @@ def available_backends() -> dict[str, str]:
     return status
 
 
-def check_input(tensor: np.ndarray, shape: tuple[int, ...], dtype: str) -> None:
-    """Raises ValueError unless ``tensor`` has the model's input shape and dtype."""
-    if tuple(tensor.shape) != tuple(shape) or tensor.dtype != np.dtype(dtype):
+def check_input(tensor: np.ndarray, shape: tuple[int, ...], dtype: str, *, bounded: bool = False) -> None:
+    """Raises ValueError unless ``tensor`` has the model's input shape and dtype.
+
+    With ``bounded`` (a manifest with ``input.shortest_edge``) every dimension may also be smaller.
+    """
+    fits = tuple(tensor.shape) == tuple(shape) or (
+        bounded and tensor.ndim == len(shape) and all(0 < t <= s for t, s in zip(tensor.shape, shape, strict=True))
+    )
+    if not fits or tensor.dtype != np.dtype(dtype):
         raise ValueError(
             f"model input must be {dtype} {tuple(shape)}, got {tensor.dtype} {tuple(tensor.shape)}"
         )

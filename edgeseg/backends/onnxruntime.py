@@ -101,7 +101,7 @@ class OnnxRuntimeBackend:
             raise ValueError(f"model has outputs {sorted(outputs)}, manifest names {missing} that it lacks")
 
     def run(self, tensor: np.ndarray) -> dict[str, np.ndarray]:
-        check_input(tensor, self._input.shape, self._input.dtype)
+        check_input(tensor, self._input.shape, self._input.dtype, bounded=self._input.shortest_edge is not None)
         values = self.session.run(self._output_names, {self._input.name: tensor})
         return dict(zip(self._output_names, values, strict=True))
 

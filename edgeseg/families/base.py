@@ -93,6 +93,12 @@ class Family:
         """The decode options with the manifest's defaults."""
         raise NotImplementedError
 
+    def comparable_outputs(self, raw: dict[str, np.ndarray], manifest: Manifest) -> dict[str, np.ndarray]:
+        """Role -> float32 output in a canonical layout, for element-wise comparison of two exports of a model
+        (the export parity report). Default: none (outputs whose size varies with the detections, as the
+        ``roi`` family's after in-graph NMS, cannot be compared element by element)."""
+        return {}
+
     def decoder(self, manifest: Manifest, path: str) -> FrameDecoder:
         """A per-bundle frame decoder; ``path`` is ``"c"`` or ``"numpy"``."""
         raise NotImplementedError

@@ -70,6 +70,11 @@ class ProtoFamily(Family):
         anchor_count = ProtoDecoder(manifest, "numpy").anchor_count
         proto_tensors(raw, manifest, anchor_count)
 
+    def comparable_outputs(self, raw: dict[str, np.ndarray], manifest: Manifest) -> dict[str, np.ndarray]:
+        t = proto_tensors(raw, manifest, None)
+        roles = ("boxes", "scores", "coeffs", "protos", "objectness", "labels")
+        return {role: getattr(t, role).dequantize() for role in roles if getattr(t, role) is not None}
+
     def options(self, manifest: Manifest) -> ProtoOptions:
         boxes, inp = manifest.output("boxes"), manifest.input
         return ProtoOptions(

@@ -6,6 +6,9 @@ detection: a box (``xyxy`` input pixels), a score, a class label and an
 runtime filters by score (and runs NMS only when the manifest asks), maps the
 boxes back through the letterbox and pastes each map into its box at the
 original resolution (:mod:`edgeseg.decode.reference_roi`, C: ``cpath.paste_roi``).
+A masks output with ``sampling: "torchvision"`` is pasted the way torchvision's
+``paste_masks_in_image`` does (sigmoid, one-cell zero border, grown integer
+box; :func:`~edgeseg.decode.reference_roi.torchvision_paste_inputs`).
 
 Tensor shapes: boxes ``(N, 4)`` or ``(1, N, 4)``; scores and labels ``(N,)``,
 ``(N, 1)`` or ``(1, N)``; masks ``(N, 1, M, M)`` / ``(N, M, M)`` (``NCHW``) or
@@ -46,10 +49,10 @@ class RoiOptions(DecodeOptions):
 class RoiFamily(Family):
     name = "roi"
     roles = {
-        "boxes": Role(ROW_LAYOUTS),
+        "boxes": Role(ROW_LAYOUTS, keys={"encoding": ("xyxy",)}),
         "scores": Role(ROW_LAYOUTS, keys={"activation": ("none", "sigmoid")}),
         "labels": Role(ROW_LAYOUTS),
-        "masks": Role(MAP_LAYOUTS),
+        "masks": Role(MAP_LAYOUTS, keys={"sampling": ("exact", "torchvision")}),
     }
 
     def options(self, manifest: Manifest) -> RoiOptions:
@@ -126,8 +129,12 @@ class RoiDecoder:
                 raise ValueError(f"roi masks hold {maps.data.shape[0]} maps for {n} detections")
             rows = QTensor(maps.data[idx], maps.quant)
             # each map covers the model's box: paste with the box mapped back unclipped
+            paste_boxes = letterbox.boxes_to_original(kept_boxes, clip=False)
+            if self._specs["masks"].sampling == "torchvision":
+                centred, paste_boxes = reference_roi.torchvision_paste_inputs(rows.dequantize(), paste_boxes)
+                rows = QTensor(centred, None)
             paste = cpath.paste_roi if self.path == "c" else reference_roi.paste_masks
-            masks = tuple(paste(rows, letterbox.boxes_to_original(kept_boxes, clip=False), letterbox.orig_size))
+            masks = tuple(paste(rows, paste_boxes, letterbox.orig_size))
         return Result(
             boxes=orig, scores=reference.scores_from_raw(raw_kept, options.score_activation), class_ids=cls,
             masks=masks, class_names=self.manifest.classes, image_size=letterbox.orig_size, nonfinite=nonfinite,

@@ -23,13 +23,18 @@ def _import(module_name: str):
         return importlib.import_module(module_name)
 
 
-def load_model(ref: str) -> tuple[torch.nn.Module, ModelSpec]:
+def load_model(ref: str, *, weights: str | Path | None = None, class_names: tuple[str, ...] | None = None,
+               name: str = "maskrcnn") -> tuple[torch.nn.Module, ModelSpec]:
     """Loads the model named by ``ref``, BN folded and in eval mode.
 
     Args:
         ref: A ``.safetensors`` file written by ``export.models.nano.save_nano``,
             or ``package.module:function`` whose call returns
-            ``(torch.nn.Module, ModelSpec)`` (how users export their own models).
+            ``(torch.nn.Module, ModelSpec)`` (how users export their own models)
+            or a bare torchvision ``MaskRCNN`` (:mod:`export.torchvision_rcnn`).
+        weights: State dict file loaded into a bare torchvision model.
+        class_names: Class names of a bare torchvision model (background excluded).
+        name: Model name of a bare torchvision model.
     """
     from export.models.nano import fuse_bn, load_nano
 
@@ -43,6 +48,13 @@ def load_model(ref: str) -> tuple[torch.nn.Module, ModelSpec]:
         if not hasattr(module, func_name):
             raise ValueError(f"module {module_name!r} has no function {func_name!r} (from MODEL {ref!r})")
         result = getattr(module, func_name)()
+        from export.torchvision_rcnn import is_maskrcnn, wrap
+
+        if is_maskrcnn(result):
+            return wrap(result, weights=weights, class_names=class_names, name=name)
+        if weights is not None:
+            raise ValueError(f"--weights applies to a function returning a torchvision MaskRCNN; {ref} returned "
+                             f"{type(result).__name__}")
         model, spec = result if isinstance(result, tuple) and len(result) == 2 else (result, None)
         if not isinstance(model, torch.nn.Module) or not isinstance(spec, ModelSpec):
             raise TypeError(
