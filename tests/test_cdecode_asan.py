@@ -7,6 +7,10 @@ directory, then runs ``tests/test_cdecode.py``, ``tests/test_cgrasp.py`` (grasp 
 that build instead of the installed one (``LD_PRELOAD`` of libasan, since the
 Python interpreter itself is not instrumented). Any heap overflow, use after
 free or undefined behaviour aborts the subprocess and fails this test.
+
+The renderer has an SSE2 path (x86) and a scalar one (ARM boards, or any CPU
+without SSE2); the installed build takes the SSE2 path here, so a second test
+builds with ``-U__SSE2__`` and runs the render parity suites on the scalar path.
 Part of the default run (``make test``); on its own::
 
     .venv/bin/python -m pytest tests/test_cdecode_asan.py
@@ -49,39 +53,59 @@ def _compiler_runtime(cc: str, name: str) -> str | None:
     return out if os.path.isabs(out) and os.path.exists(out) else None
 
 
-def test_parity_suite_under_address_sanitizer(tmp_path):
+SUITES = ["test_cdecode.py", "test_cgrasp.py", "test_cdecode_maskfirst.py", "test_cdecode_regions.py", "test_cpose.py"]
+RENDER_SUITES = ["test_cdecode.py", "test_cdecode_maskfirst.py", "test_cdecode_regions.py"]
+
+
+def _compiler() -> str:
     cc = shutil.which(os.environ.get("CC", "gcc")) or shutil.which("cc")
     if cc is None:
         pytest.skip("no C compiler")
-    libasan = _compiler_runtime(cc, "libasan.so")
-    if libasan is None:
-        pytest.skip(f"{cc} has no AddressSanitizer runtime")
-    ext = tmp_path / ("_cdecode_asan" + sysconfig.get_config_var("EXT_SUFFIX"))
+    return cc
+
+
+def _build(cc: str, out_dir: Path, flags: list[str]) -> tuple[Path, subprocess.CompletedProcess]:
+    ext = out_dir / ("_cdecode_test" + sysconfig.get_config_var("EXT_SUFFIX"))
     cmd = [
-        cc, "-shared", "-fPIC", "-std=c99", "-O1", "-g", "-ffp-contract=off", "-pthread", *SANITIZE,
+        cc, "-shared", "-fPIC", "-std=c99", "-ffp-contract=off", "-pthread", *flags,
         "-DNPY_NO_DEPRECATED_API=NPY_1_7_API_VERSION", f"-I{sysconfig.get_paths()['include']}",
         f"-I{np.get_include()}", f"-I{C_DIR}", *(str(C_DIR / s) for s in SOURCES), "-o", str(ext),
     ]
-    build = subprocess.run(cmd, capture_output=True, text=True)
+    return ext, subprocess.run(cmd, capture_output=True, text=True)
+
+
+def _run_suites(ext: Path, suites: list[str], tmp_path: Path, **env_extra: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, HYPOTHESIS_STORAGE_DIRECTORY=str(tmp_path / "hypothesis"), **env_extra)
+    env.pop("EDGESEG_DECODER", None)
+    return subprocess.run(
+        [sys.executable, "-c", RUNNER, str(ext), *(str(REPO / "tests" / name) for name in suites)],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=900,
+    )
+
+
+def test_parity_suite_under_address_sanitizer(tmp_path):
+    cc = _compiler()
+    libasan = _compiler_runtime(cc, "libasan.so")
+    if libasan is None:
+        pytest.skip(f"{cc} has no AddressSanitizer runtime")
+    ext, build = _build(cc, tmp_path, ["-O1", "-g", *SANITIZE])
     if build.returncode != 0 and "sanitize" in build.stderr:
         pytest.skip(f"{cc} cannot build with sanitizers: {build.stderr[-300:]}")
     assert build.returncode == 0, build.stderr
-    env = dict(
-        os.environ,
-        LD_PRELOAD=libasan,
-        ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:allocator_may_return_null=1",
-        UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1",
-        HYPOTHESIS_STORAGE_DIRECTORY=str(tmp_path / "hypothesis"),
-    )
-    env.pop("EDGESEG_DECODER", None)
-    proc = subprocess.run(
-        [sys.executable, "-c", RUNNER, str(ext), str(REPO / "tests" / "test_cdecode.py"), str(REPO / "tests" / "test_cgrasp.py"),
-         str(REPO / "tests" / "test_cdecode_maskfirst.py"),
-         str(REPO / "tests" / "test_cdecode_regions.py"),
-         str(REPO / "tests" / "test_cpose.py")],
-        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=900,
-    )
+    proc = _run_suites(ext, SUITES, tmp_path, LD_PRELOAD=libasan,
+                       ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:allocator_may_return_null=1",
+                       UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1")
     report = proc.stdout[-4000:] + proc.stderr[-4000:]
     assert proc.returncode == 0, report
     assert "ERROR: AddressSanitizer" not in proc.stderr and "runtime error:" not in proc.stderr, report
     assert " passed" in proc.stdout, report
+
+
+def test_render_parity_on_the_scalar_path(tmp_path):
+    """The ARM boards' path: the same suites, bit-exact against numpy, with SSE2 compiled out."""
+    cc = _compiler()
+    ext, build = _build(cc, tmp_path, ["-O2", "-U__SSE2__"])
+    assert build.returncode == 0, build.stderr
+    proc = _run_suites(ext, RENDER_SUITES, tmp_path)
+    report = proc.stdout[-4000:] + proc.stderr[-4000:]
+    assert proc.returncode == 0 and " passed" in proc.stdout, report
