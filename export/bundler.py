@@ -12,7 +12,8 @@ from edgeseg.manifest import SCHEMA_VERSION, Anchors, InputSpec, Letterbox, Mani
 from export.spec import ModelSpec
 
 
-def _versions(*packages: str) -> dict[str, str]:
+def package_versions(*packages: str) -> dict[str, str]:
+    """Installed versions of ``packages`` by distribution name; those not installed are left out."""
     out = {}
     for p in packages:
         try:
@@ -114,7 +115,7 @@ def build_manifest(
     provenance = {
         "source": spec.source,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "exporter": _versions("edgeseg", "torch", "onnx", "onnxruntime", "onnxscript", "litert-torch", "ai-edge-litert"),
+        "exporter": package_versions("edgeseg", "torch", "onnx", "onnxruntime", "onnxscript", "litert-torch", "ai-edge-litert"),
     }
     provenance.update(extra_provenance or {})
     return Manifest(

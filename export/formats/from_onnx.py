@@ -15,7 +15,6 @@ conversion computes what ONNX Runtime computes (:func:`check_conversion`).
 from __future__ import annotations
 
 import dataclasses
-import importlib.metadata
 import logging
 import tempfile
 from collections.abc import Callable, Sequence
@@ -27,6 +26,7 @@ import numpy as np
 from edgeseg.bundle import Bundle, write_bundle
 from edgeseg.device_config import BackendOptions
 from edgeseg.manifest import Manifest, OutputSpec
+from export.bundler import package_versions
 
 if TYPE_CHECKING:  # pragma: no cover
     from export.calibration import CalibrationSet
@@ -102,12 +102,7 @@ def converted_manifest(
         details: Quantization or conversion details for the provenance.
     """
     m = src.manifest
-    versions = {}
-    for name in tools:
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            pass
+    versions = package_versions(*tools)
     provenance = {**m.provenance, "converted_from": {"format": m.format, "precision": m.precision,
                                                      "sha256": m.files[m.model].sha256, "tools": versions}}
     if details:
