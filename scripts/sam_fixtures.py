@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -105,30 +106,52 @@ class _EdgeSamStyle(SamOnnxModel):
         return scores, masks
 
 
-def build_tiny_sam(seed: int = 0) -> Sam:
-    """SAM's ``_build_sam`` with small widths and depth, random weights."""
+@dataclass(frozen=True)
+class TinySam:
+    """Widths and depths of a small SAM (the library's ``_build_sam`` takes them fixed)."""
+
+    image_size: int = IMAGE_SIZE
+    patch: int = PATCH
+    embed: int = EMBED
+    depth: int = DEPTH
+    heads: int = HEADS
+    prompt_dim: int = PROMPT_DIM
+    window_size: int = 14
+    mask_in_chans: int = 4
+    decoder_mlp: int = 64
+    decoder_heads: int = 2
+    iou_hidden: int = 32
+    random_rel_pos: bool = True  # rel-pos tables start at zero in SAM; random values exercise them
+
+
+def build_tiny_sam(seed: int = 0, cfg: TinySam = TinySam()) -> Sam:
+    """SAM's ``_build_sam`` with small widths and depth, random weights (eval mode)."""
     torch.manual_seed(seed)
-    grid = IMAGE_SIZE // PATCH
+    grid = cfg.image_size // cfg.patch
     sam = Sam(
         image_encoder=ImageEncoderViT(
-            depth=DEPTH, embed_dim=EMBED, img_size=IMAGE_SIZE, mlp_ratio=2,
-            norm_layer=partial(torch.nn.LayerNorm, eps=1e-6), num_heads=HEADS, patch_size=PATCH, qkv_bias=True,
-            use_rel_pos=True, global_attn_indexes=[DEPTH - 1], window_size=14, out_chans=PROMPT_DIM,
+            depth=cfg.depth, embed_dim=cfg.embed, img_size=cfg.image_size, mlp_ratio=2,
+            norm_layer=partial(torch.nn.LayerNorm, eps=1e-6), num_heads=cfg.heads, patch_size=cfg.patch,
+            qkv_bias=True, use_rel_pos=True, global_attn_indexes=[cfg.depth - 1], window_size=cfg.window_size,
+            out_chans=cfg.prompt_dim,
         ),
-        prompt_encoder=PromptEncoder(embed_dim=PROMPT_DIM, image_embedding_size=(grid, grid),
-                                     input_image_size=(IMAGE_SIZE, IMAGE_SIZE), mask_in_chans=4),
+        prompt_encoder=PromptEncoder(embed_dim=cfg.prompt_dim, image_embedding_size=(grid, grid),
+                                     input_image_size=(cfg.image_size, cfg.image_size),
+                                     mask_in_chans=cfg.mask_in_chans),
         mask_decoder=MaskDecoder(
             num_multimask_outputs=3,
-            transformer=TwoWayTransformer(depth=2, embedding_dim=PROMPT_DIM, mlp_dim=64, num_heads=2),
-            transformer_dim=PROMPT_DIM, iou_head_depth=3, iou_head_hidden_dim=32,
+            transformer=TwoWayTransformer(depth=2, embedding_dim=cfg.prompt_dim, mlp_dim=cfg.decoder_mlp,
+                                          num_heads=cfg.decoder_heads),
+            transformer_dim=cfg.prompt_dim, iou_head_depth=3, iou_head_hidden_dim=cfg.iou_hidden,
         ),
         pixel_mean=[123.675, 116.28, 103.53],
         pixel_std=[58.395, 57.12, 57.375],
     )
-    with torch.no_grad():  # rel-pos tables start at zero in SAM; random values exercise them
-        for blk in sam.image_encoder.blocks:
-            blk.attn.rel_pos_h.normal_(0, 0.02)
-            blk.attn.rel_pos_w.normal_(0, 0.02)
+    if cfg.random_rel_pos:
+        with torch.no_grad():
+            for blk in sam.image_encoder.blocks:
+                blk.attn.rel_pos_h.normal_(0, 0.02)
+                blk.attn.rel_pos_w.normal_(0, 0.02)
     return sam.eval()
 
 

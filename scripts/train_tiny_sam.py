@@ -28,7 +28,6 @@ import json
 import math
 import sys
 import time
-from functools import partial
 from pathlib import Path
 
 import cv2
@@ -36,32 +35,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from pycocotools import mask as mask_utils
-from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
+from segment_anything.modeling import Sam
 
 sys.path.insert(0, str(Path(__file__).parent))
-from sam_fixtures import export_decoder, export_encoder  # noqa: E402
+from sam_fixtures import TinySam, build_tiny_sam, export_decoder, export_encoder  # noqa: E402
 
 SIZE, PATCH, EMBED, DEPTH, HEADS, PROMPT_DIM = 512, 16, 64, 3, 2, 64
 
 
-def build(seed: int = 0) -> Sam:
-    torch.manual_seed(seed)
-    grid = SIZE // PATCH
-    return Sam(
-        image_encoder=ImageEncoderViT(
-            depth=DEPTH, embed_dim=EMBED, img_size=SIZE, mlp_ratio=2, norm_layer=partial(torch.nn.LayerNorm, eps=1e-6),
-            num_heads=HEADS, patch_size=PATCH, qkv_bias=True, use_rel_pos=True, global_attn_indexes=[DEPTH - 1],
-            window_size=8, out_chans=PROMPT_DIM,
-        ),
-        prompt_encoder=PromptEncoder(embed_dim=PROMPT_DIM, image_embedding_size=(grid, grid),
-                                     input_image_size=(SIZE, SIZE), mask_in_chans=8),
-        mask_decoder=MaskDecoder(
-            num_multimask_outputs=3,
-            transformer=TwoWayTransformer(depth=2, embedding_dim=PROMPT_DIM, mlp_dim=128, num_heads=4),
-            transformer_dim=PROMPT_DIM, iou_head_depth=3, iou_head_hidden_dim=64,
-        ),
-        pixel_mean=[123.675, 116.28, 103.53], pixel_std=[58.395, 57.12, 57.375],
-    )
+#: The trained model: larger than the fixtures' (512 px input, wider decoder), rel-pos tables from zero.
+CONFIG = TinySam(image_size=SIZE, patch=PATCH, embed=EMBED, depth=DEPTH, heads=HEADS, prompt_dim=PROMPT_DIM,
+                 window_size=8, mask_in_chans=8, decoder_mlp=128, decoder_heads=4, iou_hidden=64,
+                 random_rel_pos=False)
 
 
 def load_split(root: Path, limit: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
@@ -140,7 +125,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     data = load_split(args.train, args.images)
     print(f"{len(data)} training scenes", flush=True)
-    sam = build().train()
+    sam = build_tiny_sam(cfg=CONFIG).train()
     opt = torch.optim.AdamW(sam.parameters(), lr=args.lr, weight_decay=0.01)
     rng = np.random.default_rng(0)
     budget = args.minutes * 60
