@@ -37,7 +37,7 @@ import dataclasses
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from edgeseg.fromdict import Length, NonEmpty, Pattern, Range, Unique, from_dict
 
@@ -243,6 +243,47 @@ class PromptSpec:
 
 
 @dataclass(frozen=True)
+class MatrixNMS:
+    """Matrix NMS of the ``kernel`` family (SOLOv2): soft, class-aware decay of overlapping masks' scores.
+
+    Attributes:
+        kernel: Decay function of the mask IoU: ``gaussian`` ``exp(-sigma * iou^2)`` or ``linear`` ``1 - iou``.
+        sigma: The gaussian kernel's width (mmdet's convention: ``exp(-sigma * iou^2)``).
+        pre_top_k: Candidates (cell, class pairs above the score threshold, best first) that get a mask at all.
+        update_threshold: Keep an instance whose decayed score is ``>=`` this.
+    """
+
+    kernel: Literal["gaussian", "linear"] = "gaussian"
+    sigma: Annotated[float, Range(0, 1000, lo_open=True)] = 2.0
+    pre_top_k: Annotated[int, Range(1, 10_000)] = 500
+    update_threshold: Annotated[float, Range(0, 1)] = 0.05
+
+
+@dataclass(frozen=True)
+class KernelSpec:
+    """The ``kernel`` family's grids (SOLOv2-style dynamic kernels; :mod:`edgeseg.families.kernel`).
+
+    Attributes:
+        grids: Grid size ``g_l`` per level: the ``cell_scores`` and ``kernels`` rows are the cells of
+            every level in order, ``g_l x g_l`` row-major each.
+        strides: Per level, the area in mask-grid cells a candidate of that level must exceed (SOLOv2's
+            ``strides`` filter: ``area > stride``).
+        mask_threshold: A mask-feature cell is inside a mask when its probability is ``> mask_threshold``.
+        matrix_nms: The suppression settings.
+    """
+
+    grids: Annotated[tuple[Annotated[int, Range(1, 1024)], ...], Length(1, 16)]
+    strides: Annotated[tuple[Annotated[int, Range(0, 1 << 20)], ...], Length(1, 16)]
+    mask_threshold: Annotated[float, Range(0.001, 0.999)] = 0.5
+    matrix_nms: MatrixNMS = field(default_factory=MatrixNMS)
+
+    def __post_init__(self) -> None:
+        if len(self.grids) != len(self.strides):
+            raise ValueError(f"grids and strides need one value per level, got {len(self.grids)} grids and "
+                             f"{len(self.strides)} strides")
+
+
+@dataclass(frozen=True)
 class Manifest:
     """A parsed, validated bundle manifest (schema version 1)."""
 
@@ -261,6 +302,8 @@ class Manifest:
     schema_version: int = SCHEMA_VERSION
     #: The prompt decoder of a two-model (``prompt`` family) bundle; ``None`` for one model.
     prompt: PromptSpec | None = None
+    #: The grids and Matrix NMS of a ``kernel`` family bundle (SOLOv2-style); ``None`` for other families.
+    kernel: KernelSpec | None = None
 
     @property
     def license(self) -> str:
@@ -284,6 +327,8 @@ class Manifest:
         d["files"] = {k: dataclasses.asdict(v) for k, v in self.files.items()}
         if self.prompt is None:
             del d["prompt"]  # single-model manifests stay as they were
+        if self.kernel is None:
+            del d["kernel"]
         return d
 
     @property
@@ -351,6 +396,8 @@ def parse_manifest(data: dict[str, Any]) -> Manifest:
             f"manifest family {manifest.family!r} " + ("needs" if family.two_models else "takes no")
             + f" 'prompt' (the decoder of a two-model bundle), got {'none' if manifest.prompt is None else 'one'}"
         )
+    if manifest.kernel is not None and "kernel" not in family.blocks:
+        raise ManifestError(f"manifest family {manifest.family!r} takes no 'kernel' block (family 'kernel' does)")
     family.check(manifest)
     return manifest
 

@@ -70,6 +70,8 @@ class Family:
     roles: ClassVar[Mapping[str, Role]] = {}
     #: Bundles of the family hold two models (manifest ``prompt``: an encoder and a prompt decoder).
     two_models: ClassVar[bool] = False
+    #: Optional manifest blocks this family reads (e.g. ``("kernel",)``); any other family refuses them.
+    blocks: ClassVar[tuple[str, ...]] = ()
 
     def check(self, manifest: Manifest) -> None:
         """Validates the manifest's outputs against :attr:`roles`.
