@@ -91,11 +91,12 @@ def frames(draw):
 
 
 @settings(max_examples=150, deadline=None)
-@given(frame=frames())
-def test_c_decode_equals_reference_bit_for_bit(frame):
+@given(frame=frames(), keep=st.booleans())
+def test_c_decode_equals_reference_bit_for_bit(frame, keep):
+    """Also both ways to the survivors' logits: kept from step 2, or computed again."""
     cand, kernels, features, opts = frame
     ref = reference_kernel.decode_kernel(cand, kernels, features, **opts)
-    got = ckernel.decode_kernel(cand, kernels, features, **opts)
+    got = ckernel.decode_kernel(cand, kernels, features, **opts, keep_logits=keep)
     np.testing.assert_array_equal(got[0], ref[0])
     same_bits(got[1], ref[1])
     same_bits(got[2], ref[2])

@@ -28,12 +28,12 @@ static PyObject *py_kernel_decode(PyObject *self, PyObject *args) {
     PyObject *k_o, *f_o, *cells_o, *labels_o, *scores_o, *min_o;
     double ks, kz, fs, fz, sigma;
     float t, update;
-    int kernel, agnostic;
+    int kernel, agnostic, keep;
     Py_ssize_t max_det;
     es_tensor kernels, features;
     (void)self;
-    if (!PyArg_ParseTuple(args, "OddOddOOOOfidfnp", &k_o, &ks, &kz, &f_o, &fs, &fz, &cells_o, &labels_o, &scores_o,
-                          &min_o, &t, &kernel, &sigma, &update, &max_det, &agnostic))
+    if (!PyArg_ParseTuple(args, "OddOddOOOOfidfnpp", &k_o, &ks, &kz, &f_o, &fs, &fz, &cells_o, &labels_o,
+                          &scores_o, &min_o, &t, &kernel, &sigma, &update, &max_det, &agnostic, &keep))
         return NULL;
     if (to_tensor(k_o, 2, ks, kz, "kernels", &kernels) || to_tensor(f_o, 3, fs, fz, "features", &features)) return NULL;
     if (kernels.shape[1] != features.shape[0])
@@ -60,12 +60,12 @@ static PyObject *py_kernel_decode(PyObject *self, PyObject *args) {
                                 (Py_ssize_t)c, (long long)cells[c], (Py_ssize_t)kernels.shape[0]);
         }
     }
-    es_kernel_params p = {t, kernel, sigma, update, (int64_t)max_det, agnostic};
+    es_kernel_params p = {t, kernel, sigma, update, (int64_t)max_det, agnostic, keep};
     npy_intp cap = n < max_det ? n : max_det;
     npy_intp d1[1] = {cap}, d3[3] = {cap, (npy_intp)features.shape[1], (npy_intp)features.shape[2]};
     PyObject *index = PyArray_SimpleNew(1, d1, NPY_INT64), *score = PyArray_SimpleNew(1, d1, NPY_FLOAT32);
     PyObject *logits = PyArray_SimpleNew(3, d3, NPY_FLOAT32);
-    size_t work_size = es_kernel_work_size(n, features.shape[0], features.shape[1], features.shape[2]);
+    size_t work_size = es_kernel_work_size(n, features.shape[0], features.shape[1], features.shape[2], keep);
     uint8_t *work = PyMem_RawMalloc(work_size);
     int64_t survivors = 0;
     int st = ES_ERR_NOMEM;
@@ -139,7 +139,8 @@ static PyObject *py_exp64(PyObject *self, PyObject *args) {
 PyMethodDef es_kernel_methods[] = {
     {"kernel_decode", py_kernel_decode, METH_VARARGS,
      "kernel_decode(kernels, k_scale, k_zp, features, f_scale, f_zp, cells, labels, scores, min_area, "
-     "logit_threshold, nms_kernel, sigma, update_threshold, max_det, class_agnostic) -> (index, score, logits, n); "
+     "logit_threshold, nms_kernel, sigma, update_threshold, max_det, class_agnostic, keep_logits) -> (index, score, "
+     "logits, n); "
      "see edgeseg.decode.ckernel."},
     {"matrix_nms", py_matrix_nms, METH_VARARGS,
      "matrix_nms(bits (n, words) uint64, area, labels, scores, kernel, sigma, update_threshold, max_keep) -> "

@@ -72,8 +72,16 @@ static es_tiles carve_tiles(uint8_t *p, int64_t e) {
 /* Called per finished tile: candidate c of the block, cells q0.. of the tile, their logits. */
 typedef void (*tile_sink)(void *ctx, int64_t c, int64_t q0, const float *logits, int64_t len);
 
+/* Wider SIMD where the CPU has it (x86-64 Linux with GCC: one clone per ISA, picked at load time). The same
+ * per-lane IEEE multiply and add in every clone (contraction stays off), so every clone gives the same bits. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && !defined(ES_NO_CLONES)
+#define ES_SIMD_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define ES_SIMD_CLONES
+#endif
+
 /* Logits of candidates cells[0..nc) tile by tile (rows in order, runs in order), handed to sink. */
-static void block_logits(const es_tensor *k, const es_tensor *f, const int64_t *cells, int64_t nc, es_tiles *t,
+ES_SIMD_CLONES static void block_logits(const es_tensor *k, const es_tensor *f, const int64_t *cells, int64_t nc, es_tiles *t,
                          tile_sink sink, void *ctx) {
     int64_t e_n = f->shape[0], hm = f->shape[1], wm = f->shape[2];
     for (int64_t c = 0; c < nc; c++)
@@ -101,11 +109,12 @@ static void block_logits(const es_tensor *k, const es_tensor *f, const int64_t *
     }
 }
 
-/* Step 2's sink: mask bits, area and the sigmoid sum of a block's candidates. */
-typedef struct { uint64_t *bits; int64_t words; int64_t *area; double *sum; float t; } mask_ctx;
+/* Step 2's sink: mask bits, area and the sigmoid sum of a block's candidates (and their logits, when kept). */
+typedef struct { uint64_t *bits; int64_t words; int64_t *area; double *sum; float t; float *store; int64_t cells; } mask_ctx;
 
 static void mask_sink(void *vctx, int64_t c, int64_t q0, const float *logits, int64_t len) {
     mask_ctx *m = vctx;
+    if (m->store) memcpy(m->store + c * m->cells + q0, logits, sizeof(float) * (size_t)len);
     uint64_t *row = m->bits + c * m->words;
     int64_t area = 0;
     double s = m->sum[c];
@@ -130,10 +139,10 @@ static void copy_sink(void *vctx, int64_t c, int64_t q0, const float *logits, in
     memcpy(m->out + c * m->cells + q0, logits, sizeof(float) * (size_t)len);
 }
 
-size_t es_kernel_work_size(int64_t n, int64_t e, int64_t hm, int64_t wm) {
+size_t es_kernel_work_size(int64_t n, int64_t e, int64_t hm, int64_t wm, int keep_logits) {
     if (n < 0 || e < 0 || hm < 0 || wm < 0) return 0;
     size_t m = (size_t)(n > 0 ? n : 1), words = (size_t)es_mask_words(hm * wm);
-    return align64(m * words * sizeof(uint64_t)) + align64(m * sizeof(int64_t)) * 3 + align64(m * sizeof(double)) +
+    return (keep_logits ? align64(m * (size_t)(hm * wm) * sizeof(float)) : 0) + align64(m * words * sizeof(uint64_t)) + align64(m * sizeof(int64_t)) * 3 + align64(m * sizeof(double)) +
            align64(m * sizeof(float)) + align64(m * sizeof(int32_t)) + align64(m * sizeof(int64_t)) +
            es_matrix_nms_scratch(n) + tiles_size(e) + 64 * 8;
 }
@@ -147,7 +156,8 @@ int es_kernel_decode(const es_tensor *kernels, const es_tensor *features, const 
     int64_t e_n = features->shape[0], hm = features->shape[1], wm = features->shape[2], cells_n = hm * wm;
     if (kernels->shape[1] != e_n || hm > ES_MAX_SIDE || wm > ES_MAX_SIDE || p->max_detections < 0) return ES_ERR_ARG;
     if (n == 0) return ES_OK;
-    if (!cells || !labels || !scores || !min_area || !work || work_size < es_kernel_work_size(n, e_n, hm, wm))
+    if (!cells || !labels || !scores || !min_area || !work ||
+        work_size < es_kernel_work_size(n, e_n, hm, wm, p->keep_logits))
         return ES_ERR_ARG;
     for (int64_t c = 0; c < n; c++)
         if (cells[c] < 0 || cells[c] >= kernels->shape[0] || !isfinite(scores[c])) return ES_ERR_ARG;
@@ -163,7 +173,8 @@ int es_kernel_decode(const es_tensor *kernels, const es_tensor *features, const 
     int32_t *klabel = (int32_t *)q; q += align64(m * sizeof(int32_t));
     int64_t *cell_of = (int64_t *)q; q += align64(m * sizeof(int64_t));
     uint8_t *nms_scratch = q; q += es_matrix_nms_scratch(n);
-    es_tiles tiles = carve_tiles(q, e_n);
+    es_tiles tiles = carve_tiles(q, e_n); q += tiles_size(e_n);
+    float *store = p->keep_logits ? (float *)q : NULL;
 
     /* step 2: masks, areas, sigmoid sums of every candidate */
     memset(bits, 0, m * (size_t)words * sizeof(uint64_t));
@@ -171,7 +182,8 @@ int es_kernel_decode(const es_tensor *kernels, const es_tensor *features, const 
     memset(sum, 0, m * sizeof(double));
     for (int64_t c0 = 0; c0 < n; c0 += ES_KBLOCK) {
         int64_t nc = n - c0 < ES_KBLOCK ? n - c0 : ES_KBLOCK;
-        mask_ctx ctx = {bits + c0 * words, words, area + c0, sum + c0, p->logit_threshold};
+        mask_ctx ctx = {bits + c0 * words, words, area + c0, sum + c0, p->logit_threshold,
+                        store ? store + c0 * cells_n : NULL, cells_n};
         block_logits(kernels, features, cells + c0, nc, &tiles, mask_sink, &ctx);
     }
     /* area filter (in place, order kept), score x maskness */
@@ -191,12 +203,13 @@ int es_kernel_decode(const es_tensor *kernels, const es_tensor *features, const 
     int st = es_matrix_nms(bits, words, area, klabel, kscore, k, p->nms_kernel, p->sigma, p->update_threshold,
                            cap_keep, nms_scratch, es_matrix_nms_scratch(n), sel, score_out, cap_keep, &survivors);
     if (st != ES_OK) return st;
-    /* the survivors' logits, recomputed (the same arithmetic) instead of kept for every candidate */
+    /* the survivors' logits: kept, or computed again (the same arithmetic) */
     for (int64_t s = 0; s < survivors; s++) {
         index_out[s] = kept[sel[s]];
         cell_of[s] = cells[index_out[s]];
+        if (store) memcpy(logits_out + s * cells_n, store + index_out[s] * cells_n, sizeof(float) * (size_t)cells_n);
     }
-    for (int64_t s0 = 0; s0 < survivors; s0 += ES_KBLOCK) {
+    for (int64_t s0 = 0; !store && s0 < survivors; s0 += ES_KBLOCK) {
         int64_t nc = survivors - s0 < ES_KBLOCK ? survivors - s0 : ES_KBLOCK;
         copy_ctx ctx = {logits_out + s0 * cells_n, cells_n};
         block_logits(kernels, features, cell_of + s0, nc, &tiles, copy_sink, &ctx);

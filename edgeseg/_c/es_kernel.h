@@ -24,10 +24,12 @@ typedef struct {
     float update_threshold; /* keep decayed scores >= this */
     int64_t max_detections; /* most survivors */
     int class_agnostic;     /* Matrix NMS across classes */
+    int keep_logits;        /* keep every candidate's logits for the survivors (n * Hm * Wm floats more work
+                             * memory) instead of computing the survivors' again: the same bits either way */
 } es_kernel_params;
 
 /* Work memory (bytes) es_kernel_decode needs for n candidates, E channels and an Hm x Wm map. */
-size_t es_kernel_work_size(int64_t n, int64_t e, int64_t hm, int64_t wm);
+size_t es_kernel_work_size(int64_t n, int64_t e, int64_t hm, int64_t wm, int keep_logits);
 
 /* Steps 2-3 and the survivors' logits. kernels (S, E) and features (E, Hm, Wm) are float32/int8/uint8 tensors;
  * candidate c has row cells[c] in [0, S), class labels[c], score scores[c] (float32) and needs area > min_area[c].

@@ -18,18 +18,28 @@ from edgeseg.decode.matrix_nms import KERNELS  # index = ES_NMS_GAUSSIAN, ES_NMS
 from edgeseg.decode.reference_kernel import logit_threshold
 from edgeseg.decode.tensors import QTensor
 
+#: Largest store of every candidate's logits (bytes) kept for the survivors; beyond, theirs are computed again.
+KEEP_LOGITS_BYTES = 64 << 20
+
 
 def decode_kernel(cand: Candidates, kernels: QTensor, features: QTensor, *, mask_threshold: float, nms_kernel: str,
                   sigma: float, update_threshold: float, max_detections: int, class_agnostic: bool = False,
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """C version of :func:`edgeseg.decode.reference_kernel.decode_kernel` (same arguments, same results)."""
+                  keep_logits: bool | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """C version of :func:`edgeseg.decode.reference_kernel.decode_kernel` (same arguments, same results).
+
+    Args:
+        keep_logits: Keep every candidate's logit map for the survivors instead of computing theirs again
+            (``None``: when they fit in :data:`KEEP_LOGITS_BYTES`); the same bits either way.
+    """
     cpath._require()
+    if keep_logits is None:
+        keep_logits = len(cand) * int(np.prod(features.data.shape[1:])) * 4 <= KEEP_LOGITS_BYTES
     if nms_kernel not in KERNELS:
         raise ValueError(f"Matrix NMS kernel must be one of {KERNELS}, got {nms_kernel!r}")
     index, score, logits, n = cpath._cdecode.kernel_decode(
         *cpath._c_tensor(kernels), *cpath._c_tensor(features), cand.cell, cand.cls, cand.score, cand.min_area,
         float(logit_threshold(mask_threshold)), KERNELS.index(nms_kernel), float(sigma), float(update_threshold),
-        int(max_detections), bool(class_agnostic))
+        int(max_detections), bool(class_agnostic), bool(keep_logits))
     return index[:n], score[:n], logits[:n]
 
 
