@@ -11,7 +11,8 @@ free or undefined behaviour aborts the subprocess and fails this test.
 
 The renderer has an SSE2 path (x86) and a scalar one (ARM boards, or any CPU
 without SSE2); the installed build takes the SSE2 path here, so a second test
-builds with ``-U__SSE2__`` and runs the render parity suites on the scalar path.
+builds with ``-U__SSE2__`` and runs the render parity suites on the scalar path (with
+``-DES_NO_CLONES``: es_kernel.c's baseline loop, not its AVX2/AVX-512 clones).
 Part of the default run (``make test``); on its own::
 
     .venv/bin/python -m pytest tests/test_cdecode_asan.py
@@ -106,7 +107,7 @@ def test_parity_suite_under_address_sanitizer(tmp_path):
 def test_render_parity_on_the_scalar_path(tmp_path):
     """The ARM boards' path: the same suites, bit-exact against numpy, with SSE2 compiled out."""
     cc = _compiler()
-    ext, build = _build(cc, tmp_path, ["-O2", "-U__SSE2__"])
+    ext, build = _build(cc, tmp_path, ["-O2", "-U__SSE2__", "-DES_NO_CLONES"])  # no AVX clones of es_kernel.c either
     assert build.returncode == 0, build.stderr
     proc = _run_suites(ext, RENDER_SUITES, tmp_path)
     report = proc.stdout[-4000:] + proc.stderr[-4000:]

@@ -72,9 +72,9 @@ static es_tiles carve_tiles(uint8_t *p, int64_t e) {
 /* Called per finished tile: candidate c of the block, cells q0.. of the tile, their logits. */
 typedef void (*tile_sink)(void *ctx, int64_t c, int64_t q0, const float *logits, int64_t len);
 
-/* Wider SIMD where the CPU has it (x86-64 Linux with GCC: one clone per ISA, picked at load time). The same
- * per-lane IEEE multiply and add in every clone (contraction stays off), so every clone gives the same bits. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && !defined(ES_NO_CLONES)
+/* Wider SIMD where the CPU has it (x86-64, GCC and glibc's ifunc: one clone per ISA, picked at load time). The
+ * same per-lane IEEE multiply and add in every clone (contraction stays off), so every clone gives the same bits. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__GLIBC__) && !defined(ES_NO_CLONES)
 #define ES_SIMD_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define ES_SIMD_CLONES
