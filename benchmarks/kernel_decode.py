@@ -74,8 +74,11 @@ def _logit(p: float) -> float:
     return float(np.log(p / (1 - p)))
 
 
-def outputs(n: int, seed: int = 0) -> dict[str, np.ndarray]:
-    """SOLOv2-shaped raw outputs (edgeseg's layout: cells x classes, cells x E, E x Hm x Wm) with ``n`` objects."""
+def outputs(n: int, seed: int = 0, classes: int = CLASSES, radius: tuple[float, float] = (0.01, 0.04),
+            ) -> dict[str, np.ndarray]:
+    """SOLOv2-shaped raw outputs (edgeseg's layout: cells x classes, cells x E, E x Hm x Wm) with ``n`` objects
+    of random classes among the first ``classes`` and radii in ``radius`` x the map width (few classes and
+    large objects: many same-class overlaps for Matrix NMS)."""
     rng = np.random.default_rng(seed)
     bounds = np.concatenate([[0], np.cumsum(np.square(GRIDS))])
     s = int(bounds[-1])
@@ -94,7 +97,7 @@ def outputs(n: int, seed: int = 0) -> dict[str, np.ndarray]:
     duplicate = cells(2, n)
     for i in range(n):
         cx, cy = rng.uniform(0, FEAT[1]), rng.uniform(0, FEAT[0])
-        rx, ry = rng.uniform(0.01, 0.04) * FEAT[1], rng.uniform(0.01, 0.04) * FEAT[1]
+        rx, ry = rng.uniform(*radius) * FEAT[1], rng.uniform(*radius) * FEAT[1]
         rx, ry = max(rx, 5.0), max(ry, 5.0)
         d = np.sqrt(((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2)
         channel = i % CHANNELS
@@ -103,7 +106,7 @@ def outputs(n: int, seed: int = 0) -> dict[str, np.ndarray]:
         k = kernels[primary[i]]
         k[channel] = 1.0
         kernels[duplicate[i]] = k
-        cls = rng.integers(0, CLASSES)
+        cls = rng.integers(0, classes)
         cate[primary[i], cls] = _logit(0.9)
         cate[duplicate[i], cls] = _logit(0.15)
     return {"cate": cate[None], "kernels": kernels[None], "mask_features": feats[None]}
@@ -137,8 +140,8 @@ def mmdet_inputs(raw: dict[str, np.ndarray]):
     return ker, cls, torch.from_numpy(raw["mask_features"])
 
 
-def mmdet_matrix_nms(masks, labels, scores, mask_area, *, nms_pre, max_num, sigma, filter_thr):
-    """mmdet's ``mask_matrix_nms`` (gaussian kernel), as it computes: the full N x N decay matrices."""
+def mmdet_matrix_nms(masks, labels, scores, mask_area, *, nms_pre, max_num, kernel, sigma, filter_thr):
+    """mmdet's ``mask_matrix_nms``, as it computes: the full N x N decay matrices."""
     import torch
 
     scores, order = torch.sort(scores, descending=True)
@@ -152,7 +155,10 @@ def mmdet_matrix_nms(masks, labels, scores, mask_area, *, nms_pre, max_num, sigm
     same = (labels.expand(n, n) == labels.expand(n, n).transpose(1, 0)).triu(diagonal=1)
     decay_iou = iou * same
     comp = decay_iou.max(0)[0].expand(n, n).transpose(1, 0)
-    decay = (torch.exp(-sigma * decay_iou**2) / torch.exp(-sigma * comp**2)).min(0)[0]
+    if kernel == "gaussian":
+        decay = (torch.exp(-sigma * decay_iou**2) / torch.exp(-sigma * comp**2)).min(0)[0]
+    else:
+        decay = ((1 - decay_iou) / (1 - comp)).min(0)[0]
     scores = scores * decay
     kept = scores >= filter_thr
     keep, scores, labels = keep[kept], scores[kept], labels[kept]
@@ -161,7 +167,7 @@ def mmdet_matrix_nms(masks, labels, scores, mask_area, *, nms_pre, max_num, sigm
     return scores[:max_num], labels[order], keep[order]
 
 
-def mmdet_solov2(kernel_preds, cls_preds, mask_feats):
+def mmdet_solov2(kernel_preds, cls_preds, mask_feats, kernel: str = "gaussian"):
     """mmdet's SOLOv2 post-processing for one image (module docstring); returns scores, labels, (N, H, W) masks."""
     import torch
     import torch.nn.functional as F
@@ -192,7 +198,7 @@ def mmdet_solov2(kernel_preds, cls_preds, mask_feats):
     masks, probs, area, scores, labels = masks[keep], probs[keep], area[keep], scores[keep], labels[keep]
     scores = scores * (probs * masks).sum((1, 2)) / area
     scores, labels, keep = mmdet_matrix_nms(masks, labels, scores, area, nms_pre=CFG["nms_pre"],
-                                            max_num=CFG["max_per_img"], sigma=CFG["sigma"],
+                                            max_num=CFG["max_per_img"], kernel=kernel, sigma=CFG["sigma"],
                                             filter_thr=CFG["filter_thr"])
     up = F.interpolate(probs[keep].unsqueeze(0), size=INPUT, mode="bilinear", align_corners=False)
     up = up[:, :, : ORIG[0], : ORIG[1]]  # img_shape: the resized image inside the padded input
