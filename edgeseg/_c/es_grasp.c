@@ -5,7 +5,8 @@
  * closed form per run, the hull from the row extremes, and the extents from the run ends (s and
  * t are linear in x along a row, and the rows' pixels inside the finger band are one interval
  * found by bisection on t, which is monotone in x in floating point as well). The fingers'
- * sweep is counted against the neighbours' bitmaps, inside the sweep's small window only.
+ * sweeps are counted against the neighbours' runs, interval by swept interval, all grasps of a
+ * frame in one call.
  */
 #include "es_runs.h"
 
@@ -169,44 +170,124 @@ int es_runs_extents(const es_runs *r, const double *params, double *out, int64_t
     return ES_OK;
 }
 
-int es_sweep_hits(const uint8_t *sweep, int32_t sw, int32_t sh, int32_t sx0, int32_t sy0, const es_bitmaps *b,
-                  const int64_t *which, int64_t nwhich, uint8_t *scratch, int64_t scratch_cap, int64_t *area,
-                  int64_t *hit) {
-    int st = es_check_bitmaps(b);
-    if (st != ES_OK) return st;
-    if (!sweep || !area || !hit || sw < 0 || sh < 0 || nwhich < 0 || (nwhich > 0 && !which)) return ES_ERR_ARG;
-    if (!scratch || scratch_cap < sw) return ES_ERR_CAPACITY;
-    for (int64_t k = 0; k < nwhich; k++)
-        if (which[k] < 0 || which[k] >= b->n) return ES_ERR_ARG;
-    int64_t a = 0, h = 0;
-    for (int32_t y = 0; y < sh; y++) { /* only between the row's first and last swept pixel */
-        const uint8_t *srow = sweep + (size_t)y * (size_t)sw;
-        int32_t lo = 0, hi = sw;
+/* Runs of nonzero bytes of row[0, w) shifted by dx into out (pairs start, end exclusive); returns how many. */
+static int64_t row_runs(const uint8_t *row, int32_t w, int64_t dx, int32_t *out) {
+    int64_t n = 0;
+    int32_t x = 0;
+    while (x < w) {
         uint64_t v;
-        for (; lo + 8 <= hi; lo += 8) { memcpy(&v, srow + lo, 8); if (v) break; }
-        while (lo < hi && !srow[lo]) lo++;
-        if (lo == hi) continue;
-        for (; hi - 8 >= lo; hi -= 8) { memcpy(&v, srow + hi - 8, 8); if (v) break; }
-        while (!srow[hi - 1]) hi--;
-        memset(scratch + lo, 0, (size_t)(hi - lo));
-        int64_t iy = (int64_t)sy0 + y;
-        for (int64_t k = 0; k < nwhich; k++) { /* union of the other masks on this row */
-            es_span sp = b->spans[which[k]];
-            if (iy < sp.y0 || iy >= (int64_t)sp.y0 + sp.h) continue;
-            int64_t ax0 = (int64_t)sx0 + lo, ax1 = (int64_t)sx0 + hi;
-            if (ax0 < sp.x0) ax0 = sp.x0;
-            if (ax1 > (int64_t)sp.x0 + sp.w) ax1 = (int64_t)sp.x0 + sp.w;
-            const uint8_t *src = b->bits + b->offsets[which[k]] + (size_t)(iy - sp.y0) * (size_t)sp.w + (size_t)(ax0 - sp.x0);
-            uint8_t *dst = scratch + (ax0 - sx0);
-            for (int64_t x = 0; x < ax1 - ax0; x++) dst[x] |= src[x] != 0;
-        }
-        for (int32_t x = lo; x < hi; x++) {
-            int s = srow[x] != 0;
-            a += s;
-            h += s & scratch[x];
+        for (; x + 8 <= w; x += 8) { memcpy(&v, row + x, 8); if (v) break; }
+        while (x < w && !row[x]) x++;
+        if (x >= w) break;
+        int32_t e = x + 1;
+        while (e < w && row[e]) e++;
+        out[2 * n] = (int32_t)(x + dx); out[2 * n + 1] = (int32_t)(e + dx); n++;
+        x = e;
+    }
+    return n;
+}
+
+/* The union of two sorted lists of disjoint intervals (a: na pairs, b: nb pairs) into out, sorted and
+ * disjoint (touching intervals may stay apart); returns its pairs. */
+static int64_t union_runs(const int32_t *a, int64_t na, const int32_t *b, int64_t nb, int32_t *out) {
+    int64_t i = 0, j = 0, n = 0;
+    while (i < na || j < nb) {
+        const int32_t *p = (j >= nb || (i < na && a[2 * i] <= b[2 * j])) ? a + 2 * i++ : b + 2 * j++;
+        if (n > 0 && p[0] <= out[2 * n - 1]) {
+            if (p[1] > out[2 * n - 1]) out[2 * n - 1] = p[1];
+        } else {
+            out[2 * n] = p[0]; out[2 * n + 1] = p[1]; n++;
         }
     }
-    *area = a;
-    *hit = h;
+    return n;
+}
+
+/* Work of sweep k: its neighbours that meet a finger window (int64 each), marks over the two windows'
+ * joint columns (rounded up to 8 bytes), then int32 room for a row's run ends of each window (w + 2
+ * each) and of their union (both together). */
+static int64_t sweep_work(const es_sweeps *s, int64_t k) {
+    const int32_t *win = s->windows + 8 * k;
+    int64_t nb = s->bounds[k + 1] - s->bounds[k];
+    int64_t lo = win[0] < win[4] ? win[0] : win[4];
+    int64_t hi = (int64_t)win[0] + win[2] > (int64_t)win[4] + win[6] ? (int64_t)win[0] + win[2] : (int64_t)win[4] + win[6];
+    int64_t runs = 2 * ((int64_t)win[2] + 2 + (int64_t)win[6] + 2);
+    return 8 * (nb > 0 ? nb : 0) + ((hi - lo + 7) & ~(int64_t)7) + 4 * runs;
+}
+
+int64_t es_sweeps_work_size(const es_sweeps *s) {
+    int64_t need = 0;
+    for (int64_t k = 0; s && s->windows && s->bounds && k < s->m; k++)
+        if (sweep_work(s, k) > need) need = sweep_work(s, k);
+    return need;
+}
+
+/* Whether mask span sp meets window win (x0, y0, w, h). */
+static int meets(es_span sp, const int32_t *win) {
+    return win[2] > 0 && win[3] > 0 && sp.w > 0 && sp.h > 0 && (int64_t)sp.x0 < (int64_t)win[0] + win[2] &&
+           (int64_t)win[0] < (int64_t)sp.x0 + sp.w && (int64_t)sp.y0 < (int64_t)win[1] + win[3] &&
+           (int64_t)win[1] < (int64_t)sp.y0 + sp.h;
+}
+
+int es_runs_sweeps(const es_runs *r, const es_sweeps *s, uint8_t *work, int64_t work_size, int64_t *out) {
+    int st = es_check_runs(r);
+    if (st != ES_OK) return st;
+    if (!s || s->m < 0 || s->nbytes < 0 || s->nwhich < 0 || (s->m > 0 && (!s->windows || !s->offsets || !s->bounds || !out)) ||
+        (s->nwhich > 0 && !s->which) || (s->nbytes > 0 && !s->bytes) || !work)
+        return ES_ERR_ARG;
+    for (int64_t k = 0; k < s->nwhich; k++)
+        if (s->which[k] < 0 || s->which[k] >= r->n) return ES_ERR_ARG;
+    for (int64_t k = 0; k < s->m; k++) {
+        for (int part = 0; part < 2; part++) {
+            const int32_t *win = s->windows + 8 * k + 4 * part;
+            int64_t o = s->offsets[2 * k + part], size = (int64_t)win[2] * win[3];
+            if (win[0] < 0 || win[1] < 0 || win[2] < 0 || win[3] < 0 || o < 0 || o > s->nbytes || size > s->nbytes - o)
+                return ES_ERR_ARG;
+        }
+        if (s->bounds[k] < 0 || s->bounds[k + 1] < s->bounds[k] || s->bounds[k + 1] > s->nwhich) return ES_ERR_ARG;
+        if (sweep_work(s, k) > work_size) return ES_ERR_CAPACITY;
+    }
+    for (int64_t k = 0; k < s->m; k++) {
+        const int32_t *wa = s->windows + 8 * k, *wb = wa + 4;
+        int64_t ux0 = wa[0] < wb[0] ? wa[0] : wb[0], a = 0, h = 0;
+        int64_t y0 = wa[1] < wb[1] ? wa[1] : wb[1];
+        int64_t y1 = (int64_t)wa[1] + wa[3] > (int64_t)wb[1] + wb[3] ? (int64_t)wa[1] + wa[3] : (int64_t)wb[1] + wb[3];
+        int64_t uw = ((wa[0] + (int64_t)wa[2] > wb[0] + (int64_t)wb[2] ? wa[0] + (int64_t)wa[2] : wb[0] + (int64_t)wb[2]) - ux0);
+        int64_t *live = (int64_t *)(void *)work, nlive = 0; /* the neighbours that meet a finger window */
+        for (int64_t e = s->bounds[k]; e < s->bounds[k + 1]; e++)
+            if (meets(r->spans[s->which[e]], wa) || meets(r->spans[s->which[e]], wb)) live[nlive++] = s->which[e];
+        uint8_t *marks = work + 8 * (s->bounds[k + 1] - s->bounds[k]);
+        int32_t *ra = (int32_t *)(void *)(marks + ((uw + 7) & ~(int64_t)7)), *rb = ra + wa[2] + 2,
+                *un = rb + wb[2] + 2; /* a row of w bytes has at most w + 1 run ends */
+        for (int64_t iy = y0; iy < y1; iy++) {
+            int64_t na = 0, nb = 0;
+            if (iy >= wa[1] && iy < (int64_t)wa[1] + wa[3])
+                na = row_runs(s->bytes + s->offsets[2 * k] + (size_t)(iy - wa[1]) * (size_t)wa[2], wa[2], wa[0] - ux0, ra);
+            if (iy >= wb[1] && iy < (int64_t)wb[1] + wb[3])
+                nb = row_runs(s->bytes + s->offsets[2 * k + 1] + (size_t)(iy - wb[1]) * (size_t)wb[2], wb[2], wb[0] - ux0, rb);
+            int64_t ns = union_runs(ra, na, rb, nb, un);
+            for (int64_t q = 0; q < ns; q++) { /* one swept interval [lo, hi) of the row (columns from ux0) */
+                int32_t lo = un[2 * q], hi = un[2 * q + 1];
+                a += hi - lo;
+                memset(marks + lo, 0, (size_t)(hi - lo));
+                for (int64_t e = 0; e < nlive; e++) { /* union of the neighbours' runs */
+                    int64_t j = live[e];
+                    es_span sp = r->spans[j];
+                    if (iy < sp.y0 || iy >= (int64_t)sp.y0 + sp.h) continue;
+                    int64_t row = r->first_row[j] + (iy - sp.y0), shift = (int64_t)sp.x0 - ux0;
+                    for (int64_t t = r->row_start[row]; t < r->row_start[row + 1]; t++) {
+                        int64_t xa = r->runs[2 * t] + shift, xb = r->runs[2 * t + 1] + shift;
+                        if (xb <= lo) continue;
+                        if (xa >= hi) break; /* runs ascend */
+                        if (xa < lo) xa = lo;
+                        if (xb > hi) xb = hi;
+                        memset(marks + xa, 1, (size_t)(xb - xa));
+                    }
+                }
+                for (int32_t x = lo; x < hi; x++) h += marks[x];
+            }
+        }
+        out[2 * k] = a;
+        out[2 * k + 1] = h;
+    }
     return ES_OK;
 }

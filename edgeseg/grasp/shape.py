@@ -114,7 +114,9 @@ def clearances(result: Result, centers: np.ndarray, angles: np.ndarray, closing:
 
     The sweep polygons and their windows are computed for all grasps at once
     with the reference's arithmetic; each is rasterized with the same
-    ``cv2.fillConvexPoly`` call and counted against its neighbours in C.
+    ``cv2.fillConvexPoly`` call into its window of one buffer, and one C call
+    (``es_runs_sweeps``) counts every sweep's swept intervals against its
+    neighbours' runs.
 
     Args:
         result: The frame.
@@ -159,16 +161,32 @@ def clearances(result: Result, centers: np.ndarray, angles: np.ndarray, closing:
     inside = ((sp[:, 0] < x1[owner]) & (sp[:, 0] + sp[:, 2] > x0[owner]) & (sp[:, 1] < y1[owner])
               & (sp[:, 1] + sp[:, 3] > y0[owner]))
     owner, nb_all = owner[inside], nb_all[inside]
-    bounds = np.searchsorted(owner, np.arange(len(centers) + 1)).tolist()
-    windows = zip(x0.tolist(), y0.tolist(), x1.tolist(), y1.tolist(), strict=True)
-    for k, (sx0, sy0, sx1, sy1) in enumerate(windows):
-        nb = nb_all[bounds[k]:bounds[k + 1]]
-        if sx1 <= sx0 or sy1 <= sy0 or not len(nb):
-            continue
-        sweep = np.zeros((sy1 - sy0, sx1 - sx0), np.uint8)
-        cv2.fillConvexPoly(sweep, pts[k, :4], 1, lineType=cv2.LINE_8, shift=4)
-        cv2.fillConvexPoly(sweep, pts[k, 4:], 1, lineType=cv2.LINE_8, shift=4)
-        area, hit = _cdecode.sweep_hits(sweep, sx0, sy0, p.bits, p.offsets, p.spans, nb)
-        if area:
-            out[k] = 1.0 - hit / area
+    bounds = np.searchsorted(owner, np.arange(len(centers) + 1))
+    # each finger of every sweep that can hit something rasterized into its own window of one buffer
+    # (the rest get empty windows), then one C call counts the union of each grasp's two fingers
+    todo = (x1 > x0) & (y1 > y0) & (bounds[1:] > bounds[:-1])
+    if not todo.any():
+        return out
+    fingers = polys.reshape(-1, 4, 2)  # (2M, 4, 2): each grasp's two quads
+    flo, fhi = fingers.min(axis=1), fingers.max(axis=1)
+    fx0 = np.maximum(0, np.floor(flo[:, 0]).astype(np.int64) - 1)
+    fy0 = np.maximum(0, np.floor(flo[:, 1]).astype(np.int64) - 1)
+    fx1 = np.minimum(w, np.ceil(fhi[:, 0]).astype(np.int64) + 1)
+    fy1 = np.minimum(h, np.ceil(fhi[:, 1]).astype(np.int64) + 1)
+    on = np.repeat(todo, 2) & (fx1 > fx0) & (fy1 > fy0)
+    windows = np.column_stack([fx0, fy0, np.where(on, fx1 - fx0, 0), np.where(on, fy1 - fy0, 0)]).astype(np.int32)
+    sizes = windows[:, 2].astype(np.int64) * windows[:, 3]
+    offsets = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+    buf = np.zeros(int(sizes.sum()), np.uint8)
+    # the same points as one window over both quads would get, moved by a whole number of pixels:
+    # OpenCV's integer rasterization is the same up to that move
+    fpts = pts.reshape(-1, 4, 2) - (np.column_stack([fx0 - np.repeat(x0, 2), fy0 - np.repeat(y0, 2)]) * 16)[:, None, :]
+    for f, o, sw, sh in zip(np.flatnonzero(on).tolist(), offsets[on].tolist(), windows[on, 2].tolist(),
+                            windows[on, 3].tolist(), strict=True):
+        cv2.fillConvexPoly(buf[o : o + sw * sh].reshape(sh, sw), fpts[f], 1, lineType=cv2.LINE_8, shift=4)
+    first_row, row_start, runs = p.runs
+    counts = _cdecode.sweeps(runs, row_start, first_row, p.spans, buf, offsets, windows, nb_all, bounds)
+    area, hit = counts[:, 0], counts[:, 1]
+    swept = area > 0
+    out[swept] = 1.0 - hit[swept] / area[swept]
     return out
