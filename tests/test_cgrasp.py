@@ -82,6 +82,20 @@ def test_runs_rebuild_the_bitmaps(r):
         np.testing.assert_array_equal(rebuilt, m.bitmap)
 
 
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), w=st.integers(1, 80), h=st.integers(1, 6),
+       fill=st.sampled_from([0.02, 0.5, 0.98]), value=st.sampled_from([1, 2, 255]))
+def test_runs_of_any_nonzero_bytes(seed, w, h, fill, value):
+    """uint8 masks: any nonzero byte is foreground (long runs take the 16- and 8-byte steps)."""
+    rng = np.random.default_rng(seed)
+    bits = np.where(rng.random(h * w) < fill, value, 0).astype(np.uint8)
+    first, starts, runs = gs._cdecode.runs(bits, np.array([0], np.int64), np.array([[0, 0, w, h]], np.int32))
+    for y in range(h):
+        row = np.concatenate(([0], bits[y * w : (y + 1) * w] != 0, [0])).astype(np.int8)
+        edges = np.flatnonzero(np.diff(row))
+        assert runs[starts[y]:starts[y + 1]].ravel().tolist() == edges.tolist()
+
+
 @settings(max_examples=80, deadline=None)
 @given(r=frames())
 def test_rle_of_many_masks_equals_pycocotools(r):

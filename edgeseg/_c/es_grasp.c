@@ -3,9 +3,9 @@
  * Shapes and extents read runs of foreground per row (es_runs.c makes them from the decoder's
  * bitmaps once), so a mask costs about its number of runs instead of its area: moments come in
  * closed form per run, the hull from the row extremes, and the extents from the run ends (s and
- * t are linear in x along a row, and the rows' pixels inside the finger band are one interval
- * found by bisection on t, which is monotone in x in floating point as well). The fingers'
- * sweeps are counted against the neighbours' runs, interval by swept interval, all grasps of a
+ * t are linear in x along a row, and the rows' pixels inside the finger band are one interval,
+ * solved for and then checked against t, which is monotone in x in floating point as well). The
+ * fingers' sweeps are counted against the neighbours' runs, interval by swept interval, all grasps of a
  * frame in one call.
  */
 #include "es_runs.h"
@@ -109,14 +109,25 @@ int es_runs_shapes(const es_runs *r, int32_t *work, int64_t work_cap, double *ou
     return ES_OK;
 }
 
-/* First x in [lo, hi) with g(x) >= v, g nondecreasing (hi when none). */
+/* g(x) = sign * t at column x of a row (t = rel . major), nondecreasing in x (also in floating point:
+ * every step is a monotone rounding of a monotone function). */
 #define G(x) (sign * ((((double)((x) + x0) + 0.5) - cx) * m0 + ty))
-#define FIRST_AT_LEAST(lo, hi, v, res) do { int32_t l_ = (lo), h_ = (hi); \
-    while (l_ < h_) { int32_t mid = l_ + (h_ - l_) / 2; if (G(mid) >= (v)) h_ = mid; else l_ = mid + 1; } \
-    (res) = l_; } while (0)
-#define FIRST_ABOVE(lo, hi, v, res) do { int32_t l_ = (lo), h_ = (hi); \
-    while (l_ < h_) { int32_t mid = l_ + (h_ - l_) / 2; if (G(mid) > (v)) h_ = mid; else l_ = mid + 1; } \
-    (res) = l_; } while (0)
+
+/* First x in [lo, hi) with g(x) >= v (above: g(x) > v), hi when none. g is linear, so the solution
+ * of the real equation is a guess that a step or two corrects; the corrections test g itself, so the
+ * answer is the first such x whatever the guess (a bad one only costs steps). */
+static int32_t first_g(int32_t lo, int32_t hi, double v, int above, double sign, int64_t x0, double cx, double m0,
+                       double ty) {
+    double slope = sign * m0, guess = slope > 0 ? (v - sign * ty) / slope - (double)x0 - 0.5 + cx : (double)lo;
+    int32_t x = lo;
+    if (guess > (double)hi) x = hi;
+    else if (guess > (double)lo) x = (int32_t)ceil(guess); /* NaN stays at lo */
+#define PAST(xx) (above ? G(xx) > v : G(xx) >= v)
+    while (x > lo && PAST(x - 1)) x--;
+    while (x < hi && !PAST(x)) x++;
+#undef PAST
+    return x;
+}
 
 int es_runs_extents(const es_runs *r, const double *params, double *out, int64_t cap) {
     int st = es_check_runs(r);
@@ -147,11 +158,10 @@ int es_runs_extents(const es_runs *r, const double *params, double *out, int64_t
                 }
                 /* pixels with -half <= g <= half: [first g >= -half, first g > half); g is monotone, so
                  * a run whose last pixel is below the band or whose first is above it has none (the
-                 * common case away from the centroid: two evaluations instead of two bisections) */
+                 * common case away from the centroid: two evaluations instead of two searches) */
                 if (band && G(end - 1) >= -half && G(a) <= half) {
-                    int32_t first, stop;
-                    FIRST_AT_LEAST(a, end, -half, first);
-                    FIRST_ABOVE(first, end, half, stop);
+                    int32_t first = first_g(a, end, -half, 0, sign, x0, cx, m0, ty);
+                    int32_t stop = first_g(first, end, half, 1, sign, x0, cx, m0, ty);
                     if (first < stop) {
                         int32_t in[2] = {first, stop - 1};
                         for (int e = 0; e < 2; e++) {
