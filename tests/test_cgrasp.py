@@ -180,6 +180,16 @@ def test_bad_layouts_are_refused():
                          np.array([[0, 0, 2, 2], [1, 0, 2, 2], [2, 0, 2, 2], [0, 0, 0, 0]], np.int32),
                          np.array([0, 0], np.int64), np.array([0, 1, 2], np.int64))
     assert area_hit.tolist() == [[5, 3], [4, 3]]
+    quad = [10.0, 10.0, 1.0, 0.0, 4.0, 8.0, 1.0]  # centre, closing, extent, opening, scale
+    windows, pts = cd.sweep_quads(np.array([quad]), 2.0, 1.0, 20, 20)
+    assert windows.shape == (2, 4) and pts.shape == (2, 4, 2) and (windows[:, 2:] > 0).all()
+    far = cd.sweep_quads(np.array([[500.0, 10.0, 1.0, 0.0, 4.0, 8.0, 1.0]]), 2.0, 1.0, 20, 20)[0]
+    assert (far[:, 2:] == 0).all()  # outside the image: nothing to rasterize
+    for bad in (float("nan"), float("inf"), 1e12):
+        with pytest.raises(ValueError, match="es_sweep_quads"):
+            cd.sweep_quads(np.array([[bad, 10.0, 1.0, 0.0, 4.0, 8.0, 1.0]]), 2.0, 1.0, 20, 20)
+    with pytest.raises(ValueError, match=r"\(m, 7\)"):
+        cd.sweep_quads(np.zeros((1, 6)), 2.0, 1.0, 20, 20)
 
 
 def test_decoder_masks_keep_their_layout():

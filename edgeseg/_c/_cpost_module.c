@@ -137,6 +137,31 @@ static PyObject *py_extents(PyObject *self, PyObject *args) {
     return out;
 }
 
+static PyObject *py_sweep_quads(PyObject *self, PyObject *args) {
+    PyObject *params_o;
+    double fw, ft;
+    int ih, iw;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "Oddii", &params_o, &fw, &ft, &ih, &iw)) return NULL;
+    PyArrayObject *params = (PyArrayObject *)PyArray_FROMANY(params_o, NPY_FLOAT64, 2, 2, NPY_ARRAY_IN_ARRAY);
+    if (!params) return NULL;
+    if (PyArray_DIM(params, 1) != 7) {
+        PyErr_Format(PyExc_ValueError, "sweep_quads: params must be (m, 7) float64, got (%zd, %zd)",
+                     (Py_ssize_t)PyArray_DIM(params, 0), (Py_ssize_t)PyArray_DIM(params, 1));
+        Py_DECREF(params);
+        return NULL;
+    }
+    npy_intp m = PyArray_DIM(params, 0), wd[2] = {2 * m, 4}, pd[3] = {2 * m, 4, 2};
+    PyObject *windows = PyArray_SimpleNew(2, wd, NPY_INT32), *pts = PyArray_SimpleNew(3, pd, NPY_INT32);
+    if (windows && pts && raise_status(es_sweep_quads(PyArray_DATA(params), (int64_t)m, fw, ft, ih, iw,
+                                                      PyArray_DATA((PyArrayObject *)windows),
+                                                      PyArray_DATA((PyArrayObject *)pts)), "es_sweep_quads"))
+        Py_CLEAR(windows);
+    Py_DECREF(params);
+    if (!windows || !pts) { Py_XDECREF(windows); Py_XDECREF(pts); return NULL; }
+    return Py_BuildValue("NN", windows, pts);
+}
+
 static PyObject *py_sweeps(PyObject *self, PyObject *args) {
     PyObject *runs_o, *row_start_o, *first_row_o, *spans_o, *o[5];
     static const int types[5] = {NPY_UINT8, NPY_INT64, NPY_INT32, NPY_INT64, NPY_INT64};
@@ -268,6 +293,9 @@ PyMethodDef es_post_methods[] = {
      "see edgeseg.grasp.shape."},
     {"extents", py_extents, METH_VARARGS,
      "extents(runs, row_start, first_row, spans, params (n, 5)) -> (n, 4) float64: t min, t max, s min, s max."},
+    {"sweep_quads", py_sweep_quads, METH_VARARGS,
+     "sweep_quads(params (m, 7), finger_width, finger_thickness, image_h, image_w) -> (windows (2m, 4) int32, "
+     "points (2m, 4, 2) int32): each grasp's two finger quads for cv2.fillConvexPoly; see edgeseg/_c/es_runs.h."},
     {"sweeps", py_sweeps, METH_VARARGS,
      "sweeps(runs, row_start, first_row, spans, bytes, offsets (2m,), windows (2m, 4), which, bounds (m + 1,)) -> "
      "(m, 2) int64: swept pixels of each grasp's two finger windows and those the masks "

@@ -180,6 +180,60 @@ int es_runs_extents(const es_runs *r, const double *params, double *out, int64_t
     return ES_OK;
 }
 
+/* floor / ceil of a finite double as int64 (|v| < 1e7 checked by the caller). */
+static int64_t floor64(double v) { return (int64_t)floor(v); }
+static int64_t ceil64(double v) { return (int64_t)ceil(v); }
+
+int es_sweep_quads(const double *params, int64_t m, double finger_width, double finger_thickness, int32_t ih,
+                   int32_t iw, int32_t *windows, int32_t *pts) {
+    if (m < 0 || ih < 1 || iw < 1 || (m > 0 && (!params || !windows || !pts))) return ES_ERR_ARG;
+    for (int64_t k = 0; k < m; k++) {
+        const double *p = params + 7 * k;
+        double cx = p[0], cy = p[1], c0 = p[2], c1 = p[3], scale = p[6];
+        double hp = finger_width * scale / 2, outer = p[5] / 2 + finger_thickness * scale, inner = p[4] / 2;
+        if (!(hp >= 0.5)) hp = isnan(hp) ? hp : 0.5; /* np.maximum(., 0.5) */
+        const double a[8] = {-inner, -outer, -outer, -inner, inner, outer, outer, inner};
+        const double b[8] = {-hp, -hp, hp, hp, -hp, -hp, hp, hp};
+        double q[8][2], lo[2] = {INFINITY, INFINITY}, hi[2] = {-INFINITY, -INFINITY};
+        for (int v = 0; v < 8; v++) {
+            q[v][0] = (cx + a[v] * c0) + b[v] * -c1; /* centre + a * closing + b * major, major = (-sin, cos) */
+            q[v][1] = (cy + a[v] * c1) + b[v] * c0;
+            for (int d = 0; d < 2; d++) {
+                if (!(fabs(q[v][d]) < 1e7)) return ES_ERR_ARG; /* NaN, or fixed-point coordinates near int32's end */
+                if (q[v][d] < lo[d]) lo[d] = q[v][d];
+                if (q[v][d] > hi[d]) hi[d] = q[v][d];
+            }
+        }
+        int64_t size[2] = {iw, ih};
+        int64_t org[2]; /* the reference's window over both quads: its origin sets the rounding */
+        int empty = 0;
+        for (int d = 0; d < 2; d++) {
+            int64_t o = floor64(lo[d]) - 1, e = ceil64(hi[d]) + 1;
+            org[d] = o > 0 ? o : 0;
+            if ((e < size[d] ? e : size[d]) <= org[d]) empty = 1;
+        }
+        for (int f = 0; f < 2; f++) {
+            int32_t *win = windows + 8 * k + 4 * f, *pt = pts + 16 * k + 8 * f;
+            double flo[2] = {INFINITY, INFINITY}, fhi[2] = {-INFINITY, -INFINITY};
+            for (int v = 4 * f; v < 4 * f + 4; v++)
+                for (int d = 0; d < 2; d++) {
+                    if (q[v][d] < flo[d]) flo[d] = q[v][d];
+                    if (q[v][d] > fhi[d]) fhi[d] = q[v][d];
+                }
+            for (int d = 0; d < 2; d++) {
+                int64_t o = floor64(flo[d]) - 1, e = ceil64(fhi[d]) + 1;
+                o = o > 0 ? o : 0;
+                e = e < size[d] ? e : size[d];
+                win[d] = (int32_t)(o < size[d] ? o : size[d]);
+                win[2 + d] = (int32_t)(e > o && !empty ? e - o : 0);
+                for (int v = 0; v < 4; v++) /* the reference's rounding, then moved by whole pixels */
+                    pt[2 * v + d] = (int32_t)rint((q[4 * f + v][d] - ((double)org[d] + 0.5)) * 16) - (int32_t)(16 * (o - org[d]));
+            }
+        }
+    }
+    return ES_OK;
+}
+
 /* Runs of nonzero bytes of row[0, w) shifted by dx into out (pairs start, end exclusive); returns how many. */
 static int64_t row_runs(const uint8_t *row, int32_t w, int64_t dx, int32_t *out) {
     int64_t n = 0;

@@ -43,6 +43,17 @@ int es_runs_shapes(const es_runs *r, int32_t *work, int64_t work_cap, double *ou
  * over the pixels with |t| <= half band (all pixels when there is no band or none lies in it). */
 int es_runs_extents(const es_runs *r, const double *params, double *out, int64_t cap);
 
+/* The two finger quads of m grasps' sweeps, as edgeseg/grasp/reference.py's clearance builds them
+ * (same float64 expressions): params[7 * k ...] = centre x, y, closing cos, sin, object extent, jaw
+ * opening (pixels), pixels per gripper unit. Per finger f, windows[8 * k + 4 * f ...] = (x0, y0, w, h):
+ * the quad's pixel bounds widened by one and clipped to the ih x iw image (w = h = 0 when it or the
+ * reference's window over both quads is empty), and pts[16 * k + 8 * f ...] its 4 corners (x, y) in
+ * that window's pixel-centre coordinates with 4 fractional bits (cv2.fillConvexPoly(..., shift=4)),
+ * rounded half to even in the reference's window and moved by whole pixels. ES_ERR_ARG for a
+ * non-finite or huge corner. */
+int es_sweep_quads(const double *params, int64_t m, double finger_width, double finger_thickness, int32_t ih,
+                   int32_t iw, int32_t *windows, int32_t *pts);
+
 /* The fingers' sweeps of m grasps, each finger rasterized into its own window of the image: sweep k's
  * finger f (0, 1) has window windows[8 * k + 4 * f ...] = (x0, y0, w, h) (x0, y0 >= 0), whose h rows of w
  * bytes (nonzero = swept) are bytes[offsets[2 * k + f] ...]; a pixel both fingers cover counts once. The
