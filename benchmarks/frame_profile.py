@@ -23,6 +23,7 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # b
 
 import argparse  # noqa: E402
 import dataclasses  # noqa: E402
+import json  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from collections import defaultdict  # noqa: E402
@@ -32,6 +33,7 @@ import numpy as np  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from decode_bench import machine  # noqa: E402
 from frame_budget import CONFIG, scenes  # noqa: E402
 
 import edgeseg  # noqa: E402
@@ -113,7 +115,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=20)
     ap.add_argument("--cprofile", action="store_true", help="also print cProfile of plan() + to_json()")
+    ap.add_argument("--out", type=Path, default=None, help="also write the per-step p50 / mean (ms) as JSON here")
     args = ap.parse_args()
+    report = {"machine": machine(), "command": "python benchmarks/frame_profile.py " + " ".join(sys.argv[1:]),
+              "edgeseg": str(Path(edgeseg.__file__).resolve().parent), "sets": {}}
     st = Steps()
     for owner, attr, name in PLAN_STEPS:
         st.timed(owner, attr, name)
@@ -133,6 +138,8 @@ def main() -> None:
                 total += 0.0 if part else float(np.mean(v))
                 print(f"  {'  ' if part else ''}{name:42s} {np.median(v):7.3f} / {np.mean(v):7.3f}")
             print(f"  {'sum (decode + grasp + serialize)':42s}           {total:7.3f}")
+            report["sets"][kind] = {"sum_of_means_ms": total, "steps": {
+                name: {"p50": float(np.median(v)), "mean": float(np.mean(v))} for name, v in st.ms.items()}}
             if args.cprofile:
                 import cProfile
                 import pstats
@@ -150,6 +157,8 @@ def main() -> None:
                         r.to_json()
                 pr.disable()
                 pstats.Stats(pr).sort_stats("tottime").print_stats(18)
+    if args.out:
+        args.out.write_text(json.dumps(report, indent=1) + "\n")
 
 
 if __name__ == "__main__":
