@@ -133,15 +133,18 @@ def clearances(result: Result, centers: np.ndarray, angles: np.ndarray, closing:
     """
     if c is None:
         c = use_c()
-    if not c:
+    h, w = result.image_size
+    try:
+        if not c:
+            raise ValueError("the reference runs")
+        params = np.column_stack([centers, closing, extent, width, scale])
+        windows, pts = _cdecode.sweep_quads(params, float(gripper.finger_width), float(gripper.finger_thickness), h, w)
+    except ValueError:  # or a quad corner past 1e7 pixels (absurd scales): the reference then, as it always did
         return np.array([
             reference.clearance((result.masks[j] for j in nb.tolist()), result.image_size, tuple(centers[k].tolist()),
                                 float(angles[k]), float(extent[k]), float(width[k]), gripper, float(scale[k]))
             for k, nb in enumerate(neighbours)
         ], np.float64)
-    h, w = result.image_size
-    params = np.column_stack([centers, closing, extent, width, scale])
-    windows, pts = _cdecode.sweep_quads(params, float(gripper.finger_width), float(gripper.finger_thickness), h, w)
     bounds = np.concatenate(([0], np.cumsum([len(nb) for nb in neighbours]))).astype(np.int64)
     nb_all = np.concatenate(neighbours).astype(np.int64) if bounds[-1] else np.zeros(0, np.int64)
     # each finger that can meet a neighbour rasterized into its own window of one buffer (the others
