@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from edgeseg.manifest import InputSpec, ShortestEdge
@@ -145,11 +146,13 @@ class Preprocessor:
 
     Fewest passes over the pixels: the image is resized straight into a
     reused padded canvas (only the pad bands are refilled, and only when the
-    letterbox changes), then one pass reorders channels and layout on uint8
-    (colour swap and HWC -> CHW together, a quarter of the bytes of float)
-    and one fused pass converts to float32 and normalizes into the output.
-    The tensor is bit-identical to converting first and reordering after
-    (same float32 multiply and add per element).
+    letterbox changes); for a float32 NCHW input OpenCV splits the canvas
+    into its three planes and one multiply per plane converts and scales it
+    into its output channel (the add of the mean is left out when it adds
+    -0.0, which changes no float); other inputs get one uint8 pass that
+    reorders channels and layout, then one fused float pass. The tensor is
+    bit-identical to converting first and reordering after (same float32
+    multiply and add per element).
     """
 
     def __init__(self, spec: InputSpec) -> None:
@@ -165,6 +168,10 @@ class Preprocessor:
         self._add = (-mean / std).astype(np.float32)
         shape = (3, 1, 1) if chw else (3,)
         self._mul_b, self._add_b = self._mul.reshape(shape), self._add.reshape(shape)
+        # x + (-0.0) is x for every float32 x (-0.0 and NaN included): then the add is left out
+        self._add_is_identity = bool(np.all((self._add == 0) & np.signbit(self._add)))
+        # canvas (BGR) plane feeding each output channel, for float32 NCHW (split, then one multiply per plane)
+        self._plane_of = (2, 1, 0) if spec.color == "RGB" else (0, 1, 2)
 
     def letterbox(self, image_bgr: np.ndarray) -> tuple[np.ndarray, LetterboxInfo]:
         """Letterboxes ``image_bgr`` into the reused canvas (BGR, uint8, HWC)."""
@@ -195,6 +202,8 @@ class Preprocessor:
         if spec.shortest_edge is not None:
             return self._shortest_edge(image_bgr)
         canvas, info = self.letterbox(image_bgr)
+        if spec.layout == "NCHW" and spec.quant is None and np.dtype(spec.dtype) == np.float32:
+            return self._planes_to_float(canvas), info
         src = canvas[..., ::-1] if spec.color == "RGB" else canvas
         if spec.layout == "NCHW":
             src = src.transpose(2, 0, 1)
@@ -212,6 +221,25 @@ class Preprocessor:
             info_dtype = np.iinfo(np.dtype(spec.dtype))
             x = np.clip(np.rint(x), info_dtype.min, info_dtype.max)
         return np.ascontiguousarray(x.astype(spec.dtype, copy=False)[None]), info
+
+    def _planes_to_float(self, canvas: np.ndarray) -> np.ndarray:
+        """Float32 NCHW in two passes: OpenCV splits the canvas into planes, one multiply per plane converts.
+
+        Each element is ``float32(pixel) * mul[c]`` (+ ``add[c]``) exactly as
+        the reorder-then-convert path computes it, so the tensor is the same
+        bit for bit (tests/test_preprocess.py checks it against
+        ``benchmarks/frame_baseline.py``'s convert-first path).
+
+        Returns:
+            ``(1, 3, H, W)`` float32, a new array.
+        """
+        planes = cv2.split(canvas)
+        x = np.empty((1, 3, *canvas.shape[:2]), np.float32)
+        for c, p in enumerate(self._plane_of):
+            np.multiply(planes[p], self._mul[c], out=x[0, c])
+        if not self._add_is_identity:
+            np.add(x[0], self._add_b, out=x[0])
+        return x
 
     def _shortest_edge(self, image_bgr: np.ndarray) -> tuple[np.ndarray, LetterboxInfo]:
         """Normalize, then bilinear resize in float32 (torchvision's order); ``(1, 3, h, w)`` NCHW."""

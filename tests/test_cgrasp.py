@@ -42,8 +42,8 @@ def frames(draw):
 
 
 @settings(max_examples=80, deadline=None)
-@given(r=frames(), band=st.sampled_from([float("nan"), 0.5, 2.0, 7.5]))
-def test_shapes_extents_clearance_match_reference(r, band):
+@given(r=frames(), band=st.sampled_from([float("nan"), 0.5, 2.0, 7.5]), scale=st.sampled_from([0.1, 0.5, 1.5, 3.0]))
+def test_shapes_extents_clearance_match_reference(r, band, scale):
     c, ref = gs.shapes(r, c=True), gs.shapes(r, c=False)
     np.testing.assert_array_equal(c.area, ref.area)
     for a, b in ((c.centroid, ref.centroid), (c.angle, ref.angle), (c.solidity, ref.solidity)):
@@ -58,12 +58,15 @@ def test_shapes_extents_clearance_match_reference(r, band):
     e_r = gs.extents(r, rows, cen, ang, closing, half, c=False)
     np.testing.assert_allclose(e_c, e_r, rtol=0, atol=1e-9)
     extent = e_r[:, 3] - e_r[:, 2] + 1
-    scale = np.full(len(rows), 0.5)
+    scale = np.full(len(rows), scale)  # 0.1: the two fingers' quads touch or overlap; 3.0: past the image
     width = extent + 2 * GRIPPER.margin * scale
     others = [np.array([j for j in range(len(r)) if j != i], np.int64) for i in rows.tolist()]
     k_c = gs.clearances(r, cen, ang, closing, extent, width, scale, GRIPPER, others, c=True)
     k_r = gs.clearances(r, cen, ang, closing, extent, width, scale, GRIPPER, others, c=False)
     np.testing.assert_allclose(k_c, k_r, rtol=0, atol=1e-12)
+    huge = np.full(len(rows), 3e6)  # finger corners past what es_sweep_quads takes: the reference answers
+    np.testing.assert_array_equal(gs.clearances(r, cen, ang, closing, extent, width, huge, GRIPPER, others, c=True),
+                                  gs.clearances(r, cen, ang, closing, extent, width, huge, GRIPPER, others, c=False))
 
 
 @settings(max_examples=80, deadline=None)
@@ -80,6 +83,20 @@ def test_runs_rebuild_the_bitmaps(r):
                 assert 0 <= a < b <= w and not rebuilt[y, a:b].any()
                 rebuilt[y, a:b] = True
         np.testing.assert_array_equal(rebuilt, m.bitmap)
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), w=st.integers(1, 80), h=st.integers(1, 6),
+       fill=st.sampled_from([0.02, 0.5, 0.98]), value=st.sampled_from([1, 2, 255]))
+def test_runs_of_any_nonzero_bytes(seed, w, h, fill, value):
+    """uint8 masks: any nonzero byte is foreground (long runs take the 16- and 8-byte steps)."""
+    rng = np.random.default_rng(seed)
+    bits = np.where(rng.random(h * w) < fill, value, 0).astype(np.uint8)
+    first, starts, runs = gs._cdecode.runs(bits, np.array([0], np.int64), np.array([[0, 0, w, h]], np.int32))
+    for y in range(h):
+        row = np.concatenate(([0], bits[y * w : (y + 1) * w] != 0, [0])).astype(np.int8)
+        edges = np.flatnonzero(np.diff(row))
+        assert runs[starts[y]:starts[y + 1]].ravel().tolist() == edges.tolist()
 
 
 @settings(max_examples=80, deadline=None)
@@ -148,9 +165,34 @@ def test_bad_layouts_are_refused():
         cd.rle_runs(runs, starts, first, np.array([[3, 0, 4, 2]], np.int32), 4, 4)
     with pytest.raises(ValueError, match="run table"):
         cd.rle_runs(*bad_tables["run past its span"], 4, 4)
-    with pytest.raises(ValueError, match="sweep_hits|es_"):  # neighbour index out of range
-        cd.sweep_hits(np.ones((2, 2), np.uint8), 0, 0, bits, np.array([0], np.int64),
-                      np.array([[0, 0, 2, 2]], np.int32), np.array([3], np.int64))
+    with pytest.raises(ValueError, match="es_runs_sweeps"):  # neighbour index out of range
+        cd.sweeps(runs, starts, first, spans, np.ones(8, np.uint8), np.array([0, 4], np.int64),
+                  np.array([[0, 0, 2, 2], [2, 0, 2, 2]], np.int32), np.array([3], np.int64), np.array([0, 1], np.int64))
+    with pytest.raises(ValueError, match="es_runs_sweeps"):  # window past the swept bytes
+        cd.sweeps(runs, starts, first, spans, np.ones(7, np.uint8), np.array([0, 4], np.int64),
+                  np.array([[0, 0, 2, 2], [2, 0, 2, 2]], np.int32), np.array([0], np.int64), np.array([0, 1], np.int64))
+    with pytest.raises(ValueError, match="es_runs_sweeps"):  # neighbour bounds past the list
+        cd.sweeps(runs, starts, first, spans, np.ones(8, np.uint8), np.array([0, 4], np.int64),
+                  np.array([[0, 0, 2, 2], [2, 0, 2, 2]], np.int32), np.array([0], np.int64), np.array([0, 2], np.int64))
+    with pytest.raises(ValueError, match="windows"):  # one window per finger, two per sweep
+        cd.sweeps(runs, starts, first, spans, np.ones(4, np.uint8), np.array([0], np.int64),
+                  np.array([[0, 0, 2, 2]], np.int32), np.array([0], np.int64), np.array([0, 1], np.int64))
+    # mask rows .XX. / X.XX; sweep 0: fingers over columns 0-1 and 1-2 (column 1 swept by both, counted once)
+    area_hit = cd.sweeps(runs, starts, first, spans, np.array([1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1], np.uint8),
+                         np.array([0, 4, 8, 8], np.int64),
+                         np.array([[0, 0, 2, 2], [1, 0, 2, 2], [2, 0, 2, 2], [0, 0, 0, 0]], np.int32),
+                         np.array([0, 0], np.int64), np.array([0, 1, 2], np.int64))
+    assert area_hit.tolist() == [[5, 3], [4, 3]]
+    quad = [10.0, 10.0, 1.0, 0.0, 4.0, 8.0, 1.0]  # centre, closing, extent, opening, scale
+    windows, pts = cd.sweep_quads(np.array([quad]), 2.0, 1.0, 20, 20)
+    assert windows.shape == (2, 4) and pts.shape == (2, 4, 2) and (windows[:, 2:] > 0).all()
+    far = cd.sweep_quads(np.array([[500.0, 10.0, 1.0, 0.0, 4.0, 8.0, 1.0]]), 2.0, 1.0, 20, 20)[0]
+    assert (far[:, 2:] == 0).all()  # outside the image: nothing to rasterize
+    for bad in (float("nan"), float("inf"), 1e12):
+        with pytest.raises(ValueError, match="es_sweep_quads"):
+            cd.sweep_quads(np.array([[bad, 10.0, 1.0, 0.0, 4.0, 8.0, 1.0]]), 2.0, 1.0, 20, 20)
+    with pytest.raises(ValueError, match=r"\(m, 7\)"):
+        cd.sweep_quads(np.zeros((1, 6)), 2.0, 1.0, 20, 20)
 
 
 def test_decoder_masks_keep_their_layout():

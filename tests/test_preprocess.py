@@ -58,3 +58,26 @@ def test_bad_images_rejected(bad):
     pre = Preprocessor(InputSpec(name="x", shape=(1, 3, 32, 32)))
     with pytest.raises((ValueError, TypeError), match="expected"):
         pre(bad)
+
+
+@pytest.mark.parametrize("color", ["RGB", "BGR"])
+@pytest.mark.parametrize("norm", [((0.0, 0.0, 0.0), (1.0, 1.0, 1.0)), ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+                                  ((-0.0, 0.5, 1.0), (-0.5, 2.0, 1e-3))])
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+def test_tensor_bit_identical_to_converting_first(color, norm, layout):
+    """The fused paths give the tensor of the pre-issue-21 path (convert to float, normalize, then reorder), bit for bit."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    baseline = pytest.importorskip("frame_baseline")
+    mean, std = norm
+    shape = (1, 3, 96, 128) if layout == "NCHW" else (1, 96, 128, 3)
+    spec = InputSpec(name="x", shape=shape, layout=layout, color=color, mean=mean, std=std)
+    rng = np.random.default_rng(len(color) + len(layout))
+    for size in [(96, 128), (240, 320), (77, 301)]:
+        img = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
+        new, lb_new = Preprocessor(spec)(img)
+        old, lb_old = baseline.preprocess_v0(Preprocessor(spec), img)
+        assert lb_new == lb_old and new.shape == old.shape and new.dtype == old.dtype
+        assert new.tobytes() == old.tobytes()  # bit for bit, signed zeros included

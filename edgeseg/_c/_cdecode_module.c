@@ -287,38 +287,6 @@ int to_bitmaps(PyObject *bits_o, PyObject *offsets_o, PyObject *spans_o, es_bitm
 
 void drop_refs(PyArrayObject **refs) { for (int k = 0; k < 3; k++) Py_XDECREF(refs[k]); }
 
-static PyObject *py_sweep_hits(PyObject *self, PyObject *args) {
-    PyObject *sweep_o, *bits_o, *offsets_o, *spans_o, *which_o;
-    int sx0, sy0;
-    PyArrayObject *refs[3];
-    es_bitmaps b;
-    (void)self;
-    if (!PyArg_ParseTuple(args, "OiiOOOO", &sweep_o, &sx0, &sy0, &bits_o, &offsets_o, &spans_o, &which_o)) return NULL;
-    if (!PyArray_Check(sweep_o) || PyArray_NDIM((PyArrayObject *)sweep_o) != 2 ||
-        PyArray_TYPE((PyArrayObject *)sweep_o) != NPY_UINT8 || !PyArray_IS_C_CONTIGUOUS((PyArrayObject *)sweep_o)) {
-        PyErr_SetString(PyExc_TypeError, "sweep must be a 2-D C-contiguous uint8 array");
-        return NULL;
-    }
-    PyArrayObject *sweep = (PyArrayObject *)sweep_o;
-    if (to_bitmaps(bits_o, offsets_o, spans_o, &b, refs)) { drop_refs(refs); return NULL; }
-    PyArrayObject *which = (PyArrayObject *)PyArray_FROMANY(which_o, NPY_INT64, 1, 1, NPY_ARRAY_IN_ARRAY);
-    npy_intp sh = PyArray_DIM(sweep, 0), sw = PyArray_DIM(sweep, 1);
-    uint8_t *scratch = which ? PyMem_RawMalloc((size_t)(sw > 0 ? sw : 1)) : NULL;
-    int64_t area = 0, hit = 0;
-    int st = ES_ERR_NOMEM;
-    if (scratch)
-        st = es_sweep_hits(PyArray_DATA(sweep), (int32_t)sw, (int32_t)sh, sx0, sy0, &b, PyArray_DATA(which),
-                           (int64_t)PyArray_DIM(which, 0), scratch, (int64_t)sw, &area, &hit);
-    PyMem_RawFree(scratch);
-    Py_XDECREF(which);
-    drop_refs(refs);
-    if (st != ES_OK) {
-        if (!PyErr_Occurred()) raise_status(st, "es_sweep_hits");
-        return NULL;
-    }
-    return Py_BuildValue("LL", (long long)area, (long long)hit);
-}
-
 static PyMethodDef methods[] = {
     {"detect", py_detect, METH_VARARGS,
      "detect(boxes, b_scale, b_zp, scores, s_scale, s_zp, centres, strides, raw_threshold, iou, topk, max_det, "
@@ -326,8 +294,6 @@ static PyMethodDef methods[] = {
     {"masks", py_masks, METH_VARARGS,
      "masks(kind, mode, coeffs, maps, m_scale, m_zp, boxes, letterbox, out, threads, flags[, regions]); "
      "see edgeseg.decode.cpath."},
-    {"sweep_hits", py_sweep_hits, METH_VARARGS,
-     "sweep_hits(sweep, x0, y0, bits, offsets, spans, which) -> (swept pixels, swept pixels other masks cover)."},
     {NULL, NULL, 0, NULL},
 };
 

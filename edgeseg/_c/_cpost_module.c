@@ -137,6 +137,80 @@ static PyObject *py_extents(PyObject *self, PyObject *args) {
     return out;
 }
 
+static PyObject *py_sweep_quads(PyObject *self, PyObject *args) {
+    PyObject *params_o;
+    double fw, ft;
+    int ih, iw;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "Oddii", &params_o, &fw, &ft, &ih, &iw)) return NULL;
+    PyArrayObject *params = (PyArrayObject *)PyArray_FROMANY(params_o, NPY_FLOAT64, 2, 2, NPY_ARRAY_IN_ARRAY);
+    if (!params) return NULL;
+    if (PyArray_DIM(params, 1) != 7) {
+        PyErr_Format(PyExc_ValueError, "sweep_quads: params must be (m, 7) float64, got (%zd, %zd)",
+                     (Py_ssize_t)PyArray_DIM(params, 0), (Py_ssize_t)PyArray_DIM(params, 1));
+        Py_DECREF(params);
+        return NULL;
+    }
+    npy_intp m = PyArray_DIM(params, 0), wd[2] = {2 * m, 4}, pd[3] = {2 * m, 4, 2};
+    PyObject *windows = PyArray_SimpleNew(2, wd, NPY_INT32), *pts = PyArray_SimpleNew(3, pd, NPY_INT32);
+    if (windows && pts && raise_status(es_sweep_quads(PyArray_DATA(params), (int64_t)m, fw, ft, ih, iw,
+                                                      PyArray_DATA((PyArrayObject *)windows),
+                                                      PyArray_DATA((PyArrayObject *)pts)), "es_sweep_quads"))
+        Py_CLEAR(windows);
+    Py_DECREF(params);
+    if (!windows || !pts) { Py_XDECREF(windows); Py_XDECREF(pts); return NULL; }
+    return Py_BuildValue("NN", windows, pts);
+}
+
+static PyObject *py_sweeps(PyObject *self, PyObject *args) {
+    PyObject *runs_o, *row_start_o, *first_row_o, *spans_o, *o[5];
+    static const int types[5] = {NPY_UINT8, NPY_INT64, NPY_INT32, NPY_INT64, NPY_INT64};
+    static const char *names[5] = {"bytes", "offsets", "windows", "which", "bounds"};
+    PyArrayObject *refs[4], *a[5] = {NULL, NULL, NULL, NULL, NULL};
+    es_runs r;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "OOOOOOOOO", &runs_o, &row_start_o, &first_row_o, &spans_o, &o[0], &o[1], &o[2], &o[3],
+                          &o[4]))
+        return NULL;
+    if (to_runs(runs_o, row_start_o, first_row_o, spans_o, &r, refs)) { drop_runs_refs(refs); return NULL; }
+    int ok = 1;
+    for (int k = 0; k < 5 && ok; k++) {
+        a[k] = (PyArrayObject *)PyArray_FROMANY(o[k], types[k], k == 2 ? 2 : 1, k == 2 ? 2 : 1, NPY_ARRAY_IN_ARRAY);
+        if (!a[k]) { PyErr_Format(PyExc_TypeError, "sweeps: %s has the wrong type or dimensions", names[k]); ok = 0; }
+    }
+    npy_intp m = ok ? PyArray_DIM(a[4], 0) - 1 : 0;
+    if (ok && (m < 0 || PyArray_DIM(a[1], 0) != 2 * m || PyArray_DIM(a[2], 0) != 2 * m || PyArray_DIM(a[2], 1) != 4)) {
+        PyErr_Format(PyExc_ValueError, "sweeps: for bounds of %zd entries expected offsets (%zd,) int64 and windows "
+                     "(%zd, 4) int32, got offsets %zd and windows %zd x %zd", (Py_ssize_t)(m + 1), (Py_ssize_t)(2 * m),
+                     (Py_ssize_t)(2 * m), (Py_ssize_t)PyArray_DIM(a[1], 0), (Py_ssize_t)PyArray_DIM(a[2], 0),
+                     (Py_ssize_t)PyArray_DIM(a[2], 1));
+        ok = 0;
+    }
+    PyObject *out = NULL;
+    if (ok) {
+        es_sweeps s = {PyArray_DATA(a[0]), (int64_t)PyArray_SIZE(a[0]), PyArray_DATA(a[2]), PyArray_DATA(a[1]),
+                       PyArray_DATA(a[4]), (int64_t)m, PyArray_DATA(a[3]), (int64_t)PyArray_SIZE(a[3])};
+        npy_intp dims[2] = {m, 2};
+        out = PyArray_SimpleNew(2, dims, NPY_INT64);
+        int64_t size = es_sweeps_work_size(&s);
+        uint8_t *work = out ? PyMem_RawMalloc((size_t)size + 8) : NULL;
+        int st = ES_ERR_NOMEM;
+        if (work) {
+            Py_BEGIN_ALLOW_THREADS
+            st = es_runs_sweeps(&r, &s, work, size + 8, PyArray_DATA((PyArrayObject *)out));
+            Py_END_ALLOW_THREADS
+        }
+        PyMem_RawFree(work);
+        if (st != ES_OK) {
+            Py_CLEAR(out);
+            if (!PyErr_Occurred()) raise_status(st, "es_runs_sweeps");
+        }
+    }
+    for (int k = 0; k < 5; k++) Py_XDECREF(a[k]);
+    drop_runs_refs(refs);
+    return out;
+}
+
 typedef struct { es_runs *r; int ih, iw; uint8_t *work; size_t work_size; } runs_rle;
 static int runs_rle_call(void *ctx, int64_t first, char *out, int64_t cap, int64_t *ends, int64_t *done) {
     runs_rle *c = ctx;
@@ -219,6 +293,13 @@ PyMethodDef es_post_methods[] = {
      "see edgeseg.grasp.shape."},
     {"extents", py_extents, METH_VARARGS,
      "extents(runs, row_start, first_row, spans, params (n, 5)) -> (n, 4) float64: t min, t max, s min, s max."},
+    {"sweep_quads", py_sweep_quads, METH_VARARGS,
+     "sweep_quads(params (m, 7), finger_width, finger_thickness, image_h, image_w) -> (windows (2m, 4) int32, "
+     "points (2m, 4, 2) int32): each grasp's two finger quads for cv2.fillConvexPoly; see edgeseg/_c/es_runs.h."},
+    {"sweeps", py_sweeps, METH_VARARGS,
+     "sweeps(runs, row_start, first_row, spans, bytes, offsets (2m,), windows (2m, 4), which, bounds (m + 1,)) -> "
+     "(m, 2) int64: swept pixels of each grasp's two finger windows and those the masks "
+     "which[bounds[k]:bounds[k + 1]] cover; see edgeseg/_c/es_runs.h."},
     {"rle_runs", py_rle_runs, METH_VARARGS,
      "rle_runs(runs, row_start, first_row, spans, image_h, image_w) -> list of COCO RLE count strings."},
     {"poses", py_poses, METH_VARARGS,

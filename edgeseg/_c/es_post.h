@@ -32,12 +32,7 @@ int64_t es_shapes_work_size(int64_t max_h);
 
 /* Shapes and extents of masks: es_runs.h (they read runs, made from bitmaps by es_bitmap_runs). */
 
-/* Fingers' sweep against other masks: sweep is sh rows of sw bytes (nonzero = swept) placed at
- * (sx0, sy0); *area = swept pixels, *hit = swept pixels that any mask which[0..nwhich) covers.
- * Only the pixels between each row's first and last swept one are read. scratch: scratch_cap >= sw bytes. */
-int es_sweep_hits(const uint8_t *sweep, int32_t sw, int32_t sh, int32_t sx0, int32_t sy0, const es_bitmaps *b,
-                  const int64_t *which, int64_t nwhich, uint8_t *scratch, int64_t scratch_cap, int64_t *area,
-                  int64_t *hit);
+/* Fingers' sweeps against other masks: es_runs_sweeps in es_runs.h (from their runs). */
 
 /* COCO RLE of masks: es_rle_runs in es_runs.h (from their runs). */
 

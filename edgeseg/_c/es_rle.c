@@ -168,65 +168,55 @@ static int64_t xor_bounds(const int32_t *a, int64_t na, const int32_t *b, int64_
 }
 
 /* Value changes of mask i's column-major stream from its runs, bucketed by column into col_start
- * (sp.w + 1) and toggles (rows ascending per column); pos: sp.w + 1 entries, bounds: 4 * (runs of
- * two rows) + 4 entries. Returns the number of changes, or -1 when cap is too small. */
+ * (sp.w + 1) and toggles (rows ascending per column); pos: sp.w + 1 entries. The intervals where each
+ * row differs from the row above are found once, kept in bounds (6 R + 8 entries, R = the mask's runs)
+ * with their rows in rows_of (3 R + 4), counted per column, then scattered. Returns the number of
+ * changes, or -1 when cap is too small. */
 static int64_t runs_toggles(const es_runs *r, int64_t i, int64_t ih, int32_t *col_start, int32_t *pos,
-                            int32_t *toggles, int64_t cap, int32_t *bounds) {
+                            int32_t *toggles, int64_t cap, int32_t *bounds, int32_t *rows_of) {
     es_span sp = r->spans[i];
     int32_t w = sp.w, h = sp.h;
     int wrap = sp.y0 == 0 && h == ih; /* full-height strip: a column continues the previous one */
     const int64_t *rs = r->row_start + r->first_row[i];
-    const int32_t *none = NULL;
+    int64_t nb = 0, total = 0;
     memset(col_start, 0, sizeof(int32_t) * (size_t)(w + 1));
-    for (int pass = 0; pass < 2; pass++) {
-        int64_t total = 0;
-        for (int32_t y = 0; y <= h; y++) {
-            /* row y against the row above; row 0 against nothing (or, wrapped, the last row one column left);
-             * row h (the pixel after the strip) only when not wrapped */
-            if (y == h && wrap) break;
-            const int32_t *cur = none, *up = none;
-            int64_t ncur = 0, nup = 0;
-            int32_t shift = 0;
-            if (y < h) { cur = r->runs + 2 * rs[y]; ncur = rs[y + 1] - rs[y]; }
-            if (y > 0) { up = r->runs + 2 * rs[y - 1]; nup = rs[y] - rs[y - 1]; }
-            else if (wrap) { up = r->runs + 2 * rs[h - 1]; nup = rs[h] - rs[h - 1]; shift = 1; }
-            int64_t nb = xor_bounds(cur, ncur, up, nup, shift, w, bounds);
-            for (int64_t k = 0; k < nb; k += 2) {
-                int32_t p = bounds[k], q = bounds[k + 1];
-                total += q - p;
-                if (pass == 0) { col_start[p + 1]++; if (q < w) col_start[q + 1]--; }
-                else for (int32_t j = p; j < q; j++) toggles[pos[j]++] = y;
-            }
-        }
-        if (pass == 0) {
-            if (total > cap) return -1;
-            for (int32_t j = 1; j <= w; j++) col_start[j] += col_start[j - 1]; /* counts per column */
-            for (int32_t j = 1; j <= w; j++) col_start[j] += col_start[j - 1]; /* starts */
-            memcpy(pos, col_start, sizeof(int32_t) * (size_t)w);
-        } else {
-            return total;
+    for (int32_t y = 0; y <= h; y++) {
+        /* row y against the row above; row 0 against nothing (or, wrapped, the last row one column left);
+         * row h (the pixel after the strip) only when not wrapped */
+        if (y == h && wrap) break;
+        const int32_t *cur = NULL, *up = NULL;
+        int64_t ncur = 0, nup = 0, k0 = nb;
+        int32_t shift = 0;
+        if (y < h) { cur = r->runs + 2 * rs[y]; ncur = rs[y + 1] - rs[y]; }
+        if (y > 0) { up = r->runs + 2 * rs[y - 1]; nup = rs[y] - rs[y - 1]; }
+        else if (wrap) { up = r->runs + 2 * rs[h - 1]; nup = rs[h] - rs[h - 1]; shift = 1; }
+        nb += xor_bounds(cur, ncur, up, nup, shift, w, bounds + nb);
+        for (int64_t k = k0; k < nb; k += 2) {
+            int32_t p = bounds[k], q = bounds[k + 1];
+            rows_of[k / 2] = y;
+            total += q - p;
+            col_start[p + 1]++;
+            if (q < w) col_start[q + 1]--;
         }
     }
-    return 0;
-}
-
-/* Most runs in two vertically adjacent rows of mask i (row 0 counts with the last row: wrapping). */
-static int64_t two_rows_most(const es_runs *r, int64_t i) {
-    const int64_t *rs = r->row_start + r->first_row[i];
-    int32_t h = r->spans[i].h;
-    int64_t most = 0;
-    for (int32_t y = 0; y < h; y++) {
-        int64_t two = rs[y + 1] - rs[y] + (y ? rs[y] - rs[y - 1] : rs[h] - rs[h - 1]);
-        if (two > most) most = two;
+    if (total > cap) return -1;
+    for (int32_t j = 1; j <= w; j++) col_start[j] += col_start[j - 1]; /* counts per column */
+    for (int32_t j = 1; j <= w; j++) col_start[j] += col_start[j - 1]; /* starts */
+    memcpy(pos, col_start, sizeof(int32_t) * (size_t)w);
+    for (int64_t k = 0; k < nb; k += 2) {
+        int32_t y = rows_of[k / 2];
+        for (int32_t j = bounds[k]; j < bounds[k + 1]; j++) toggles[pos[j]++] = y;
     }
-    return most;
+    return total;
 }
 
-/* int32 entries mask i needs: col_start and pos (w + 1 each), bounds (2 * most + 4), toggles (at
- * most w per row and the row after the strip). */
+/* int32 entries mask i needs: col_start and pos (w + 1 each), bounds and rows_of (9 R + 12 for its R
+ * runs: each row's changes against the row above are at most 2 (runs of both) boundaries, and every
+ * row is "above" once more), toggles (at most w per row and the row after the strip). */
 static int64_t rle_runs_work(const es_runs *r, int64_t i) {
     es_span sp = r->spans[i];
-    return 2 * ((int64_t)sp.w + 1) + 2 * two_rows_most(r, i) + 4 + (int64_t)sp.w * ((int64_t)sp.h + 1);
+    int64_t runs = r->row_start[r->first_row[i] + sp.h] - r->row_start[r->first_row[i]];
+    return 2 * ((int64_t)sp.w + 1) + 9 * runs + 12 + (int64_t)sp.w * ((int64_t)sp.h + 1);
 }
 
 size_t es_rle_runs_workspace_size(const es_runs *r) {
@@ -257,10 +247,11 @@ int es_rle_runs(const es_runs *r, int ih, int iw, int64_t first, char *out, int6
         if (sp.w == 0 || sp.h == 0) {
             rle_emit(&wr, (int64_t)ih * iw); /* all background */
         } else {
+            int64_t nr = r->row_start[r->first_row[i] + sp.h] - r->row_start[r->first_row[i]];
             int32_t *col_start = (int32_t *)(void *)work, *pos = col_start + sp.w + 1, *bounds = pos + sp.w + 1;
-            int32_t *toggles = bounds + 2 * two_rows_most(r, i) + 4;
+            int32_t *rows_of = bounds + 6 * nr + 8, *toggles = rows_of + 3 * nr + 4;
             int64_t tcap = (int64_t)(work_size / sizeof(int32_t)) - (toggles - col_start);
-            if (runs_toggles(r, i, ih, col_start, pos, toggles, tcap, bounds) < 0) return ES_ERR_CAPACITY;
+            if (runs_toggles(r, i, ih, col_start, pos, toggles, tcap, bounds, rows_of) < 0) return ES_ERR_CAPACITY;
             int64_t lr = r->first_row[i] + sp.h - 1, k1 = r->row_start[lr + 1];
             int last_fg = k1 > r->row_start[lr] && r->runs[2 * k1 - 1] == sp.w;
             rle_from_toggles(col_start, toggles, sp, ih, iw, last_fg, &wr);

@@ -3,26 +3,38 @@
 
 #include <string.h>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #define ONES 0x0101010101010101ULL
+
+/* First x in [from, w) whose byte is nonzero (zero when `zero`), or w: 16 bytes per step with SSE2,
+ * then 8, then one. */
+static int32_t first_byte(const uint8_t *row, int32_t from, int32_t w, int zero) {
+    int32_t x = from;
+#if defined(__SSE2__)
+    for (; x + 16 <= w; x += 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(row + x));
+        unsigned zeros = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_setzero_si128()));
+        unsigned hits = zero ? zeros : (~zeros & 0xFFFFu);
+        if (hits) return x + __builtin_ctz(hits);
+    }
+#endif
+    for (; x + 8 <= w; x += 8) {
+        uint64_t q;
+        memcpy(&q, row + x, 8);
+        if (zero ? q != ONES : q != 0) break; /* bool bitmaps: foreground bytes are 1 */
+    }
+    while (x < w && (row[x] != 0) == zero) x++;
+    return x;
+}
 
 /* First run of nonzero bytes in row[from, w): returns its start (w when none), *end its end. */
 static int32_t next_run(const uint8_t *row, int32_t from, int32_t w, int32_t *end) {
-    int32_t x = from;
-    for (; x + 8 <= w; x += 8) {
-        uint64_t v;
-        memcpy(&v, row + x, 8);
-        if (v) break;
-    }
-    while (x < w && !row[x]) x++;
+    int32_t x = first_byte(row, from, w, 0);
     if (x >= w) { *end = w; return w; }
-    int32_t e = x + 1;
-    for (; e + 8 <= w; e += 8) {
-        uint64_t v;
-        memcpy(&v, row + e, 8);
-        if (v != ONES) break; /* bool bitmaps: foreground bytes are 1 */
-    }
-    while (e < w && row[e]) e++;
-    *end = e;
+    *end = first_byte(row, x + 1, w, 1);
     return x;
 }
 

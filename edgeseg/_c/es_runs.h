@@ -43,6 +43,40 @@ int es_runs_shapes(const es_runs *r, int32_t *work, int64_t work_cap, double *ou
  * over the pixels with |t| <= half band (all pixels when there is no band or none lies in it). */
 int es_runs_extents(const es_runs *r, const double *params, double *out, int64_t cap);
 
+/* The two finger quads of m grasps' sweeps, as edgeseg/grasp/reference.py's clearance builds them
+ * (same float64 expressions): params[7 * k ...] = centre x, y, closing cos, sin, object extent, jaw
+ * opening (pixels), pixels per gripper unit. Per finger f, windows[8 * k + 4 * f ...] = (x0, y0, w, h):
+ * the quad's pixel bounds widened by one and clipped to the ih x iw image (w = h = 0 when it or the
+ * reference's window over both quads is empty), and pts[16 * k + 8 * f ...] its 4 corners (x, y) in
+ * that window's pixel-centre coordinates with 4 fractional bits (cv2.fillConvexPoly(..., shift=4)),
+ * rounded half to even in the reference's window and moved by whole pixels. ES_ERR_ARG for a
+ * non-finite or huge corner. */
+int es_sweep_quads(const double *params, int64_t m, double finger_width, double finger_thickness, int32_t ih,
+                   int32_t iw, int32_t *windows, int32_t *pts);
+
+/* The fingers' sweeps of m grasps, each finger rasterized into its own window of the image: sweep k's
+ * finger f (0, 1) has window windows[8 * k + 4 * f ...] = (x0, y0, w, h) (x0, y0 >= 0), whose h rows of w
+ * bytes (nonzero = swept) are bytes[offsets[2 * k + f] ...]; a pixel both fingers cover counts once. The
+ * masks that may reach sweep k are which[bounds[k] .. bounds[k + 1]) (indices into a run table). */
+typedef struct {
+    const uint8_t *bytes;
+    int64_t nbytes;
+    const int32_t *windows;  /* (m, 2, 4) */
+    const int64_t *offsets;  /* (m, 2) */
+    const int64_t *bounds;   /* (m + 1,) */
+    int64_t m;
+    const int64_t *which;    /* (nwhich,) */
+    int64_t nwhich;
+} es_sweeps;
+
+/* Work bytes es_runs_sweeps needs for s. */
+int64_t es_sweeps_work_size(const es_sweeps *s);
+
+/* Per sweep k: out[2 * k] = swept pixels, out[2 * k + 1] = swept pixels that any of its masks in r covers
+ * (r's masks placed at their spans in the same image). Reads the windows' rows and the masks' runs that
+ * meet their swept intervals, nothing else. */
+int es_runs_sweeps(const es_runs *r, const es_sweeps *s, uint8_t *work, int64_t work_size, int64_t *out);
+
 /* int32-sized work bytes es_rle_runs needs for the masks of r (the widest strip's changes). */
 size_t es_rle_runs_workspace_size(const es_runs *r);
 

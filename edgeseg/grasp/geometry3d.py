@@ -247,9 +247,9 @@ def grasp_poses(position: np.ndarray, closing: np.ndarray, approach: np.ndarray,
         poses = make_poses(position, closing, approach, approach)
         return poses, transform_poses(poses, hand_eye) if hand_eye is not None else [None] * len(poses)
     out = _cdecode.poses(position, closing, approach, approach, hand_eye)
-    rows = out.tolist()
-    cam = [Pose3D(tuple(r[0][:3]), tuple(r[0][3:7]), r[0][7], out[k, 0, 8:].reshape(3, 3)) for k, r in enumerate(rows)]
+    rows = out[:, :, :8].tolist()
+    rot = out[:, :, 8:].reshape(-1, 2, 3, 3)  # one reshape; list() of its slices makes the per-pose views
+    cam = [Pose3D(tuple(r[0][:3]), tuple(r[0][3:7]), r[0][7], m) for r, m in zip(rows, list(rot[:, 0]), strict=True)]
     if hand_eye is None:
         return cam, [None] * len(cam)
-    return cam, [Pose3D(tuple(r[1][:3]), tuple(r[1][3:7]), r[1][7], out[k, 1, 8:].reshape(3, 3))
-                 for k, r in enumerate(rows)]
+    return cam, [Pose3D(tuple(r[1][:3]), tuple(r[1][3:7]), r[1][7], m) for r, m in zip(rows, list(rot[:, 1]), strict=True)]

@@ -112,9 +112,13 @@ def clearances(result: Result, centers: np.ndarray, angles: np.ndarray, closing:
                c: bool | None = None) -> np.ndarray:
     """Free fraction of each grasp's finger sweep (see :func:`edgeseg.grasp.reference.clearance`).
 
-    The sweep polygons and their windows are computed for all grasps at once
-    with the reference's arithmetic; each is rasterized with the same
-    ``cv2.fillConvexPoly`` call and counted against its neighbours in C.
+    One C call (``es_sweep_quads``) builds every grasp's two finger quads
+    with the reference's arithmetic and gives each finger its own window;
+    each quad is rasterized with the reference's ``cv2.fillConvexPoly`` call
+    into its window of one buffer (OpenCV's integer rasterization moves with
+    the window by whole pixels), and one more (``es_runs_sweeps``) counts
+    every sweep's swept intervals, both fingers together, against its
+    neighbours' runs.
 
     Args:
         result: The frame.
@@ -129,46 +133,37 @@ def clearances(result: Result, centers: np.ndarray, angles: np.ndarray, closing:
     """
     if c is None:
         c = use_c()
-    if not c:
+    h, w = result.image_size
+    try:
+        if not c:
+            raise ValueError("the reference runs")
+        params = np.column_stack([centers, closing, extent, width, scale])
+        windows, pts = _cdecode.sweep_quads(params, float(gripper.finger_width), float(gripper.finger_thickness), h, w)
+    except ValueError:  # or a quad corner past 1e7 pixels (absurd scales): the reference then, as it always did
         return np.array([
             reference.clearance((result.masks[j] for j in nb.tolist()), result.image_size, tuple(centers[k].tolist()),
                                 float(angles[k]), float(extent[k]), float(width[k]), gripper, float(scale[k]))
             for k, nb in enumerate(neighbours)
         ], np.float64)
-    major = np.column_stack([-closing[:, 1], closing[:, 0]])
-    half_pad = np.maximum(gripper.finger_width * scale / 2, 0.5)
-    outer = width / 2 + gripper.finger_thickness * scale
-    inner = extent / 2
-    a = np.stack([-inner, -outer, -outer, -inner, inner, outer, outer, inner], axis=1)  # (M, 8): two quads
-    b = np.stack([-half_pad, -half_pad, half_pad, half_pad] * 2, axis=1)
-    polys = centers[:, None, :] + a[..., None] * closing[:, None, :] + b[..., None] * major[:, None, :]
-    h, w = result.image_size
-    lo, hi = polys.min(axis=1), polys.max(axis=1)
-    x0 = np.maximum(0, np.floor(lo[:, 0]).astype(np.int64) - 1)
-    y0 = np.maximum(0, np.floor(lo[:, 1]).astype(np.int64) - 1)
-    x1 = np.minimum(w, np.ceil(hi[:, 0]).astype(np.int64) + 1)
-    y1 = np.minimum(h, np.ceil(hi[:, 1]).astype(np.int64) + 1)
-    origin = np.column_stack([x0 + 0.5, y0 + 0.5])
-    pts = np.round((polys - origin[:, None, :]) * 16).astype(np.int32)
-    p = result.packed_masks
+    bounds = np.concatenate(([0], np.cumsum([len(nb) for nb in neighbours]))).astype(np.int64)
+    nb_all = np.concatenate(neighbours).astype(np.int64) if bounds[-1] else np.zeros(0, np.int64)
+    # each finger that can meet a neighbour rasterized into its own window of one buffer (the others
+    # get empty windows); the C call keeps per finger only the neighbours whose box meets its window
+    on = (windows[:, 2] > 0) & (windows[:, 3] > 0) & np.repeat(bounds[1:] > bounds[:-1], 2)
     out = np.ones(len(centers), np.float64)
-    # only masks inside the sweep's window can hit it (as in the reference): one test for all pairs
-    owner = np.repeat(np.arange(len(centers)), [len(nb) for nb in neighbours])
-    nb_all = np.concatenate(neighbours).astype(np.int64) if len(owner) else np.zeros(0, np.int64)
-    sp = p.spans[nb_all].astype(np.int64)
-    inside = ((sp[:, 0] < x1[owner]) & (sp[:, 0] + sp[:, 2] > x0[owner]) & (sp[:, 1] < y1[owner])
-              & (sp[:, 1] + sp[:, 3] > y0[owner]))
-    owner, nb_all = owner[inside], nb_all[inside]
-    bounds = np.searchsorted(owner, np.arange(len(centers) + 1)).tolist()
-    windows = zip(x0.tolist(), y0.tolist(), x1.tolist(), y1.tolist(), strict=True)
-    for k, (sx0, sy0, sx1, sy1) in enumerate(windows):
-        nb = nb_all[bounds[k]:bounds[k + 1]]
-        if sx1 <= sx0 or sy1 <= sy0 or not len(nb):
-            continue
-        sweep = np.zeros((sy1 - sy0, sx1 - sx0), np.uint8)
-        cv2.fillConvexPoly(sweep, pts[k, :4], 1, lineType=cv2.LINE_8, shift=4)
-        cv2.fillConvexPoly(sweep, pts[k, 4:], 1, lineType=cv2.LINE_8, shift=4)
-        area, hit = _cdecode.sweep_hits(sweep, sx0, sy0, p.bits, p.offsets, p.spans, nb)
-        if area:
-            out[k] = 1.0 - hit / area
+    if not on.any():
+        return out
+    windows[~on, 2:] = 0
+    sizes = windows[:, 2].astype(np.int64) * windows[:, 3]
+    offsets = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+    buf = np.zeros(int(sizes[-1] + offsets[-1]), np.uint8)
+    for f, o, sw, sh in zip(np.flatnonzero(on).tolist(), offsets[on].tolist(), windows[on, 2].tolist(),
+                            windows[on, 3].tolist(), strict=True):
+        cv2.fillConvexPoly(buf[o : o + sw * sh].reshape(sh, sw), pts[f], 1, lineType=cv2.LINE_8, shift=4)
+    p = result.packed_masks
+    first_row, row_start, runs = p.runs
+    counts = _cdecode.sweeps(runs, row_start, first_row, p.spans, buf, offsets, windows, nb_all, bounds)
+    area, hit = counts[:, 0], counts[:, 1]
+    swept = area > 0
+    out[swept] = 1.0 - hit[swept] / area[swept]
     return out
