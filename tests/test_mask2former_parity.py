@@ -25,6 +25,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from mask_parity import decode_rle as _decode_rle
+from mask_parity import iou as _iou
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURE = Path(__file__).parent / "fixtures" / "mask2former"
@@ -32,17 +34,6 @@ PRED = json.loads((FIXTURE / "predictions.json").read_text())
 SCORE_TOL, MASK_IOU = 1e-4, 0.99
 #: ``exact`` sampling against the library's masks, as measured on this fixture (README: mean 0.972, min 0.928).
 EXACT_MEAN_IOU, EXACT_MIN_IOU = 0.95, 0.9
-
-
-def _decode_rle(rle: dict) -> np.ndarray:
-    from pycocotools import mask as mask_utils
-
-    return mask_utils.decode({"size": rle["size"], "counts": rle["counts"].encode()}).astype(bool)
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    union = np.logical_or(a, b).sum()
-    return 1.0 if union == 0 else float(np.logical_and(a, b).sum() / union)
 
 
 def _pairs(expected: list[dict], got: list[tuple[int, float, np.ndarray]]) -> list[tuple[dict, tuple]]:
