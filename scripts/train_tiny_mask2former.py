@@ -18,6 +18,8 @@ Run (about 10 min on the project's 2-core VM)::
 
     /work/venvs/ultra/bin/python scripts/train_tiny_mask2former.py --data /tmp/synth_train \\
         --minutes 10 --out /tmp/m2f_tiny.pt
+
+(``--resume`` trains on from such a file; the optimizer state starts afresh.)
 """
 
 from __future__ import annotations
@@ -72,12 +74,17 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--lr", type=float, default=5e-4)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--resume", type=Path, help="a state dict this script wrote: train on from it")
     args = ap.parse_args()
     torch.manual_seed(args.seed)
     torch.set_num_threads(2)
     items = load(args.data, args.size)
     model = build(args.seed, args.size, 1.0, 1.0, classes=CLASSES).train()
     model.config.train_num_points = 2048  # points sampled per mask for the loss (12544 by default; CPU budget)
+    done = {"steps": 0, "seconds": 0}
+    if args.resume:
+        done = torch.load(args.resume, weights_only=False)
+        model.load_state_dict(done["state_dict"])
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     rng = np.random.default_rng(args.seed)
     t0, step, losses = time.time(), 0, []
@@ -93,9 +100,10 @@ def main() -> None:
         step += 1
         if step % 20 == 0:
             print(f"step {step} ({time.time() - t0:.0f} s): loss {np.mean(losses[-20:]):.3f}", flush=True)
-    torch.save({"state_dict": model.state_dict(), "classes": CLASSES, "size": args.size, "steps": step,
-                "seconds": round(time.time() - t0), "final_loss": float(np.mean(losses[-20:]))}, args.out)
-    print(f"wrote {args.out}: {step} steps, loss {losses[0]:.3f} -> {np.mean(losses[-20:]):.3f}")
+    torch.save({"state_dict": model.state_dict(), "classes": CLASSES, "size": args.size,
+                "steps": done["steps"] + step, "seconds": done["seconds"] + round(time.time() - t0),
+                "final_loss": float(np.mean(losses[-20:]))}, args.out)
+    print(f"wrote {args.out}: {done['steps'] + step} steps in all, loss {losses[0]:.3f} -> {np.mean(losses[-20:]):.3f}")
 
 
 if __name__ == "__main__":
