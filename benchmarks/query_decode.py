@@ -57,6 +57,7 @@ import json  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import cv2  # noqa: E402
@@ -202,8 +203,8 @@ def rfdetr_contenders(raw: dict[str, np.ndarray]) -> dict:
 class Model:
     """One library's side of the benchmark."""
 
-    outputs: object  # (n) -> raw outputs
-    contenders: object  # (raw) -> {name: fn() -> instance count}; the first is the library
+    outputs: Callable[[int], dict[str, np.ndarray]]  # N -> raw outputs with N instances
+    contenders: Callable[[dict[str, np.ndarray]], dict[str, Callable[[], int]]]  # the first is the library
     result_name: str  # results file stem
     shapes: dict  # recorded with the results
 

@@ -245,7 +245,6 @@ class Preprocessor:
         info = LetterboxInfo((oh, ow), (h, w), w / ow, h / oh, 0, 0)
         return np.ascontiguousarray(x.transpose(2, 0, 1))[None], info
 
-
     def _float_resize(self, image_bgr: np.ndarray) -> tuple[np.ndarray, LetterboxInfo]:
         """Scale to float32, resize (``FLOAT_RESAMPLERS``), normalize; ``(1, 3, H, W)`` NCHW float32.
 
