@@ -88,7 +88,8 @@ class Letterbox:
     center: bool = True
     #: ``False``: stretched to the input size, no padding (Hugging Face processors' ``{"height", "width"}``).
     keep_aspect: bool = True
-    #: Resizer by name (:data:`edgeseg.resample.RESAMPLERS`): ``linear`` (OpenCV), ``pil-bilinear``, ``torchvision-bilinear``.
+    #: Resizer by name (:data:`edgeseg.resample.RESAMPLERS`): ``linear`` (OpenCV), ``pil-bilinear``, ``torchvision-bilinear``;
+    #: or ``torch-bilinear`` on float pixels (:data:`edgeseg.preprocess.FLOAT_RESAMPLERS`, RF-DETR).
     resample: str = "linear"
 
 
@@ -406,7 +407,8 @@ def _check_input(inp: InputSpec) -> None:
     _choice(inp.layout, INPUT_LAYOUTS, "input.layout")
     _choice(inp.dtype, INPUT_DTYPES, "input.dtype")
     _choice(inp.color, ("RGB", "BGR"), "input.color")
-    _choice(inp.letterbox.resample, ("linear", "pil-bilinear", "torchvision-bilinear"), "input.letterbox.resample")
+    _choice(inp.letterbox.resample, ("linear", "pil-bilinear", "torchvision-bilinear", "torch-bilinear"),
+            "input.letterbox.resample")
     if len(inp.shape) != 4 or inp.shape[0] != 1:
         raise ManifestError(f"manifest.input.shape must be 4 positive ints, batch 1, got {list(inp.shape)}")
     channels = inp.shape[1] if inp.layout == "NCHW" else inp.shape[3]

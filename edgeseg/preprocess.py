@@ -14,6 +14,12 @@ resized the way torchvision's ``GeneralizedRCNNTransform`` does instead
 padding (the model pads to its size divisibility itself), and the bilinear
 resize runs on the normalized float32 image, like torchvision's, so that the
 model sees the tensor torchvision would give it (up to float rounding).
+
+A resizer of :data:`FLOAT_RESAMPLERS` (``letterbox.resample: torch-bilinear``,
+RF-DETR's ``predict``) works on float pixels instead: the image is scaled to
+float32 first (``x / (1 / scale)``), resized without antialiasing, then
+normalized (``(x - mean) / std``), the order of torch's ``to_tensor``,
+``F.resize`` and ``F.normalize``.
 """
 
 from __future__ import annotations
@@ -141,6 +147,10 @@ def bilinear_like_torch(image: np.ndarray, height: int, width: int) -> np.ndarra
     return tmp[y0] * wy0[:, None, None] + tmp[y1] * wy1[:, None, None]
 
 
+#: Resizers of float pixels by manifest name: ``fn(image (H, W, C) float32, height, width) -> (height, width, C)``.
+FLOAT_RESAMPLERS = {"torch-bilinear": bilinear_like_torch}
+
+
 class Preprocessor:
     """Turns BGR uint8 images into input tensors for one model input spec.
 
@@ -201,6 +211,8 @@ class Preprocessor:
         spec = self.spec
         if spec.shortest_edge is not None:
             return self._shortest_edge(image_bgr)
+        if spec.letterbox.resample in FLOAT_RESAMPLERS:
+            return self._float_resize(image_bgr)
         canvas, info = self.letterbox(image_bgr)
         if spec.layout == "NCHW" and spec.quant is None and np.dtype(spec.dtype) == np.float32:
             return self._planes_to_float(canvas), info
@@ -260,6 +272,30 @@ class Preprocessor:
             x = bilinear_like_torch(x, h, w)
         info = LetterboxInfo((oh, ow), (h, w), w / ow, h / oh, 0, 0)
         return np.ascontiguousarray(x.transpose(2, 0, 1))[None], info
+
+    def _float_resize(self, image_bgr: np.ndarray) -> tuple[np.ndarray, LetterboxInfo]:
+        """Scale to float32, resize (``FLOAT_RESAMPLERS``), normalize; ``(1, 3, H, W)`` NCHW float32.
+
+        The padding (``keep_aspect``) holds ``pad_value`` scaled and normalized like a pixel.
+        """
+        check_image(image_bgr)
+        spec, box = self.spec, self.spec.letterbox
+        if spec.layout != "NCHW" or spec.quant is not None or np.dtype(spec.dtype) != np.float32:
+            raise ValueError(f"letterbox.resample {box.resample!r} needs a float32 NCHW input, got {spec.dtype} {spec.layout}")
+        size = (spec.height, spec.width)
+        info = (LetterboxInfo.fit(image_bgr.shape[:2], size, center=box.center) if box.keep_aspect
+                else LetterboxInfo.stretch(image_bgr.shape[:2], size))
+        rh, rw = info.resized_size
+        divisor = np.float32(1.0 / spec.scale)
+        src = image_bgr[..., ::-1] if spec.color == "RGB" else image_bgr
+        x = src.astype(np.float32)
+        x /= divisor
+        canvas = np.full((*size, 3), np.float32(box.pad_value) / divisor, np.float32)
+        canvas[info.pad_top : info.pad_top + rh, info.pad_left : info.pad_left + rw] = (
+            x if (rh, rw) == x.shape[:2] else FLOAT_RESAMPLERS[box.resample](x, rh, rw))
+        canvas -= np.asarray(spec.mean, np.float32)
+        canvas /= np.asarray(spec.std, np.float32)
+        return np.ascontiguousarray(canvas.transpose(2, 0, 1))[None], info
 
 
 def check_image(image: object) -> None:

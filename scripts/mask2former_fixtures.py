@@ -30,6 +30,14 @@ Run (from the repository root; about 40 s on the project's 2-core VM)::
 
     /work/venvs/ultra/bin/python scripts/mask2former_fixtures.py
 
+With ``--weights`` (a state dict from ``scripts/train_tiny_mask2former.py``:
+the same architecture trained briefly on the synthetic scenes, no gains)
+and ``--out DIR``, the same records for the trained model (README, the
+``exact`` masks on realistic masks)::
+
+    /work/venvs/ultra/bin/python scripts/mask2former_fixtures.py --weights /tmp/m2f_tiny.pt \
+        --out tests/fixtures/mask2former-trained
+
 Versions used: transformers 5.24, torch 2.14.1+cu130 (on CPU), torchvision
 0.29.1, onnx 1.23.2, onnxruntime 1.32.0, Python 3.11.
 """
@@ -68,15 +76,16 @@ class _Outputs:
         self.masks_queries_logits = torch.from_numpy(mask_logits)
 
 
-def build(seed: int, size: int, class_gain: float, mask_gain: float) -> Mask2FormerForUniversalSegmentation:
+def build(seed: int, size: int, class_gain: float, mask_gain: float,
+          classes: tuple[str, ...] = CLASSES) -> Mask2FormerForUniversalSegmentation:
     torch.manual_seed(seed)
     backbone = SwinConfig(image_size=size, embed_dim=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 2, 2], window_size=4,
                           out_features=["stage1", "stage2", "stage3", "stage4"])
     config = Mask2FormerConfig(
-        backbone_config=backbone, num_labels=len(CLASSES), num_queries=20, hidden_dim=32, feature_size=32,
+        backbone_config=backbone, num_labels=len(classes), num_queries=20, hidden_dim=32, feature_size=32,
         mask_feature_size=32, dim_feedforward=64, encoder_layers=1, decoder_layers=2, num_attention_heads=4,
         encoder_feedforward_dim=64, use_pretrained_backbone=False,
-        id2label=dict(enumerate(CLASSES)), label2id={n: i for i, n in enumerate(CLASSES)},
+        id2label=dict(enumerate(classes)), label2id={n: i for i, n in enumerate(classes)},
     )
     model = Mask2FormerForUniversalSegmentation(config).eval()
     with torch.no_grad():
@@ -94,11 +103,21 @@ def main() -> None:
     ap.add_argument("--class-gain", type=float, default=12.0)
     ap.add_argument("--mask-gain", type=float, default=40.0)
     ap.add_argument("--threshold", type=float, default=0.5, help="post_process_instance_segmentation threshold")
+    ap.add_argument("--weights", type=Path, help="a state dict from scripts/train_tiny_mask2former.py (no gains)")
+    ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args()
-    OUT.mkdir(parents=True, exist_ok=True)
+    out_dir = args.out
+    out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    model = build(args.seed, args.size, args.class_gain, args.mask_gain)
-    onnx_path = export_mask2former(model, OUT / "model.onnx", (args.size, args.size))
+    trained = torch.load(args.weights, weights_only=False) if args.weights else None
+    if trained is None:
+        model = build(args.seed, args.size, args.class_gain, args.mask_gain)
+    else:
+        model = build(args.seed, trained["size"], 1.0, 1.0, classes=tuple(trained["classes"]))
+        model.load_state_dict(trained["state_dict"])
+        model.eval()
+        args.size, args.class_gain, args.mask_gain = trained["size"], 1.0, 1.0
+    onnx_path = export_mask2former(model, out_dir / "model.onnx", (args.size, args.size))
     processor = Mask2FormerImageProcessor(size={"height": args.size, "width": args.size})
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     images = {}
@@ -124,13 +143,16 @@ def main() -> None:
     import transformers
 
     record = {
-        "model": onnx_path.name, "classes": list(CLASSES), "threshold": args.threshold, "size": args.size,
+        "model": onnx_path.name, "classes": list(model.config.id2label.values()), "threshold": args.threshold,
+        "size": args.size,
         "seed": args.seed, "class_gain": args.class_gain, "mask_gain": args.mask_gain, "queries": model.config.num_queries,
         "versions": {"transformers": transformers.__version__, "torch": torch.__version__, "onnxruntime": ort.__version__},
         "images": images,
     }
-    (OUT / "predictions.json").write_text(json.dumps(record, indent=1) + "\n")
-    print(f"wrote {OUT} ({onnx_path.stat().st_size} bytes model) in {time.time() - t0:.0f} s")
+    if trained is not None:
+        record["trained"] = {k: trained[k] for k in ("steps", "seconds", "final_loss")}
+    (out_dir / "predictions.json").write_text(json.dumps(record, indent=1) + "\n")
+    print(f"wrote {out_dir} ({onnx_path.stat().st_size} bytes model) in {time.time() - t0:.0f} s")
 
 
 if __name__ == "__main__":

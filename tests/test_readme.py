@@ -144,3 +144,26 @@ def test_kernel_family_example_and_manifest_block(capsys):
 
     manifest = parse_manifest({**namespace["manifest"].to_dict(), **data, "classes": [f"c{i}" for i in range(80)]})
     assert manifest.kernel.grids == (40, 36, 24, 16, 12) and manifest.kernel.matrix_nms.kernel == "gaussian"
+
+
+def test_model_families_rfdetr_commands_run(tmp_path):
+    """README "RF-DETR-Seg from rfdetr": the import, run and info lines, on the committed rfdetr export."""
+    import re
+    import shlex
+    import subprocess
+    import sys
+
+    text = README.read_text()
+    start = text.index("### RF-DETR-Seg from rfdetr")
+    section = text[start : text.find("\n## ", start + 1)]
+    block = re.search(r"```bash\n(.*?)```", section, flags=re.S).group(1)
+    lines = [ln.split("  #")[0].strip() for ln in block.splitlines() if ln.startswith("edgeseg ")]
+    assert [ln.split()[1] for ln in lines] == ["import", "run", "info"]
+    subs = {"bundles/rfdetr": str(tmp_path / "rfdetr"), "out/rfdetr": str(tmp_path / "out")}
+    for line in lines:
+        args = [subs.get(a, a) for a in shlex.split(line)[1:]]
+        proc = subprocess.run([sys.executable, "-m", "edgeseg", *args], capture_output=True, text=True, timeout=300,
+                              cwd=README.parent)
+        assert proc.returncode == 0, (line, proc.stderr[-2000:])
+    assert "rfdetr" in proc.stdout and "sigmoid" in proc.stdout
+    assert len(list((tmp_path / "out").glob("scene_0*.json"))) == 6

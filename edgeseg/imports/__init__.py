@@ -27,7 +27,7 @@ from edgeseg.registry import Registry
 SOURCES: Registry[Source] = Registry(
     "import source",
     {"ultralytics": "edgeseg.imports.ultralytics:SOURCE", "transformers": "edgeseg.imports.transformers:SOURCE",
-     "sam": "edgeseg.imports.sam:SOURCE"},
+     "sam": "edgeseg.imports.sam:SOURCE", "rfdetr": "edgeseg.imports.rfdetr:SOURCE"},
 )
 
 
