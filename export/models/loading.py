@@ -18,10 +18,9 @@ OWN_MODELS: dict[str, tuple[str, str, object]] = {
 
 
 def load_own(path: Path) -> tuple[torch.nn.Module, ModelSpec]:
-    """Loads one of the project's own models (:data:`OWN_MODELS`) from its safetensors file, BN folded."""
+    """Loads one of the project's own models (:data:`OWN_MODELS`) from its safetensors file, export-ready
+    (its ``fuse()``: BN folded, eval mode)."""
     from safetensors import safe_open
-
-    from export.models.nano import fuse_bn
 
     if not path.is_file():
         raise FileNotFoundError(f"weights not found: {path}")
@@ -31,7 +30,7 @@ def load_own(path: Path) -> tuple[torch.nn.Module, ModelSpec]:
         raise ValueError(f"{path}: unknown edgeseg_model {kind!r}; expected one of {sorted(OWN_MODELS)}")
     module, loader, make_spec = OWN_MODELS[kind]
     model, cfg = getattr(importlib.import_module(module), loader)(path)
-    return fuse_bn(model), make_spec(cfg, source=str(path))
+    return model.fuse(), make_spec(cfg, source=str(path))
 
 
 def _import(module_name: str):

@@ -36,6 +36,7 @@ In training mode ``forward`` returns the raw per-level maps instead (see
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from dataclasses import asdict, dataclass, fields
@@ -168,6 +169,8 @@ class SoloNano(NanoTrunk):
         prior = -math.log((1.0 - 0.01) / 0.01)
         self.cate_tower = Tower(neck, neck, cfg.num_classes, act, bias_init=prior)
         self.kernel_tower = Tower(neck + 2, neck, e, act)
+        #: Per-level copies of the two towers, made by :meth:`fuse` (see there); ``None`` while shared.
+        self.level_towers: nn.ModuleList | None = None
         mc = 2 * w
         self.mask_in = ConvBNAct(neck + 2, mc, 3, act=act)
         self.mask_lat4 = ConvBNAct(neck, mc, 1, act=act)
@@ -199,9 +202,11 @@ class SoloNano(NanoTrunk):
         for i, (f, g) in enumerate(zip((p3, n4, n5), self.cfg.grids, strict=True)):
             if f.shape[-1] != g or f.shape[-2] != g:
                 f = F.interpolate(f, size=(g, g), mode="bilinear", align_corners=False)
-            cates.append(self.cate_tower(f))
+            cate_tower, kernel_tower = self.level_towers[i] if self.level_towers is not None else (
+                self.cate_tower, self.kernel_tower)
+            cates.append(cate_tower(f))
             coord = getattr(self, f"coord_{i}").expand(b, -1, -1, -1)
-            kernels.append(self.kernel_tower(torch.cat([f, coord], 1)))
+            kernels.append(kernel_tower(torch.cat([f, coord], 1)))
         m = self.mask_in(torch.cat([p3, self.coord_mask.expand(b, -1, -1, -1)], 1))
         m = m + self.up(self.mask_lat4(n4)) + self.up(self.up(self.mask_lat5(n5)))
         mask_features = self.mask_out(self.up(m) + self.mask_lat2(c2))
@@ -222,8 +227,22 @@ class SoloNano(NanoTrunk):
         return cate, kern, mask_features
 
     def fuse(self) -> SoloNano:
-        """Folds every batch norm into its conv (export-ready); returns self in eval mode."""
-        return fuse_bn(self)
+        """Export-ready: folds every batch norm and gives each level its own copy of the towers.
+
+        The copies compute exactly what the shared towers do; int8 quantization
+        (PyTorch's pt2e, behind the TFLite int8 export) quantizes a module only
+        at its first call and leaves the other levels' calls in float, and
+        separate copies also get their own per-level activation scales.
+
+        Returns:
+            ``self``, in eval mode.
+        """
+        fuse_bn(self)
+        if self.level_towers is None:
+            self.level_towers = nn.ModuleList(
+                nn.ModuleList([copy.deepcopy(self.cate_tower), copy.deepcopy(self.kernel_tower)])
+                for _ in self.cfg.grids)
+        return self
 
 
 def _flat(t: torch.Tensor) -> torch.Tensor:
