@@ -16,7 +16,8 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 SOURCES = [f"edgeseg/_c/{name}.c" for name in ("es_detect", "es_render", "es_masks", "es_rle", "es_grasp", "es_pose",
-                                                "es_runs", "_cdecode_module", "_cpost_module")]
+                                                "es_runs", "_cdecode_module", "_cpost_module", "es_kernel",
+                                                "es_matrix_nms", "_ckernel_module")]
 GCC_FLAGS = ["-std=c99", "-O3", "-ffp-contract=off", "-fno-fast-math", "-fno-strict-aliasing", "-pthread"]
 
 
@@ -55,7 +56,7 @@ setup(
             include_dirs=[numpy.get_include(), "edgeseg/_c"],
             define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
             depends=["edgeseg/_c/es_decode.h", "edgeseg/_c/es_render.h", "edgeseg/_c/es_post.h", "edgeseg/_c/es_pose.h",
-                     "edgeseg/_c/es_runs.h", "edgeseg/_c/_cbinding.h"],
+                     "edgeseg/_c/es_runs.h", "edgeseg/_c/_cbinding.h", "edgeseg/_c/es_kernel.h"],
         )
     ],
     cmdclass={"build_ext": OptionalBuildExt},

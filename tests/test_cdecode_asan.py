@@ -3,14 +3,16 @@
 Builds ``edgeseg/_c`` with ``-fsanitize=address,undefined`` into a temporary
 directory, then runs ``tests/test_cdecode.py``, ``tests/test_cgrasp.py`` (grasp geometry, runs, RLE),
 ``tests/test_cdecode_maskfirst.py`` (mask-first maps), ``tests/test_cdecode_regions.py``
-(paste inside regions) and ``tests/test_cpose.py`` (gripper poses) in a subprocess that loads
+(paste inside regions), ``tests/test_cpose.py`` (gripper poses) and ``tests/test_cdecode_kernel.py``
+(kernel family: dynamic-kernel masks, Matrix NMS) in a subprocess that loads
 that build instead of the installed one (``LD_PRELOAD`` of libasan, since the
 Python interpreter itself is not instrumented). Any heap overflow, use after
 free or undefined behaviour aborts the subprocess and fails this test.
 
 The renderer has an SSE2 path (x86) and a scalar one (ARM boards, or any CPU
 without SSE2); the installed build takes the SSE2 path here, so a second test
-builds with ``-U__SSE2__`` and runs the render parity suites on the scalar path.
+builds with ``-U__SSE2__`` and runs the render parity suites on the scalar path (with
+``-DES_NO_CLONES``: es_kernel.c's baseline loop, not its AVX2/AVX-512 clones).
 Part of the default run (``make test``); on its own::
 
     .venv/bin/python -m pytest tests/test_cdecode_asan.py
@@ -31,7 +33,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 C_DIR = REPO / "edgeseg" / "_c"
 SOURCES = ["es_detect.c", "es_render.c", "es_masks.c", "es_rle.c", "es_grasp.c", "es_pose.c", "es_runs.c",
-           "_cdecode_module.c", "_cpost_module.c"]
+           "_cdecode_module.c", "_cpost_module.c", "es_kernel.c", "es_matrix_nms.c", "_ckernel_module.c"]
 SANITIZE = ["-fsanitize=address,undefined,float-cast-overflow", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer"]
 
 # Loads the sanitized build under the extension's import name, then runs the parity suite.
@@ -53,8 +55,9 @@ def _compiler_runtime(cc: str, name: str) -> str | None:
     return out if os.path.isabs(out) and os.path.exists(out) else None
 
 
-SUITES = ["test_cdecode.py", "test_cgrasp.py", "test_cdecode_maskfirst.py", "test_cdecode_regions.py", "test_cpose.py"]
-RENDER_SUITES = ["test_cdecode.py", "test_cdecode_maskfirst.py", "test_cdecode_regions.py"]
+SUITES = ["test_cdecode.py", "test_cgrasp.py", "test_cdecode_maskfirst.py", "test_cdecode_regions.py", "test_cpose.py",
+          "test_cdecode_kernel.py"]
+RENDER_SUITES = ["test_cdecode.py", "test_cdecode_maskfirst.py", "test_cdecode_regions.py", "test_cdecode_kernel.py"]
 
 
 def _compiler() -> str:
@@ -104,7 +107,7 @@ def test_parity_suite_under_address_sanitizer(tmp_path):
 def test_render_parity_on_the_scalar_path(tmp_path):
     """The ARM boards' path: the same suites, bit-exact against numpy, with SSE2 compiled out."""
     cc = _compiler()
-    ext, build = _build(cc, tmp_path, ["-O2", "-U__SSE2__"])
+    ext, build = _build(cc, tmp_path, ["-O2", "-U__SSE2__", "-DES_NO_CLONES"])  # no AVX clones of es_kernel.c either
     assert build.returncode == 0, build.stderr
     proc = _run_suites(ext, RENDER_SUITES, tmp_path)
     report = proc.stdout[-4000:] + proc.stderr[-4000:]

@@ -122,3 +122,25 @@ def test_model_families_query_commands_run(tmp_path):
         assert proc.returncode == 0, (line, proc.stderr[-2000:])
     assert proc.stdout.count("query") >= 1
     assert len(list((tmp_path / "out").glob("scene_0*.json"))) == 6
+
+
+def test_kernel_family_example_and_manifest_block(capsys):
+    """README "SOLOv2-style models": the decode example runs (one instance, at its object), the manifest block parses."""
+    import json
+    import re
+
+    (block,) = _python_blocks("SOLOv2-style models (kernel family)")
+    namespace: dict = {}
+    exec(compile(block, "README:SOLOv2-style models", "exec"), namespace)
+    result = namespace["result"]
+    assert len(result) == 1 and result.class_names[result.class_ids[0]] == "part"
+    # the object covers feature rows 4-11, columns 2-7: input pixels 16-48 x 8-32, original 80-400 x 80-320
+    np.testing.assert_allclose(result.boxes[0], [80, 80, 320, 400], atol=5)
+    assert capsys.readouterr().out.startswith("part")
+    text = README.read_text()
+    start = text.index("### SOLOv2-style models")
+    data = json.loads(re.search(r"```json\n(.*?)```", text[start:], flags=re.S).group(1))
+    from edgeseg.manifest import parse_manifest
+
+    manifest = parse_manifest({**namespace["manifest"].to_dict(), **data, "classes": [f"c{i}" for i in range(80)]})
+    assert manifest.kernel.grids == (40, 36, 24, 16, 12) and manifest.kernel.matrix_nms.kernel == "gaussian"

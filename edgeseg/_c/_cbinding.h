@@ -16,6 +16,7 @@
 #include <numpy/arrayobject.h>
 
 #include "es_decode.h"
+#include "es_kernel.h"
 #include "es_pose.h"
 #include "es_post.h"
 #include "es_runs.h"
@@ -35,5 +36,11 @@ PyObject *rle_strings(rle_call call, void *ctx, int64_t n, int64_t width);
 
 /* _cpost_module.c's functions, added to the module at import. */
 extern PyMethodDef es_post_methods[];
+
+/* A float32/int8/uint8 numpy array of `ndim` dims -> es_tensor (a view: no copy); -1 with an exception set. */
+int to_tensor(PyObject *obj, int ndim, double scale, double zp, const char *name, es_tensor *t);
+
+/* _ckernel_module.c's functions (kernel family: dynamic-kernel masks, Matrix NMS), added at import. */
+extern PyMethodDef es_kernel_methods[];
 
 #endif

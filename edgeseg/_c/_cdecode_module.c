@@ -15,7 +15,7 @@ int raise_status(int st, const char *what) {
 }
 
 /* A float32/int8/uint8 numpy array of `ndim` dims -> es_tensor (a view: no copy). */
-static int to_tensor(PyObject *obj, int ndim, double scale, double zp, const char *name, es_tensor *t) {
+int to_tensor(PyObject *obj, int ndim, double scale, double zp, const char *name, es_tensor *t) {
     if (!PyArray_Check(obj)) {
         PyErr_Format(PyExc_TypeError, "%s must be a numpy array, got %s", name, Py_TYPE(obj)->tp_name);
         return -1;
@@ -338,6 +338,7 @@ PyMODINIT_FUNC PyInit__cdecode(void) {
     PyObject *m = PyModule_Create(&module);
     if (!m) return NULL;
     if (PyModule_AddFunctions(m, es_post_methods) < 0) { Py_DECREF(m); return NULL; }
+    if (PyModule_AddFunctions(m, es_kernel_methods) < 0) { Py_DECREF(m); return NULL; }
     PyModule_AddIntConstant(m, "CROPPED", ES_CROPPED);
     PyModule_AddIntConstant(m, "FULL", ES_FULL);
     PyModule_AddIntConstant(m, "RLE", ES_RLE);

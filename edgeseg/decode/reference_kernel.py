@@ -96,8 +96,9 @@ def kernel_logits(kernels: np.ndarray, features: np.ndarray) -> np.ndarray:
         features: ``(E, P)`` float32 mask features.
     """
     out = np.zeros((kernels.shape[0], features.shape[1]), np.float32)
-    for e in range(kernels.shape[1]):
-        out += kernels[:, e, None] * features[e][None, :]
+    with np.errstate(over="ignore", invalid="ignore"):  # a model's Inf/NaN stays in the logits, as in C
+        for e in range(kernels.shape[1]):
+            out += kernels[:, e, None] * features[e][None, :]
     return out
 
 

@@ -33,7 +33,7 @@ import dataclasses
 
 import numpy as np
 
-from edgeseg.decode import kernel_candidates, maskfirst, reference_kernel
+from edgeseg.decode import ckernel, kernel_candidates, maskfirst, reference_kernel
 from edgeseg.decode.matrix_nms import KERNELS
 from edgeseg.decode.options import SCORE_ACTIVATIONS, DecodeOptions
 from edgeseg.decode.tensors import QTensor, map_view, row_view
@@ -132,15 +132,8 @@ def kernel_tensors(raw: dict[str, np.ndarray], manifest: Manifest) -> tuple[QTen
     return scores, kernels, features
 
 
-def _decode_numpy(cand, kernels, features, options):
-    return reference_kernel.decode_kernel(
-        cand, kernels, features, mask_threshold=options.mask_threshold, nms_kernel=options.nms_kernel,
-        sigma=options.sigma, update_threshold=options.update_threshold, max_detections=options.max_detections,
-        class_agnostic=options.class_agnostic)
-
-
-#: Steps 2-3 (masks, maskness, Matrix NMS) per decoding path.
-SURVIVORS = {"numpy": _decode_numpy, "c": _decode_numpy}
+#: Steps 2-3 (masks, maskness, Matrix NMS) per decoding path; both give the same bits.
+SURVIVORS = {"numpy": reference_kernel.decode_kernel, "c": ckernel.decode_kernel}
 
 
 class KernelDecoder:
@@ -161,7 +154,10 @@ class KernelDecoder:
         cand, nonfinite = kernel_candidates.select(
             scores.dequantize(), spec.grids, spec.strides, activation=options.score_activation,
             threshold=options.score_threshold, strict=options.score_strict, pre_top_k=options.pre_nms_topk)
-        index, score, logits = SURVIVORS[self.path](cand, kernels, features, options)
+        index, score, logits = SURVIVORS[self.path](
+            cand, kernels, features, mask_threshold=options.mask_threshold, nms_kernel=options.nms_kernel,
+            sigma=options.sigma, update_threshold=options.update_threshold, max_detections=options.max_detections,
+            class_agnostic=options.class_agnostic)
         t = reference_kernel.logit_threshold(options.mask_threshold)
         if t != 0:
             logits = logits - t
