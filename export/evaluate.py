@@ -120,9 +120,9 @@ def _row(name: str, m: Metrics, pairs: PairStats) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description="COCO box/mask mAP of edgeseg-nano weights and/or a bundle.")
+    p = argparse.ArgumentParser(description="COCO box/mask mAP of edgeseg-nano or solo-nano weights and/or a bundle.")
     p.add_argument("--data", required=True, help="COCO split directory (annotations.json + images)")
-    p.add_argument("--weights", help="edgeseg-nano .safetensors (PyTorch, through the runtime decoder)")
+    p.add_argument("--weights", help="edgeseg-nano or solo-nano .safetensors (PyTorch, through the runtime decoder)")
     p.add_argument("--bundle", help="bundle directory or .edgeseg file (through edgeseg.load)")
     p.add_argument("--limit", type=int, default=0, help="only the first N images")
     p.add_argument("--json", help="also write the metrics to this JSON file")

@@ -75,7 +75,7 @@ def spec_for_solo(cfg, *, source: str = "") -> ModelSpec:
     """The :class:`ModelSpec` of a solo-nano built from ``cfg`` (a SoloConfig): family ``kernel``.
 
     Cell scores leave the graph as probabilities after points NMS (``activation: none``);
-    the decode thresholds are SOLOv2's (score 0.1, Matrix NMS gaussian sigma 2, 500
+    the decode thresholds are SOLOv2's (scores > 0.1, Matrix NMS gaussian sigma 2, 500
     candidates, update threshold 0.05, top 100).
     """
     return ModelSpec(
@@ -88,7 +88,7 @@ def spec_for_solo(cfg, *, source: str = "") -> ModelSpec:
         box_encoding="none",
         score_activation="none",
         strides=(),
-        thresholds=Thresholds(score=0.1, max_detections=100, nms=False),
+        thresholds=Thresholds(score=0.1, score_strict=True, max_detections=100, nms=False),
         source=source,
         kernel=KernelSpec(grids=tuple(cfg.grids), strides=tuple(cfg.min_area), mask_threshold=0.5,
                           matrix_nms=MatrixNMS(kernel="gaussian", sigma=2.0, pre_top_k=500, update_threshold=0.05)),
