@@ -20,7 +20,7 @@ dequantized int8/uint8 (``(q - zero_point) * scale`` in float32, as
    * ``maskness = (sum of sigmoid(L) over the mask's cells) / area``: the
      sigmoid in float64 from :func:`exp64` (below), summed one cell after the
      other in row-major order in float64 (``np.cumsum``, sequential by
-     definition; the C core runs the same loop);
+     definition, not ``np.sum``'s pairwise order; the C core runs the same loop);
    * ``score = float32(float64(p) * maskness)``.
 
 3. **Matrix NMS** (:mod:`edgeseg.decode.matrix_nms`) on the kept candidates.
@@ -96,9 +96,11 @@ def kernel_logits(kernels: np.ndarray, features: np.ndarray) -> np.ndarray:
         features: ``(E, P)`` float32 mask features.
     """
     out = np.zeros((kernels.shape[0], features.shape[1]), np.float32)
+    product = np.empty_like(out)
     with np.errstate(over="ignore", invalid="ignore"):  # a model's Inf/NaN stays in the logits, as in C
         for e in range(kernels.shape[1]):
-            out += kernels[:, e, None] * features[e][None, :]
+            np.multiply(kernels[:, e, None], features[e][None, :], out=product)
+            out += product
     return out
 
 
@@ -110,8 +112,10 @@ def masks_and_maskness(logits: np.ndarray, t: np.float32) -> tuple[np.ndarray, n
     with np.errstate(invalid="ignore"):
         binary = logits > t
     area = binary.sum(axis=1, dtype=np.int64)
-    probs = np.where(binary, sigmoid64(np.where(binary, logits, 0)), 0.0)
-    sums = np.cumsum(probs, axis=1)[:, -1] if probs.shape[1] else np.zeros(len(area))
+    probs = sigmoid64(logits[binary])  # the mask cells only, row after row, each row in row-major order
+    ends = np.cumsum(area)
+    sums = np.array([np.cumsum(probs[e - a : e])[-1] if a else 0.0 for a, e in zip(area.tolist(), ends.tolist(),
+                                                                                  strict=True)], np.float64)
     maskness = np.divide(sums, area, out=np.zeros(len(area)), where=area > 0)
     return binary, area, maskness
 
@@ -141,15 +145,17 @@ def decode_kernel(cand: Candidates, kernels: QTensor, features: QTensor, *, mask
         raise ValueError(f"kernels have {kernels.data.shape[1]} channels but mask features have {e}")
     flat = np.ascontiguousarray(fmap.reshape(e, hm * wm))
     t = logit_threshold(mask_threshold)
-    kept, binaries, areas, scores = [], [], [], []
+    kept, binaries, areas, scores, logits = [], [], [], [], []
     for start in range(0, len(cand), BLOCK):
         part = slice(start, start + BLOCK)
-        binary, area, maskness = masks_and_maskness(kernel_logits(kernels.rows(cand.cell[part]), flat), t)
+        block = kernel_logits(kernels.rows(cand.cell[part]), flat)
+        binary, area, maskness = masks_and_maskness(block, t)
         keep = np.flatnonzero(area > cand.min_area[part])
         kept.append(start + keep)
         binaries.append(binary[keep])
         areas.append(area[keep])
         scores.append((cand.score[part][keep].astype(np.float64) * maskness[keep]).astype(np.float32))
+        logits.append(block[keep])
     if not kept:
         return np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros((0, hm, wm), np.float32)
     kept_idx = np.concatenate(kept)
@@ -157,6 +163,4 @@ def decode_kernel(cand: Candidates, kernels: QTensor, features: QTensor, *, mask
     order, decayed = matrix_nms(np.concatenate(binaries), np.concatenate(areas), labels, np.concatenate(scores),
                                 kernel=nms_kernel, sigma=sigma, update_threshold=update_threshold,
                                 max_keep=max_detections)
-    index = kept_idx[order]
-    logits = kernel_logits(kernels.rows(cand.cell[index]), flat).reshape(len(index), hm, wm)
-    return index, decayed, logits
+    return kept_idx[order], decayed, np.concatenate(logits)[order].reshape(len(order), hm, wm)

@@ -11,8 +11,8 @@ query    class logits with a no-object column + mask logits     transformers' sc
          per query over the whole input (Mask2Former)           upsampled once, box from the mask
 prompt   image embeddings (encoder); a second model, the prompt  embeddings cached per frame, decoder batched
          decoder: low-res mask logits + IoU per prompt (SAM)    over prompts, upsampled inside each mask
-kernel   cell scores per grid cell and class, a dynamic kernel   candidate cells, kernel x features masks,
-         per cell, mask features (SOLOv2)                       maskness, Matrix NMS, survivors upsampled once
+kernel   cell scores per grid cell and class, a dynamic kernel  candidate cells, kernel x features masks,
+         per cell, mask features (SOLOv2)                       maskness, Matrix NMS, survivors' masks
 ======== ===================================================== ==========================================
 
 A new family subclasses :class:`~edgeseg.families.base.Family` and registers
