@@ -98,7 +98,8 @@ def build_manifest(
     names = dict(zip(spec.output_roles, spec.output_names, strict=True))
     names.update(tensor_names or {})
     outputs = []
-    maps = get_family(spec.family).map_roles()
+    family = get_family(spec.family)
+    maps = family.map_roles()
     for role in spec.output_roles:
         default_layout = "NCHW" if role in maps else "BAC"
         outputs.append(
@@ -107,7 +108,7 @@ def build_manifest(
                 role=role,
                 layout=layouts.get(role, default_layout),
                 encoding=spec.box_encoding if role == "boxes" else None,
-                activation=spec.score_activation if role == "scores" else None,
+                activation=spec.score_activation if "activation" in family.roles[role].keys else None,
                 sampling=spec.mask_sampling if role in maps else None,
                 quant=quant.get(role),
             )
@@ -131,6 +132,7 @@ def build_manifest(
         thresholds=spec.thresholds,
         provenance=provenance,
         schema_version=SCHEMA_VERSION,
+        kernel=spec.kernel,
     )
 
 

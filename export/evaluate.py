@@ -1,4 +1,4 @@
-"""COCO box and mask mAP of edgeseg-nano weights or of any bundle, through the runtime.
+"""COCO box and mask mAP of the project's own weights (edgeseg-nano, solo-nano) or of any bundle, through the runtime.
 
 Both sides share one code path: a *predictor* is any callable
 ``predict(image_bgr, *, score_threshold, max_detections) -> edgeseg.Result``.
@@ -38,15 +38,14 @@ from export.data.coco import annotations_by_image
 
 
 def torch_predictor(weights: str | Path) -> Predictor:
-    """The runtime pipeline around edgeseg-nano PyTorch weights (BN folded, CPU)."""
+    """The runtime pipeline around the project's own PyTorch weights (edgeseg-nano, solo-nano; BN folded, CPU)."""
     from export.accuracy import torch_segmenter
     from export.bundler import build_manifest
-    from export.models.nano import fuse_bn, load_nano
-    from export.spec import spec_for_nano
+    from export.models.loading import load_own
 
-    model, cfg = load_nano(weights)
-    manifest = build_manifest(spec_for_nano(cfg), fmt="onnx", precision="fp32", model_file="model.onnx")
-    return torch_segmenter(fuse_bn(model), manifest)
+    model, spec = load_own(Path(weights))
+    manifest = build_manifest(spec, fmt="onnx", precision="fp32", model_file="model.onnx")
+    return torch_segmenter(model, manifest)
 
 
 @dataclass(frozen=True)
@@ -121,9 +120,9 @@ def _row(name: str, m: Metrics, pairs: PairStats) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description="COCO box/mask mAP of edgeseg-nano weights and/or a bundle.")
+    p = argparse.ArgumentParser(description="COCO box/mask mAP of edgeseg-nano or solo-nano weights and/or a bundle.")
     p.add_argument("--data", required=True, help="COCO split directory (annotations.json + images)")
-    p.add_argument("--weights", help="edgeseg-nano .safetensors (PyTorch, through the runtime decoder)")
+    p.add_argument("--weights", help="edgeseg-nano or solo-nano .safetensors (PyTorch, through the runtime decoder)")
     p.add_argument("--bundle", help="bundle directory or .edgeseg file (through edgeseg.load)")
     p.add_argument("--limit", type=int, default=0, help="only the first N images")
     p.add_argument("--json", help="also write the metrics to this JSON file")

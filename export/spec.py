@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from edgeseg.manifest import ShortestEdge, Thresholds
+from edgeseg.manifest import KernelSpec, MatrixNMS, ShortestEdge, Thresholds
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,8 @@ class ModelSpec:
         shortest_edge: torchvision's detection resize instead of the letterbox
             (``imgsz`` is then the largest input; the model pads itself).
         mask_sampling: ``sampling`` of the mask output (``"torchvision"``: its paste).
+        kernel: The manifest's ``kernel`` block (grids, area filter, Matrix NMS) of a
+            ``kernel``-family (SOLOv2-style) model; ``None`` for other families.
     """
 
     name: str
@@ -54,6 +56,7 @@ class ModelSpec:
     source: str = ""
     shortest_edge: ShortestEdge | None = None
     mask_sampling: str | None = None
+    kernel: KernelSpec | None = None
 
 
 def spec_for_nano(cfg, *, source: str = "") -> ModelSpec:
@@ -65,4 +68,28 @@ def spec_for_nano(cfg, *, source: str = "") -> ModelSpec:
         class_names=tuple(cfg.class_names),
         strides=tuple(cfg.strides),
         source=source,
+    )
+
+
+def spec_for_solo(cfg, *, source: str = "") -> ModelSpec:
+    """The :class:`ModelSpec` of a solo-nano built from ``cfg`` (a SoloConfig): family ``kernel``.
+
+    Cell scores leave the graph as probabilities after points NMS (``activation: none``);
+    the decode thresholds are SOLOv2's (scores > 0.1, Matrix NMS gaussian sigma 2, 500
+    candidates, update threshold 0.05, top 100).
+    """
+    return ModelSpec(
+        name="solo-nano",
+        family="kernel",
+        imgsz=(cfg.imgsz, cfg.imgsz),
+        class_names=tuple(cfg.class_names),
+        output_names=("cate", "kernels", "mask_features"),
+        output_roles=("cell_scores", "kernels", "mask_features"),
+        box_encoding="none",
+        score_activation="none",
+        strides=(),
+        thresholds=Thresholds(score=0.1, score_strict=True, max_detections=100, nms=False),
+        source=source,
+        kernel=KernelSpec(grids=tuple(cfg.grids), strides=tuple(cfg.min_area), mask_threshold=0.5,
+                          matrix_nms=MatrixNMS(kernel="gaussian", sigma=2.0, pre_top_k=500, update_threshold=0.05)),
     )

@@ -22,6 +22,7 @@ import math
 import shlex
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +32,7 @@ from tqdm import tqdm
 
 from export.data.batches import TrainSet, load_trainset, make_batch
 from export.losses import LossConfig, NanoLoss
-from export.models.nano import NanoConfig, NanoSeg, build_nano, save_nano
+from export.models.nano import NanoConfig, build_nano, save_nano
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,7 @@ class TrainConfig:
         warmup_steps: Linear learning-rate warm-up steps.
         ema_decay: Decay of the weight moving average that gets saved.
         width: Model base width.
-        num_protos: Number of mask prototypes.
+        num_protos: Number of mask prototypes (nano) or mask-feature channels ``E`` (solo-nano).
         imgsz: Input size (the split's images must have this size).
         seed: Seed of initialization, shuffling and augmentation.
         limit: Use only the first ``limit`` images (``None``: all).
@@ -102,6 +103,37 @@ class ModelEMA:
                 v.copy_(src[k])
 
 
+@dataclass(frozen=True)
+class Recipe:
+    """What the training loop needs to know about one model (registry :data:`RECIPES`).
+
+    Attributes:
+        name: Model name (``OUT/<name>.safetensors``, the CLI's ``prog``).
+        module: The ``python -m`` module recorded in the training command.
+        build: ``TrainConfig -> model`` (untrained; ``model.cfg`` is its config).
+        loss: ``model config -> loss``; the loss is called as ``loss(model(x), targets, (H, W))``.
+        save: ``(model, path, metadata)`` writes the weights.
+        mask_stride: ``model config -> `` stride of the training masks.
+    """
+
+    name: str
+    module: str
+    build: Callable[[TrainConfig], torch.nn.Module]
+    loss: Callable[[object], Callable]
+    save: Callable[[torch.nn.Module, Path, dict[str, str]], None]
+    mask_stride: Callable[[object], int]
+
+
+NANO = Recipe(
+    name="edgeseg-nano",
+    module="export.train",
+    build=lambda cfg: build_nano(NanoConfig(width=cfg.width, num_protos=cfg.num_protos, imgsz=cfg.imgsz)),
+    loss=lambda mcfg: NanoLoss(mcfg, LossConfig()),
+    save=save_nano,
+    mask_stride=lambda mcfg: mcfg.proto_stride,
+)
+
+
 def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
     decay, no_decay = [], []
     for p in model.parameters():
@@ -125,7 +157,7 @@ def _lr_at(step: int, progress: float, cfg: TrainConfig) -> float:
 
 
 def train(cfg: TrainConfig, resume: bool = False, trainset: TrainSet | None = None,
-          command: str = "") -> tuple[NanoSeg, list[dict]]:
+          command: str = "", recipe: Recipe = NANO) -> tuple[torch.nn.Module, list[dict]]:
     """Runs training.
 
     Args:
@@ -133,6 +165,7 @@ def train(cfg: TrainConfig, resume: bool = False, trainset: TrainSet | None = No
         resume: Continue from ``cfg.out/last.pt``.
         trainset: Pre-loaded data (tests); loaded from ``cfg.data`` when None.
         command: Command line recorded in the saved weights' metadata.
+        recipe: The model to train (edgeseg-nano by default).
 
     Returns:
         ``(EMA model, per-epoch log records)``.
@@ -141,14 +174,14 @@ def train(cfg: TrainConfig, resume: bool = False, trainset: TrainSet | None = No
     torch.manual_seed(cfg.seed)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    mcfg = NanoConfig(width=cfg.width, num_protos=cfg.num_protos, imgsz=cfg.imgsz)
-    model = build_nano(mcfg)
-    ts = trainset or load_trainset(cfg.data, cfg.imgsz, mcfg.proto_stride, cfg.limit)
+    model = recipe.build(cfg)
+    mcfg = model.cfg
+    ts = trainset or load_trainset(cfg.data, cfg.imgsz, recipe.mask_stride(mcfg), cfg.limit)
     steps_per_epoch = max(1, len(ts) // cfg.batch)
     total = cfg.epochs * steps_per_epoch if cfg.max_steps is None else min(cfg.max_steps, cfg.epochs * steps_per_epoch)
     opt = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.99))
     ema = ModelEMA(model, cfg.ema_decay)
-    loss_fn = NanoLoss(mcfg, LossConfig())
+    loss_fn = recipe.loss(mcfg)
     start_epoch, step, history, seconds_before = 0, 0, [], 0.0
     ckpt = out / "last.pt"
     if resume and ckpt.is_file():
@@ -201,13 +234,14 @@ def train(cfg: TrainConfig, resume: bool = False, trainset: TrainSet | None = No
         torch.save({"model": model.state_dict(), "ema": ema.module.state_dict(), "ema_updates": ema.updates,
                     "optimizer": opt.state_dict(), "epoch": epoch, "step": step,
                     "history": json.dumps(history), "config": json.dumps(dataclasses.asdict(cfg))}, ckpt)
-        save_nano(ema.module, out / "edgeseg-nano.safetensors",
-                  {"train_command": command, "train_history": json.dumps(history)})
+        recipe.save(ema.module, out / f"{recipe.name}.safetensors",
+                    {"train_command": command, "train_history": json.dumps(history)})
     return ema.module, history
 
 
-def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description="Train edgeseg-nano on a synthetic COCO split.")
+def main(argv: list[str] | None = None, recipe: Recipe = NANO) -> None:
+    p = argparse.ArgumentParser(prog=f"python -m {recipe.module}",
+                                description=f"Train {recipe.name} on a synthetic COCO split.")
     fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
     p.add_argument("--data", required=True)
     p.add_argument("--out", required=True)
@@ -222,11 +256,11 @@ def main(argv: list[str] | None = None) -> None:
     args = vars(p.parse_args(argv))
     resume = args.pop("resume")
     cfg = TrainConfig(**args)
-    command = "python -m export.train " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    command = f"python -m {recipe.module} " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     t0 = time.time()
-    _, history = train(cfg, resume=resume, command=command)
+    _, history = train(cfg, resume=resume, command=command, recipe=recipe)
     print(json.dumps(history[-1]) if history else "nothing to do")
-    print(f"wall time {time.time() - t0:.0f} s; weights: {Path(cfg.out) / 'edgeseg-nano.safetensors'}")
+    print(f"wall time {time.time() - t0:.0f} s; weights: {Path(cfg.out) / f'{recipe.name}.safetensors'}")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,29 @@ from pathlib import Path
 
 import torch
 
-from export.spec import ModelSpec, spec_for_nano
+from export.spec import ModelSpec, spec_for_nano, spec_for_solo
+
+#: ``edgeseg_model`` metadata of a weights file -> (module, loader, spec builder) of the project's own models.
+OWN_MODELS: dict[str, tuple[str, str, object]] = {
+    "edgeseg-nano": ("export.models.nano", "load_nano", spec_for_nano),
+    "solo-nano": ("export.models.solo_nano", "load_solo", spec_for_solo),
+}
+
+
+def load_own(path: Path) -> tuple[torch.nn.Module, ModelSpec]:
+    """Loads one of the project's own models (:data:`OWN_MODELS`) from its safetensors file, export-ready
+    (its ``fuse()``: BN folded, eval mode)."""
+    from safetensors import safe_open
+
+    if not path.is_file():
+        raise FileNotFoundError(f"weights not found: {path}")
+    with safe_open(str(path), framework="pt") as f:
+        kind = (f.metadata() or {}).get("edgeseg_model", "edgeseg-nano")
+    if kind not in OWN_MODELS:
+        raise ValueError(f"{path}: unknown edgeseg_model {kind!r}; expected one of {sorted(OWN_MODELS)}")
+    module, loader, make_spec = OWN_MODELS[kind]
+    model, cfg = getattr(importlib.import_module(module), loader)(path)
+    return model.fuse(), make_spec(cfg, source=str(path))
 
 
 def _import(module_name: str):
@@ -28,7 +50,8 @@ def load_model(ref: str, *, weights: str | Path | None = None, class_names: tupl
     """Loads the model named by ``ref``, BN folded and in eval mode.
 
     Args:
-        ref: A ``.safetensors`` file written by ``export.models.nano.save_nano``,
+        ref: A ``.safetensors`` file written by ``export.models.nano.save_nano``
+            or ``export.models.solo_nano.save_solo``,
             or ``package.module:function`` whose call returns
             ``(torch.nn.Module, ModelSpec)`` (how users export their own models)
             or a bare torchvision ``MaskRCNN`` (:mod:`export.torchvision_rcnn`).
@@ -36,12 +59,9 @@ def load_model(ref: str, *, weights: str | Path | None = None, class_names: tupl
         class_names: Class names of a bare torchvision model (background excluded).
         name: Model name of a bare torchvision model.
     """
-    from export.models.nano import fuse_bn, load_nano
-
     path = Path(ref)
     if path.suffix == ".safetensors":
-        model, cfg = load_nano(path)
-        return fuse_bn(model), spec_for_nano(cfg, source=str(path))
+        return load_own(path)
     if ":" in ref and not path.exists():
         module_name, func_name = ref.split(":", 1)
         module = _import(module_name)

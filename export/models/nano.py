@@ -166,13 +166,17 @@ class Branch(nn.Module):
         return self.out(self.body(x))
 
 
-class NanoSeg(nn.Module):
-    """edgeseg-nano network; see the module docstring for the output contract."""
+class NanoTrunk(nn.Module):
+    """edgeseg-nano's backbone and FPN+PAN neck, shared with other heads (:mod:`export.models.solo_nano`).
 
-    def __init__(self, cfg: NanoConfig):
+    Args:
+        width: Base channel width ``w``; stage widths are ``w * (1, 2, 4, 8)``, the neck ``3 * w``.
+        act: Activation name (``relu``, ``silu``, ``hardswish``).
+    """
+
+    def __init__(self, width: int, act: str):
         super().__init__()
-        self.cfg = cfg
-        w, act = cfg.width, cfg.act
+        w = width
         c2, c3, c4, c5 = w, 2 * w, 4 * w, 8 * w
         neck = 3 * w
         self.stem = nn.Sequential(ConvBNAct(3, w // 2, 3, 2, act=act), Stage(w // 2, c2, 1, act))
@@ -190,6 +194,36 @@ class NanoSeg(nn.Module):
         self.pan4 = DWBlock(neck, act)
         self.pan5 = DWBlock(neck, act)
         self.up = nn.Upsample(scale_factor=2.0, mode="nearest")
+
+    def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Backbone + neck.
+
+        Args:
+            x: ``(B, 3, H, W)`` float32 RGB in [0, 1]; ``H`` and ``W`` multiples of 32.
+
+        Returns:
+            ``(c2 (B, w, H/4, W/4), p3 (B, 3w, H/8, W/8), n4 (B, 3w, H/16, W/16), n5 (B, 3w, H/32, W/32))``.
+        """
+        c2 = self.stem(x)
+        c3 = self.stage3(c2)
+        c4 = self.stage4(c3)
+        c5 = self.stage5(c4)
+        p5 = self.lat5(c5)
+        p4 = self.smooth4(self.lat4(c4) + self.up(p5))
+        p3 = self.smooth3(self.lat3(c3) + self.up(p4))
+        n4 = self.pan4(p4 + self.down3(p3))
+        n5 = self.pan5(p5 + self.down4(n4))
+        return c2, p3, n4, n5
+
+
+class NanoSeg(NanoTrunk):
+    """edgeseg-nano network; see the module docstring for the output contract."""
+
+    def __init__(self, cfg: NanoConfig):
+        super().__init__(cfg.width, cfg.act)
+        self.cfg = cfg
+        w, act = cfg.width, cfg.act
+        c2, neck = w, 3 * w
         prior = -math.log((1.0 - 0.01) / 0.01)
         n = len(cfg.strides)
         self.head_stems = nn.ModuleList(DWBlock(neck, act) for _ in range(n))
@@ -215,15 +249,7 @@ class NanoSeg(nn.Module):
         Returns:
             ``(boxes (B, A, 4), scores (B, A, C), coeffs (B, A, K), protos (B, K, H/4, W/4))``.
         """
-        c2 = self.stem(x)
-        c3 = self.stage3(c2)
-        c4 = self.stage4(c3)
-        c5 = self.stage5(c4)
-        p5 = self.lat5(c5)
-        p4 = self.smooth4(self.lat4(c4) + self.up(p5))
-        p3 = self.smooth3(self.lat3(c3) + self.up(p4))
-        n4 = self.pan4(p4 + self.down3(p3))
-        n5 = self.pan5(p5 + self.down4(n4))
+        c2, p3, n4, n5 = self.features(x)
         levels = [stem(f) for stem, f in zip(self.head_stems, (p3, n4, n5), strict=True)]
         boxes = torch.cat([_flat(h(f)) for h, f in zip(self.box_heads, levels, strict=True)], 1)
         scores = torch.cat([_flat(h(f)) for h, f in zip(self.cls_heads, levels, strict=True)], 1)
