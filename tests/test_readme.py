@@ -20,6 +20,31 @@ def _python_blocks(section: str) -> list[str]:
     return re.findall(r"```python\n(.*?)```", text[start:end], flags=re.S)
 
 
+def _run_bash_block(heading: str, subs: dict[str, str], skip: str = "") -> tuple[list[str], str]:
+    """Runs the ``edgeseg`` lines of the first bash block under ``heading`` (``subs`` replaces whole arguments).
+
+    Returns:
+        ``(subcommands run, stdout of the last one)``; each line must exit 0.
+    """
+    import shlex
+    import subprocess
+    import sys
+
+    text = README.read_text()
+    start = text.index(heading)
+    block = re.search(r"```bash\n(.*?)```", text[start:], flags=re.S).group(1)
+    lines = [ln.split("  #")[0].strip() for ln in block.splitlines()
+             if ln.startswith("edgeseg ") and not (skip and skip in ln)]
+    out = ""
+    for line in lines:
+        args = [subs.get(a, a) for a in shlex.split(line)[1:]]
+        proc = subprocess.run([sys.executable, "-m", "edgeseg", *args], capture_output=True, text=True, timeout=300,
+                              cwd=README.parent)
+        assert proc.returncode == 0, (line, proc.stderr[-2000:])
+        out = proc.stdout
+    return [ln.split()[1] for ln in lines], out
+
+
 @pytest.fixture()
 def in_repo_root():
     old = os.getcwd()
@@ -81,46 +106,20 @@ def test_stream_pipeline_example_runs(in_repo_root, capsys):
 
 def test_bring_your_own_model_commands_run(tmp_path):
     """README "Bring your own model": the import and run lines, on the committed YOLOv8n-seg export."""
-    import re
-    import shlex
-    import subprocess
-    import sys
-
-    text = README.read_text()
-    section = text[text.index("## Bring your own model"):]
-    block = re.search(r"```bash\n(.*?)```", section, flags=re.S).group(1)
-    lines = [ln.split("#")[0].strip() for ln in block.splitlines() if ln.startswith("edgeseg ") and "--int8" not in ln]
-    assert [ln.split()[1] for ln in lines] == ["import", "run"]
     subs = {"best.onnx": str(README.parent / "tests/fixtures/ultralytics/yolov8n-seg/model.onnx"),
             "bundles/best": str(tmp_path / "best"), "images/": str(README.parent / "edgeseg/assets/samples"),
             "out/best": str(tmp_path / "out")}
-    for line in lines:
-        args = [subs.get(a, a) for a in shlex.split(line)[1:]]
-        proc = subprocess.run([sys.executable, "-m", "edgeseg", *args], capture_output=True, text=True, timeout=300)
-        assert proc.returncode == 0, (line, proc.stderr[-2000:])
+    commands, _ = _run_bash_block("## Bring your own model", subs, skip="--int8")
+    assert commands == ["import", "run"]
     assert len(list((tmp_path / "out").glob("scene_0*.json"))) == 6
 
 
 def test_model_families_query_commands_run(tmp_path):
     """README "Model families": the Mask2Former import and run lines, on the committed transformers export."""
-    import re
-    import shlex
-    import subprocess
-    import sys
-
-    text = README.read_text()
-    start = text.index("## Model families")
-    section = text[start : text.find("\n## ", start + 1)]
-    block = re.search(r"```bash\n(.*?)```", section, flags=re.S).group(1)
-    lines = [ln.split("  #")[0].strip() for ln in block.splitlines() if ln.startswith("edgeseg ")]
-    assert [ln.split()[1] for ln in lines] == ["import", "run", "info"]
     subs = {"bundles/m2f": str(tmp_path / "m2f"), "out/m2f": str(tmp_path / "out")}
-    for line in lines:
-        args = [subs.get(a, a) for a in shlex.split(line)[1:]]
-        proc = subprocess.run([sys.executable, "-m", "edgeseg", *args], capture_output=True, text=True, timeout=300,
-                              cwd=README.parent)
-        assert proc.returncode == 0, (line, proc.stderr[-2000:])
-    assert proc.stdout.count("query") >= 1
+    commands, out = _run_bash_block("## Model families", subs)
+    assert commands == ["import", "run", "info"]
+    assert out.count("query") >= 1
     assert len(list((tmp_path / "out").glob("scene_0*.json"))) == 6
 
 
@@ -148,22 +147,8 @@ def test_kernel_family_example_and_manifest_block(capsys):
 
 def test_model_families_rfdetr_commands_run(tmp_path):
     """README "RF-DETR-Seg from rfdetr": the import, run and info lines, on the committed rfdetr export."""
-    import re
-    import shlex
-    import subprocess
-    import sys
-
-    text = README.read_text()
-    start = text.index("### RF-DETR-Seg from rfdetr")
-    section = text[start : text.find("\n## ", start + 1)]
-    block = re.search(r"```bash\n(.*?)```", section, flags=re.S).group(1)
-    lines = [ln.split("  #")[0].strip() for ln in block.splitlines() if ln.startswith("edgeseg ")]
-    assert [ln.split()[1] for ln in lines] == ["import", "run", "info"]
     subs = {"bundles/rfdetr": str(tmp_path / "rfdetr"), "out/rfdetr": str(tmp_path / "out")}
-    for line in lines:
-        args = [subs.get(a, a) for a in shlex.split(line)[1:]]
-        proc = subprocess.run([sys.executable, "-m", "edgeseg", *args], capture_output=True, text=True, timeout=300,
-                              cwd=README.parent)
-        assert proc.returncode == 0, (line, proc.stderr[-2000:])
-    assert "rfdetr" in proc.stdout and "sigmoid" in proc.stdout
+    commands, out = _run_bash_block("### RF-DETR-Seg from rfdetr", subs)
+    assert commands == ["import", "run", "info"]
+    assert "rfdetr" in out and "sigmoid" in out
     assert len(list((tmp_path / "out").glob("scene_0*.json"))) == 6
