@@ -57,6 +57,16 @@ def tiny_bundle(tiny_model, tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def calib_dir(tmp_path_factory) -> Path:
+    """Eight small synthetic scenes (seed 21, 120x160): calibration images for the int8 export tests."""
+    from export.data.synthetic import SceneConfig, generate
+
+    out = tmp_path_factory.mktemp("calib")
+    generate(out, 8, seed=21, cfg=SceneConfig(height=120, width=160))
+    return out / "images"
+
+
 @pytest.fixture()
 def scene() -> np.ndarray:
     """A 360x480 BGR test image with a few coloured shapes on a grey table."""

@@ -56,15 +56,6 @@ def lively(tiny_model):
 
 
 @pytest.fixture(scope="module")
-def calib_dir(tmp_path_factory):
-    from export.data.synthetic import SceneConfig, generate
-
-    out = tmp_path_factory.mktemp("calib")
-    generate(out, 8, seed=21, cfg=SceneConfig(height=120, width=160))
-    return out / "images"
-
-
-@pytest.fixture(scope="module")
 def bundles(lively, calib_dir, tmp_path_factory):
     model, spec = lively
     calibration = CalibrationSet(calib_dir, input_spec(spec))
