@@ -73,6 +73,20 @@ def machine() -> dict:
     }
 
 
+def interleaved_medians(runs: dict, rounds: int) -> dict[str, float]:
+    """Median ms per contender over ``rounds`` rounds, each calling every contender once in turn.
+
+    Interleaving makes a shared machine's noise hit every contender alike, so their ratios hold.
+    """
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(rounds):
+        for name, fn in runs.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append((time.perf_counter() - t0) * 1e3)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
 def median_ms(fn, repeats: int) -> float:
     times = []
     for _ in range(repeats):

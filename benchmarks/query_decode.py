@@ -54,9 +54,7 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # b
 import argparse  # noqa: E402
 import dataclasses  # noqa: E402
 import json  # noqa: E402
-import statistics  # noqa: E402
 import sys  # noqa: E402
-import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -66,7 +64,7 @@ import numpy as np  # noqa: E402
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
-from decode_bench import machine  # noqa: E402
+from decode_bench import interleaved_medians, machine  # noqa: E402
 
 from edgeseg.decode import cpath  # noqa: E402
 from edgeseg.families.query import QueryDecoder  # noqa: E402
@@ -224,13 +222,7 @@ def bench(model: Model, n: int, repeats: int) -> dict:
     counts = {name: fn() for name, fn in runs.items()}  # warm-up, and every contender finds the n instances
     if set(counts.values()) != {n}:
         raise RuntimeError(f"contenders disagree on the instance count (expected {n}): {counts}")
-    times: dict[str, list[float]] = {name: [] for name in runs}
-    for _ in range(repeats):
-        for name, fn in runs.items():
-            t0 = time.perf_counter()
-            fn()
-            times[name].append((time.perf_counter() - t0) * 1e3)
-    med = {name: statistics.median(t) for name, t in times.items()}
+    med = interleaved_medians(runs, repeats)
     return {"n": n, "median_ms": {k: round(v, 2) for k, v in med.items()},
             f"speedup_vs_{library}": {k: round(med[library] / v, 2) for k, v in med.items()},
             "repeats": repeats}
