@@ -39,8 +39,31 @@ CLASS_NAMES: tuple[str, ...] = ("box", "can", "bottle", "bolt", "ring", "blob")
 _ACTIVATIONS = {"relu": nn.ReLU, "silu": nn.SiLU, "hardswish": nn.Hardswish}
 
 
+def _tuples(value):
+    """JSON lists back to the tuples the configs hold (nested too)."""
+    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
+
+
+class JsonConfig:
+    """JSON round trip of a model config dataclass, stored in the weights' metadata."""
+
+    def to_json(self) -> str:
+        """Serializes the config as JSON (tuples become lists)."""
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str):
+        """Parses :meth:`to_json` output (lists become tuples); unknown keys raise ``ValueError``."""
+        raw = json.loads(text)
+        known = {f.name for f in fields(cls)}
+        unknown = set(raw) - known
+        if unknown:
+            raise ValueError(f"unknown {cls.__name__} keys {sorted(unknown)}; expected a subset of {sorted(known)}")
+        return cls(**{k: _tuples(v) for k, v in raw.items()})
+
+
 @dataclass(frozen=True)
-class NanoConfig:
+class NanoConfig(JsonConfig):
     """Architecture of edgeseg-nano (stored with the weights).
 
     Attributes:
@@ -81,22 +104,6 @@ class NanoConfig:
         if self.imgsz % 32:
             raise ValueError(f"imgsz must be a multiple of 32, got {self.imgsz}")
 
-    def to_json(self) -> str:
-        """Serializes the config as JSON (tuples become lists)."""
-        return json.dumps(asdict(self))
-
-    @classmethod
-    def from_json(cls, text: str) -> NanoConfig:
-        """Parses :meth:`to_json` output; unknown keys raise ``ValueError``."""
-        raw = json.loads(text)
-        known = {f.name for f in fields(cls)}
-        unknown = set(raw) - known
-        if unknown:
-            raise ValueError(f"unknown NanoConfig keys {sorted(unknown)}; expected a subset of {sorted(known)}")
-        for key in ("strides", "class_names"):
-            if key in raw:
-                raw[key] = tuple(raw[key])
-        return cls(**raw)
 
 
 class ConvBNAct(nn.Module):

@@ -37,23 +37,22 @@ In training mode ``forward`` returns the raw per-level maps instead (see
 from __future__ import annotations
 
 import copy
-import json
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from export.models.nano import CLASS_NAMES, ConvBNAct, DWBlock, NanoTrunk, fuse_bn
+from export.models.nano import CLASS_NAMES, ConvBNAct, DWBlock, JsonConfig, NanoTrunk, fuse_bn
 
 #: Neck feature strides of the three levels (fixed by the trunk).
 LEVEL_STRIDES: tuple[int, int, int] = (8, 16, 32)
 
 
 @dataclass(frozen=True)
-class SoloConfig:
+class SoloConfig(JsonConfig):
     """Architecture and target assignment of solo-nano (stored with the weights).
 
     Attributes:
@@ -103,24 +102,6 @@ class SoloConfig:
         """``S``: grid cells over all levels."""
         return sum(g * g for g in self.grids)
 
-    def to_json(self) -> str:
-        """Serializes the config as JSON (tuples become lists)."""
-        return json.dumps(asdict(self))
-
-    @classmethod
-    def from_json(cls, text: str) -> SoloConfig:
-        """Parses :meth:`to_json` output; unknown keys raise ``ValueError``."""
-        raw = json.loads(text)
-        known = {f.name for f in fields(cls)}
-        unknown = set(raw) - known
-        if unknown:
-            raise ValueError(f"unknown SoloConfig keys {sorted(unknown)}; expected a subset of {sorted(known)}")
-        for key in ("grids", "min_area", "class_names"):
-            if key in raw:
-                raw[key] = tuple(raw[key])
-        if "scale_ranges" in raw:
-            raw["scale_ranges"] = tuple(tuple(r) for r in raw["scale_ranges"])
-        return cls(**raw)
 
 
 def coord_channels(h: int, w: int) -> torch.Tensor:
