@@ -55,3 +55,22 @@ def from_cropped(result: Result, masks: str, out: np.ndarray | None) -> Result:
     for i, m in enumerate(result.masks):
         m.full(frames[i])
     return dataclasses.replace(result, masks=(), mask_frames=frames)
+
+
+def keep_scores(result: Result, min_score: float | None) -> Result:
+    """``result`` without the instances scoring below ``min_score`` (all kept for ``None``).
+
+    Full frames stay in the caller's buffer: the kept ones move to its first
+    rows, so ``mask_frames`` is still ``out[:N]``.
+    """
+    if min_score is None:
+        return result
+    keep = np.flatnonzero(result.scores >= np.float32(min_score))
+    if len(keep) == len(result):
+        return result
+    kept = result.select(keep)
+    if result.mask_frames is None:
+        return kept
+    frames = result.mask_frames
+    frames[: len(keep)] = frames[keep]
+    return dataclasses.replace(kept, mask_frames=frames[: len(keep)])

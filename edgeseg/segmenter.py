@@ -72,6 +72,7 @@ class Segmenter:
         score_threshold: float | None = None,
         iou_threshold: float | None = None,
         max_detections: int | None = None,
+        min_score: float | None = None,
         with_masks: bool = True,
         frame_id: int = 0,
         masks: str = "cropped",
@@ -84,6 +85,9 @@ class Segmenter:
             score_threshold: Override of the manifest's score threshold.
             iou_threshold: Override of the manifest's NMS IoU threshold.
             max_detections: Override of the manifest's detection cap.
+            min_score: Drop instances whose reported score is below this
+                (see :class:`~edgeseg.decode.options.DecodeOptions`; SOLOv2-style
+                and query models report scores lower than their candidates').
             with_masks: Decode masks (``False``: boxes only, faster).
             frame_id: Caller's frame counter, carried into the result.
             masks: Mask form (:mod:`edgeseg.maskforms`): ``"cropped"``
@@ -105,6 +109,7 @@ class Segmenter:
                 ("score_threshold", score_threshold),
                 ("iou_threshold", iou_threshold),
                 ("max_detections", max_detections),
+                ("min_score", min_score),
             )
             if v is not None
         }

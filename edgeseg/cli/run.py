@@ -32,6 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--score", type=float, help="score threshold (default: the manifest's)")
     p.add_argument("--iou", type=float, help="NMS IoU threshold (default: the manifest's)")
     p.add_argument("--max-det", type=int, help="max detections per frame")
+    p.add_argument("--min-score", type=float,
+                   help="drop instances whose reported score is below this (SOLOv2-style and query models report "
+                        "scores after maskness / Matrix NMS decay, below their candidates' --score)")
     p.add_argument(
         "--hook", action="append", default=[], metavar="URL",
         help="send each frame's grasps to URL (repeatable): serial:///dev/ttyUSB0?baud=115200, udp://HOST:PORT, jsonl:-, jsonl:FILE",
@@ -79,7 +82,7 @@ def main(args: argparse.Namespace) -> int:
 
     # Bad values fail once, here, before the model loads (not once per frame).
     counters = _counters(args.count_line, args.count_zone)
-    _check_thresholds(args.score, args.iou, args.max_det)
+    _check_thresholds(args.score, args.iou, args.max_det, args.min_score)
     check_sources(args.sources)
     seg = edgeseg.load(args.bundle, _device_config(args.device_config))
     if seg.manifest.prompt is not None:
@@ -122,7 +125,7 @@ def main(args: argparse.Namespace) -> int:
 
     def infer(frame):
         result = seg(frame.image, score_threshold=args.score, iou_threshold=args.iou,
-                     max_detections=args.max_det, frame_id=frame.index)
+                     max_detections=args.max_det, min_score=args.min_score, frame_id=frame.index)
         return refiner.refine(frame.image, result) if refiner is not None else result
 
     frames = iter_frames(args.sources, capture=seg.device_config.camera,
@@ -152,18 +155,19 @@ def _refiner(flag: str | None, config):
     return refiner
 
 
-def _check_thresholds(score: float | None, iou: float | None, max_det: int | None) -> None:
-    """Validates ``--score/--iou/--max-det`` with the decoder's own rules (:class:`DecodeOptions`)."""
+def _check_thresholds(score: float | None, iou: float | None, max_det: int | None,
+                      min_score: float | None = None) -> None:
+    """Validates ``--score/--iou/--max-det/--min-score`` with the decoder's own rules (:class:`DecodeOptions`)."""
     from edgeseg.decode.options import DecodeOptions
 
     if max_det is not None and max_det < 1:
         raise ValueError(f"--max-det must be >= 1, got {max_det}")
-    given = {k: v for k, v in (("score_threshold", score), ("iou_threshold", iou), ("max_detections", max_det))
-             if v is not None}
+    flags = {"score_threshold": "--score", "iou_threshold": "--iou", "max_detections": "--max-det",
+             "min_score": "--min-score"}
+    given = {k: v for k, v in zip(flags, (score, iou, max_det, min_score), strict=True) if v is not None}
     try:
         DecodeOptions(**given)
     except ValueError as exc:
-        flags = {"score_threshold": "--score", "iou_threshold": "--iou", "max_detections": "--max-det"}
         text = str(exc)
         for field, flag in flags.items():
             text = text.replace(field, flag)

@@ -91,11 +91,13 @@ class Decoder:
         Returns:
             The frame's instances, best first, box-cropped masks; no timings yet.
         """
+        from edgeseg.maskforms import keep_scores
+
         opts = options or self.options
         result = self.impl(raw, letterbox, opts)
         if opts.drop_empty_masks and opts.with_masks:
             result = result.select([m.bitmap.any() for m in result.masks])
-        return result
+        return keep_scores(result, opts.min_score)
 
     def decode_as(self, raw: dict[str, np.ndarray], letterbox: LetterboxInfo, options: DecodeOptions, masks: str,
                   out: np.ndarray | None = None) -> Result:
@@ -105,12 +107,12 @@ class Decoder:
         RLE and frames while rendering) is asked directly; any other family's
         cropped masks are converted.
         """
-        from edgeseg.maskforms import check_form, from_cropped
+        from edgeseg.maskforms import check_form, from_cropped, keep_scores
 
         check_form(masks, out)
         native = getattr(self.impl, "decode_as", None)
         if native is not None:
-            return native(raw, letterbox, options, masks, out)
+            return keep_scores(native(raw, letterbox, options, masks, out), options.min_score)
         return from_cropped(self(raw, letterbox, options), masks, out)
 
     def with_options(self, **changes) -> DecodeOptions:

@@ -29,6 +29,11 @@ class DecodeOptions:
         score_strict: Strict score comparison (Ultralytics' ``conf``).
         nms: Suppress overlaps; ``False`` for end-to-end models.
         drop_empty_masks: Drop instances whose decoded mask has no pixel.
+        min_score: Drop instances whose *reported* score is below this (``None``:
+            no floor). For ``proto`` and ``roi`` the reported score is the one
+            ``score_threshold`` tests; for families that score after their
+            candidates (``kernel``: maskness and Matrix NMS decay; ``query``:
+            mask scores) it is the only floor on what a caller sees.
     """
 
     score_threshold: float = 0.25
@@ -40,6 +45,7 @@ class DecodeOptions:
     score_strict: bool = False
     nms: bool = True
     drop_empty_masks: bool = False
+    min_score: float | None = None
 
     @classmethod
     def thresholds(cls, th: Thresholds, **extra) -> dict:
@@ -60,6 +66,8 @@ class DecodeOptions:
         """Validated once, on construction (``dataclasses.replace`` validates again)."""
         if not 0.0 <= self.score_threshold <= 1.0:
             raise ValueError(f"score_threshold must be in [0, 1], got {self.score_threshold}")
+        if self.min_score is not None and not 0.0 <= self.min_score <= 1.0:
+            raise ValueError(f"min_score must be in [0, 1], got {self.min_score}")
         if not 0.0 < self.iou_threshold <= 1.0:
             raise ValueError(f"iou_threshold must be in (0, 1], got {self.iou_threshold}")
         if self.max_detections < 1 or self.pre_nms_topk < 1:
