@@ -8,13 +8,14 @@ into a manifest whose defaults reproduce that library's own ``predict``.
 
 from __future__ import annotations
 
+import datetime as _dt
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from edgeseg.imports.model_file import ModelFile
-from edgeseg.manifest import Manifest
+from edgeseg.manifest import SCHEMA_VERSION, InputSpec, Letterbox, Manifest, OutputSpec, Thresholds
 
 
 @dataclass(frozen=True)
@@ -77,3 +78,46 @@ def precision_of(model: ModelFile) -> str:
     if "float16" in dtypes:
         return "fp16"
     return model.weight_precision or "fp32"
+
+
+def provenance(source: str, model: ModelFile, licence: str, upstream: dict, **extra) -> dict:
+    """The manifest's ``provenance`` of an imported model: source, time, importer, licence, the library's metadata."""
+    return {
+        "source": f"{source}: {model.path.name}",
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "importer": "edgeseg import",
+        **extra,
+        "license": licence,
+        "upstream": {k: str(v) for k, v in upstream.items()},
+    }
+
+
+def query_manifest(model: ModelFile, opts: ImportOptions, *, size: tuple[int, int], names: tuple[str, ...],
+                   queries: int, mean: tuple[float, ...], std: tuple[float, ...], resample: str,
+                   outputs: tuple[OutputSpec, ...], thresholds: dict, provenance: dict) -> Manifest:
+    """A ``query`` family manifest (Mask2Former, RF-DETR-Seg): the whole image stretched to ``size``, RGB / 255.
+
+    Args:
+        size: ``(H, W)`` of the model input.
+        queries: ``Q``; at most ``min(Q, 1000)`` instances per frame.
+        resample: The library's resize (:mod:`edgeseg.resample`, :mod:`edgeseg.preprocess`).
+        thresholds: The library's ``score``, ``score_strict`` and ``drop_empty_masks``.
+    """
+    inp = model.inputs[0]
+    return Manifest(
+        name=bundle_name(model.path, opts),
+        family="query",
+        format=model.format,
+        precision=opts.precision or precision_of(model),
+        model=model.path.name,
+        input=InputSpec(name=inp.name, shape=(1, 3, int(size[0]), int(size[1])), layout="NCHW", dtype=inp.dtype,
+                        color="RGB", scale=1.0 / 255.0, mean=mean, std=std,
+                        letterbox=Letterbox(pad_value=0, center=False, keep_aspect=False, resample=resample)),
+        outputs=outputs,
+        classes=names,
+        anchors=None,
+        thresholds=Thresholds(iou=0.5, max_detections=min(int(queries), 1000), pre_nms_topk=1000,
+                              class_agnostic=True, nms=False, **thresholds),
+        provenance=provenance,
+        schema_version=SCHEMA_VERSION,
+    )

@@ -26,11 +26,9 @@ logits at the original resolution (bilinear, ``> 0``; what rfdetr does with
 
 from __future__ import annotations
 
-import datetime as _dt
-
-from edgeseg.imports.base import ImportOptions, bundle_name, precision_of
+from edgeseg.imports.base import ImportOptions, provenance, query_manifest
 from edgeseg.imports.model_file import ImportFailed, ModelFile
-from edgeseg.manifest import SCHEMA_VERSION, InputSpec, Letterbox, Manifest, OutputSpec, Thresholds
+from edgeseg.manifest import Manifest, OutputSpec
 
 BOX_OUTPUT, CLASS_OUTPUT, MASK_OUTPUT = "dets", "labels", "masks"
 #: ``RFDETR.means`` / ``RFDETR.stds``, in 0..1 units.
@@ -68,31 +66,15 @@ class RFDETRSource:
                                f"{list(masks.shape)}")
         names = _names(opts, logits.shape[2], model)
         queries = logits.shape[1] or 100
-        return Manifest(
-            name=bundle_name(model.path, opts),
-            family="query",
-            format=model.format,
-            precision=opts.precision or precision_of(model),
-            model=model.path.name,
-            input=InputSpec(name=inp.name, shape=(1, 3, int(size[0]), int(size[1])), layout="NCHW", dtype=inp.dtype,
-                            color="RGB", scale=1.0 / 255.0, mean=IMAGENET_MEAN, std=IMAGENET_STD,
-                            letterbox=Letterbox(pad_value=0, center=False, keep_aspect=False, resample="torch-bilinear")),
+        return query_manifest(
+            model, opts, size=size, names=names, queries=queries, mean=IMAGENET_MEAN, std=IMAGENET_STD,
+            resample="torch-bilinear",
             outputs=(OutputSpec(name=CLASS_OUTPUT, role="class_logits", layout="BAC", activation="sigmoid"),
                      OutputSpec(name=MASK_OUTPUT, role="mask_logits", layout="NCHW", sampling="exact"),
                      OutputSpec(name=BOX_OUTPUT, role="boxes", layout="BAC", encoding="cxcywh", normalized=True)),
-            classes=names,
-            anchors=None,
-            thresholds=Thresholds(score=DEFAULT_THRESHOLD, iou=0.5, max_detections=min(int(queries), 1000),
-                                  pre_nms_topk=1000, class_agnostic=True, score_strict=True, nms=False,
-                                  drop_empty_masks=False),
-            provenance={
-                "source": f"{self.name}: {model.path.name}",
-                "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                "importer": "edgeseg import",
-                "license": self.licence_default,
-                "upstream": {k: str(v) for k, v in model.metadata.items() if k.startswith("rfdetr")},
-            },
-            schema_version=SCHEMA_VERSION,
+            thresholds={"score": DEFAULT_THRESHOLD, "score_strict": True, "drop_empty_masks": False},
+            provenance=provenance(self.name, model, self.licence_default,
+                                  {k: v for k, v in model.metadata.items() if k.startswith("rfdetr")}),
         )
 
 

@@ -24,12 +24,11 @@ logits at the original resolution, see README).
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 
-from edgeseg.imports.base import ImportOptions, bundle_name, precision_of
+from edgeseg.imports.base import ImportOptions, provenance, query_manifest
 from edgeseg.imports.model_file import ImportFailed, ModelFile
-from edgeseg.manifest import SCHEMA_VERSION, InputSpec, Letterbox, Manifest, OutputSpec, Thresholds
+from edgeseg.manifest import Manifest, OutputSpec
 
 CLASS_OUTPUT, MASK_OUTPUT = "class_queries_logits", "masks_queries_logits"
 #: ``IMAGENET_DEFAULT_MEAN`` / ``_STD`` of transformers, in 0..1 units.
@@ -84,30 +83,13 @@ class TransformersSource:
         queries = cls_out.shape[1] or 100
         mean = tuple(_json(meta, "image_mean") or IMAGENET_MEAN)
         std = tuple(_json(meta, "image_std") or IMAGENET_STD)
-        return Manifest(
-            name=bundle_name(model.path, opts),
-            family="query",
-            format=model.format,
-            precision=opts.precision or precision_of(model),
-            model=model.path.name,
-            input=InputSpec(name=inp.name, shape=(1, 3, int(size[0]), int(size[1])), layout="NCHW", dtype=inp.dtype,
-                            color="RGB", scale=1.0 / 255.0, mean=mean, std=std,
-                            letterbox=Letterbox(pad_value=0, center=False, keep_aspect=False, resample="torchvision-bilinear")),
+        return query_manifest(
+            model, opts, size=size, names=names, queries=queries, mean=mean, std=std, resample="torchvision-bilinear",
             outputs=(OutputSpec(name=CLASS_OUTPUT, role="class_logits", layout="BAC"),
                      OutputSpec(name=MASK_OUTPUT, role="mask_logits", layout="NCHW", sampling="transformers")),
-            classes=names,
-            anchors=None,
-            thresholds=Thresholds(score=DEFAULT_THRESHOLD, iou=0.5, max_detections=min(int(queries), 1000),
-                                  pre_nms_topk=1000, class_agnostic=True, score_strict=False, nms=False,
-                                  drop_empty_masks=True),
-            provenance={
-                "source": f"{self.name}: {model.path.name}",
-                "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                "importer": "edgeseg import",
-                "license": str(meta.get("licence") or self.licence_default),
-                "upstream": {k: str(v) for k, v in meta.items() if k in ("transformers_model", "transformers_version")},
-            },
-            schema_version=SCHEMA_VERSION,
+            thresholds={"score": DEFAULT_THRESHOLD, "score_strict": False, "drop_empty_masks": True},
+            provenance=provenance(self.name, model, str(meta.get("licence") or self.licence_default),
+                                  {k: v for k, v in meta.items() if k in ("transformers_model", "transformers_version")}),
         )
 
 

@@ -29,10 +29,9 @@ code is here):
 from __future__ import annotations
 
 import ast
-import datetime as _dt
 from dataclasses import dataclass
 
-from edgeseg.imports.base import ImportOptions, bundle_name, precision_of
+from edgeseg.imports.base import ImportOptions, bundle_name, precision_of, provenance
 from edgeseg.imports.model_file import ImportFailed, ModelFile, TensorInfo
 from edgeseg.manifest import SCHEMA_VERSION, InputSpec, Letterbox, Manifest, OutputSpec, Thresholds
 
@@ -132,16 +131,13 @@ class UltralyticsSource:
             anchors=None,
             thresholds=_PREDICT_V5 if lay.kind == "yolov5" else
             Thresholds(**{**_PREDICT.__dict__, "nms": lay.kind != "end2end"}),
-            provenance={
-                "source": f"{self.name}: {model.path.name}",
-                "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                "importer": "edgeseg import",
-                "layout": lay.kind,
+            provenance=provenance(
+                self.name, model,
                 # SPDX id first ("AGPL-3.0 License (https://...)" -> "AGPL-3.0"); the full text stays in upstream
-                "license": str(meta.get("license") or self.licence_default).split()[0],
-                "upstream": {k: str(v) for k, v in meta.items() if k in
-                             ("author", "version", "date", "description", "docs", "license", "task", "stride", "end2end")},
-            },
+                str(meta.get("license") or self.licence_default).split()[0],
+                {k: v for k, v in meta.items() if k in
+                 ("author", "version", "date", "description", "docs", "license", "task", "stride", "end2end")},
+                layout=lay.kind),
             schema_version=SCHEMA_VERSION,
         )
 
