@@ -158,6 +158,9 @@ class KernelDecoder:
             cand, kernels, features, mask_threshold=options.mask_threshold, nms_kernel=options.nms_kernel,
             sigma=options.sigma, update_threshold=options.update_threshold, max_detections=options.max_detections,
             class_agnostic=options.class_agnostic)
+        if options.min_score is not None:  # before any mask is rendered (the Decoder's floor then finds nothing to drop)
+            keep = score >= np.float32(options.min_score)
+            index, score, logits = index[keep], score[keep], logits[keep]
         t = reference_kernel.logit_threshold(options.mask_threshold)
         if t != 0:
             logits = logits - t

@@ -202,6 +202,8 @@ class QueryDecoder:
         thr = np.float32(options.score_threshold)
         kept = np.flatnonzero(score > thr if options.score_strict else score >= thr)
         kept = kept[np.argsort(-score[kept], kind="stable")][: options.max_detections]
+        if options.min_score is not None:  # before any mask is made (the Decoder's floor then finds nothing to drop)
+            kept = kept[score[kept] >= np.float32(options.min_score)]
         survivors = QTensor(maps.rows(query[kept]))
         if options.mask_sampling == "transformers":
             boxes, masks = tighten_all(queries.library_masks(survivors.data, letterbox.orig_size, options.score_grid))
