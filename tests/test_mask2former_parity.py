@@ -28,6 +28,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from mask_parity import assert_same_results
 from mask_parity import decode_rle as _decode_rle
 from mask_parity import iou as _iou
 
@@ -133,12 +134,7 @@ def test_exact_sampling_is_measured_against_the_library_and_c_equals_numpy(cli_r
     if not cpath.available():
         pytest.skip("C decoder extension not built")
     for name, c in _api_instances(bundle, pred, "exact", "c", monkeypatch).items():
-        n = numpy_results[name]
-        np.testing.assert_array_equal(c.boxes, n.boxes)
-        np.testing.assert_array_equal(c.scores, n.scores)
-        for a, b in zip(c.masks, n.masks, strict=True):
-            assert (a.x0, a.y0) == (b.x0, b.y0)
-            np.testing.assert_array_equal(a.bitmap, b.bitmap)
+        assert_same_results(c, numpy_results[name])
 
 
 def test_mask_forms_and_bad_outputs(cli_run):

@@ -23,7 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from mask_parity import decode_rle, iou
+from mask_parity import assert_same_results, decode_rle, iou
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURE = Path(__file__).parent / "fixtures" / "rfdetr"
@@ -89,11 +89,7 @@ def test_c_and_numpy_masks_are_equal(cli_run, monkeypatch):
         seg = edgeseg.load(cli_run[0])
         decoded[path] = [seg(cv2.imread(str(REPO / item["path"]))) for item in PRED["images"].values()]
     for n, c in zip(decoded["numpy"], decoded["c"], strict=True):
-        np.testing.assert_array_equal(c.boxes, n.boxes)
-        np.testing.assert_array_equal(c.scores, n.scores)
-        for a, b in zip(c.masks, n.masks, strict=True):
-            assert (a.x0, a.y0) == (b.x0, b.y0)
-            np.testing.assert_array_equal(a.bitmap, b.bitmap)
+        assert_same_results(c, n)
 
 
 def test_float_resize_gives_the_tensor_torch_gives(cli_run):
